@@ -1,0 +1,183 @@
+"""The WaLLoC model: WPT → one linear 1x1 analysis layer → companding → bottleneck, and back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .presets import Preset, Size, get_preset, get_size
+from .synthesis import Synthesis
+from .wavelets import iwpt, wpt
+
+# Companding constants from the published reference: y = 2L(Φ(x/s) − ½) lies in (−L, L),
+# so rounding lands in the int8 range [−127, 127].
+COMPAND_L = 127.499
+COMPAND_S = 127.0 / 1.85
+_PHI_EPS = 1e-4
+
+
+def compand(x: torch.Tensor) -> torch.Tensor:
+    return COMPAND_L * torch.erf(x / (COMPAND_S * math.sqrt(2.0)))
+
+
+def decompand(y: torch.Tensor) -> torch.Tensor:
+    u = (y / COMPAND_L).clamp(-1 + 2 * _PHI_EPS, 1 - 2 * _PHI_EPS)
+    return COMPAND_S * math.sqrt(2.0) * torch.erfinv(u)
+
+
+class CodecOutput(NamedTuple):
+    x_hat: torch.Tensor
+    mse: torch.Tensor
+    mse_wpt: torch.Tensor
+    latents: torch.Tensor
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Everything needed to rebuild a codec; stored as JSON beside its weights."""
+
+    preset: str
+    size: str = "small"
+    width: int | None = None
+    blocks: int | None = None
+    attention: bool | None = None
+
+    def resolved(self) -> tuple[Preset, Size]:
+        preset = get_preset(self.preset)
+        size = get_size(preset, self.size)
+        over = {k: v for k, v in (("width", self.width), ("blocks", self.blocks),
+                                   ("attention", self.attention)) if v is not None}
+        if over:
+            size = Size(**{**asdict(size), **over})
+        return preset, size
+
+
+class Codec(nn.Module):
+    """One class for images (2D) and stereo audio (1D), chosen by the preset.
+
+    Inputs: images ``[B, 3, H, W]`` in [−0.5, 0.5]; audio ``[B, 2, T]`` in [−1, 1]. Any size:
+    inputs are padded up to a multiple of 2^J (images: mirror; audio: zeros at the end) and
+    ``decode(z, size)`` crops back.
+    """
+
+    def __init__(self, preset: str | Preset = "rgb-16x", size: str = "small", **overrides) -> None:
+        super().__init__()
+        name = preset.name if isinstance(preset, Preset) else preset
+        self.config = CodecConfig(name, size, **overrides)
+        self.preset, self.size_spec = self.config.resolved()
+        p, s = self.preset, self.size_spec
+        conv = nn.Conv2d if p.dims == 2 else nn.Conv1d
+        self.analysis = conv(p.wpt_channels, p.latent_channels, 1)
+        self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
+                                   s.attention, s.kernel, s.kernel_1d)
+        self.lo, self.hi = (-0.5, 0.5) if p.modality == "image" else (-1.0, 1.0)
+
+    # -- geometry -------------------------------------------------------------------------
+    def latent_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
+        b = self.preset.block
+        return tuple(-(-n // b) for n in size)
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.preset.block
+        sizes = x.shape[2:]
+        extra = [(-n) % b for n in sizes]
+        if not any(extra):
+            return x
+        if self.preset.dims == 1:
+            return F.pad(x, (0, extra[0]))
+        for dim, (n, e) in zip((2, 3), zip(sizes, extra)):
+            if e:
+                # Mirror without repeating the edge sample, folding back as often as needed
+                # (works for 1-pixel-wide images where reflect padding cannot).
+                period = max(2 * n - 2, 1)
+                idx = torch.arange(n + e, device=x.device) % period
+                idx = torch.where(idx >= n, period - idx, idx)
+                x = x.index_select(dim, idx)
+        return x
+
+    # -- encoder --------------------------------------------------------------------------
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """Continuous analysis output (before companding), padded input."""
+        expected = self.preset.dims + 2
+        if x.dim() != expected or x.shape[1] != self.preset.channels:
+            raise ValueError(f"{self.preset.name} expects [B, {self.preset.channels}, ...] with "
+                             f"{expected} dims, got {tuple(x.shape)}")
+        return self.analysis(wpt(self._pad(x), self.preset.levels))
+
+    def latents(self, x: torch.Tensor) -> torch.Tensor:
+        """Companded latents before rounding, in (−127.5, 127.5): what downstream models train on."""
+        return compand(self.analyse(x))
+
+    def bottleneck(self, y: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        return torch.round(y)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio)."""
+        return torch.round(self.latents(x)).clamp_(-127, 127).to(torch.int8)
+
+    # -- decoder --------------------------------------------------------------------------
+    def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
+        """Reconstruction from int8 (or float) latents, cropped to ``size`` and clamped."""
+        y = z.to(self.analysis.weight.dtype) if not z.is_floating_point() else z
+        coeffs = self.synthesis(decompand(y), y)
+        x = iwpt(coeffs, self.preset.levels)
+        if size is not None:
+            x = x[(..., *(slice(0, n) for n in size))]
+        return x.clamp(self.lo, self.hi)
+
+    def forward(self, x: torch.Tensor) -> CodecOutput:
+        """Training pass: noisy (train) or rounded (eval) bottleneck, MSE in both domains."""
+        xp = self._pad(x)
+        target = wpt(xp, self.preset.levels)
+        y = compand(self.analysis(target))
+        y_q = self.bottleneck(y)
+        coeffs = self.synthesis(decompand(y_q), y_q)
+        x_hat = iwpt(coeffs, self.preset.levels)[(..., *(slice(0, n) for n in x.shape[2:]))]
+        return CodecOutput(x_hat, F.mse_loss(x_hat, x), F.mse_loss(coeffs, target), y)
+
+    # -- weights --------------------------------------------------------------------------
+    @property
+    def weight_hash(self) -> str:
+        """Short content hash of the weights: files record it, decoding checks it."""
+        h = hashlib.sha256()
+        for name, t in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def save(self, path: str | Path, half: bool = True, extra: dict | None = None) -> None:
+        """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata."""
+        from safetensors.torch import save_file
+
+        dtype = torch.float16 if half else torch.float32
+        tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
+        meta = {"config": json.dumps(asdict(self.config)), "format": "pywalloc-codec-1"}
+        if extra:
+            meta["info"] = json.dumps(extra)
+        save_file(tensors, str(path), metadata=meta)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Codec:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if "config" not in meta:
+                raise ValueError(f"{path} is not a pywalloc codec file (no config metadata)")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        codec = cls(**json.loads(meta["config"]))
+        codec.load_state_dict({k: v.float() for k, v in tensors.items()})
+        return codec.eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

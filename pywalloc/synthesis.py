@@ -1,0 +1,114 @@
+"""Decoder networks: 2D residual blocks for images, 1D dilated residual units for audio."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def _groups(width: int) -> int:
+    for g in (32, 16, 8, 4, 2):
+        if width % g == 0:
+            return g
+    return 1
+
+
+class Snake(nn.Module):
+    """x + sin²(αx)/α with a learned α per channel (periodic inductive bias for audio)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, channels, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.alpha
+        return x + torch.sin(a * x).pow(2) / (a + 1e-9)
+
+
+class ResBlock2d(nn.Module):
+    """GroupNorm → SiLU → 3x3 conv, twice, with an identity skip."""
+
+    def __init__(self, width: int, kernel: int = 3) -> None:
+        super().__init__()
+        pad = kernel // 2
+        self.body = nn.Sequential(
+            nn.GroupNorm(_groups(width), width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, kernel, padding=pad),
+            nn.GroupNorm(_groups(width), width),
+            nn.SiLU(),
+            nn.Conv2d(width, width, kernel, padding=pad),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResUnit1d(nn.Module):
+    """Dilated residual unit: for each dilation, activation → dilated conv → activation → 1x1."""
+
+    def __init__(self, width: int, kernel: int = 7, dilations=(1, 3, 9)) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(
+            nn.Sequential(
+                Snake(width),
+                nn.Conv1d(width, width, kernel, dilation=d, padding=d * (kernel // 2)),
+                Snake(width),
+                nn.Conv1d(width, width, 1),
+            )
+            for d in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            x = x + stage(x)
+        return x
+
+
+class SelfAttention(nn.Module):
+    """One global multi-head self-attention block over all positions (paper size only)."""
+
+    def __init__(self, width: int, dims: int, heads: int = 8) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(width), width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        seq = self.norm(x).flatten(2).transpose(1, 2)
+        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        return x + out.transpose(1, 2).reshape(shape)
+
+
+class Synthesis(nn.Module):
+    """Latents → wavelet coefficients: a linear 1x1 path plus a residual CNN correction.
+
+    The linear path alone is the best linear decoder (initialised as the pseudo-inverse of the
+    analysis layer); the CNN starts at zero output, so training starts from that decoder.
+    """
+
+    def __init__(self, latent: int, out: int, width: int, blocks: int, dims: int,
+                 attention: bool = False, kernel: int = 3, kernel_1d: int = 7) -> None:
+        super().__init__()
+        conv = nn.Conv2d if dims == 2 else nn.Conv1d
+        self.linear = conv(latent, out, 1)
+        layers: list[nn.Module] = [conv(latent, width, 1)]
+        for i in range(blocks):
+            layers.append(ResBlock2d(width, kernel) if dims == 2 else ResUnit1d(width, kernel_1d))
+            if attention and i == blocks // 2 - 1:
+                layers.append(SelfAttention(width, dims))
+        layers += [nn.GroupNorm(_groups(width), width), nn.SiLU(),
+                   conv(width, out, kernel if dims == 2 else kernel_1d,
+                        padding=(kernel if dims == 2 else kernel_1d) // 2)]
+        self.net = nn.Sequential(*layers)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+        for m in self.net.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m is not self.net[-1]:
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``z``: decompanded latents (linear path); ``y``: companded ones in [-127.5, 127.5]."""
+        return self.linear(z) + self.net(y * (1.0 / 32.0))
