@@ -1,0 +1,190 @@
+"""Lossless entropy coding of int8 latents: channels are tiled into one RGB picture and stored
+as lossless WebP (layout specified in docs/format.md, measurements in docs/entropy.md)."""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .errors import FormatError
+
+__all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_QUALITY",
+    "MAX_LATENT_VALUES",
+    "WEBP_MAX_SIDE",
+    "Layout",
+    "layout",
+    "pack",
+    "unpack",
+]
+
+# Chosen from benchmarks/entropy.py (docs/entropy.md): see the table there for the trade-off.
+DEFAULT_METHOD = 0
+DEFAULT_QUALITY = 0
+# Hard cap on the number of latent values a payload may decode to (guards memory: 2^28 int8
+# values is 256 MiB, and the canvas of such a payload is ~89 MPix, within Pillow's bomb limit).
+MAX_LATENT_VALUES = 2**28
+WEBP_MAX_SIDE = 16383  # VP8L stores width-1 and height-1 in 14 bits; libwebp caps at 16383
+# int8 -> uint8 by adding 128, done as XOR with the sign bit on the raw bytes (same result).
+_OFFSET = np.uint8(128)
+# Value of padding planes, empty tiles and fold tails: 128 is latent 0, a constant that the
+# WebP colour cache / backward references code in a handful of bits.
+_PAD = 128
+# What Pillow raises on malformed or hostile image data; all are reported as FormatError.
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError,
+               Image.DecompressionBombError)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each latent value sits in the WebP canvas (derived from the latent shape alone)."""
+
+    channels: int  # C
+    length: int  # values per channel (H*W or T)
+    tile_h: int
+    tile_w: int
+    folded: bool  # True: each channel's values are laid in raster order on tile_h x tile_w
+    grid_h: int  # tile rows
+    grid_w: int  # tile columns
+
+    @property
+    def tiles(self) -> int:
+        return -(-self.channels // 3)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """Canvas (height, width) in pixels."""
+        return self.grid_h * self.tile_h, self.grid_w * self.tile_w
+
+
+def _grid(tiles: int, th: int, tw: int) -> tuple[int, int] | None:
+    """Grid (rows, cols) of ``tiles`` tiles of th x tw: within WebP limits, roughly square."""
+    best: tuple[tuple[bool, int, float, int], int, int] | None = None
+    for gw in range(1, tiles + 1):
+        gh = -(-tiles // gw)
+        if gh * th > WEBP_MAX_SIDE or gw * tw > WEBP_MAX_SIDE:
+            continue
+        aspect = round(abs(math.log((gh * th) / (gw * tw))), 9)
+        # Any aspect within 2:1 counts as square enough; among those, fewest empty tiles.
+        key = (aspect > math.log(2), gh * gw - tiles, aspect, gw)
+        if best is None or key < best[0]:
+            best = (key, gh, gw)
+    return None if best is None else (best[1], best[2])
+
+
+def _check_shape(shape: Any, max_values: int) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise FormatError(f"latent shape must be a tuple of integers, got {shape!r}") from None
+    if len(dims) not in (2, 3) or min(dims) < 1:
+        raise FormatError(f"latent shape must be [C, T] or [C, H, W] with sizes >= 1, got {dims}")
+    if math.prod(dims) > max_values:
+        raise FormatError(
+            f"latent shape {dims} has {math.prod(dims)} values, above the cap of {max_values}"
+        )
+    return dims
+
+
+def layout(shape: tuple[int, ...], max_values: int = MAX_LATENT_VALUES) -> Layout:
+    """Canvas layout of latents of ``shape`` ([C, H, W] or [C, T]); FormatError if impossible."""
+    dims = _check_shape(shape, max_values)
+    c = dims[0]
+    tiles = -(-c // 3)
+    if len(dims) == 3:
+        h, w = dims[1:]
+        if h <= WEBP_MAX_SIDE and w <= WEBP_MAX_SIDE:
+            grid = _grid(tiles, h, w)
+            if grid is not None:
+                return Layout(c, h * w, h, w, False, *grid)
+    # 1-D signals, and images too elongated to fit: raster-order fold into near-square tiles.
+    n = math.prod(dims[1:])
+    tw = math.isqrt(n - 1) + 1  # ceil(sqrt(n))
+    th = -(-n // tw)
+    grid = _grid(tiles, th, tw)
+    if grid is None:
+        raise FormatError(f"latent shape {dims} does not fit in one WebP picture")
+    return Layout(c, n, th, tw, True, *grid)
+
+
+def _as_int8(z: Any) -> np.ndarray:
+    if hasattr(z, "detach"):  # torch.Tensor, without importing torch here
+        z = z.detach().cpu().numpy()
+    z = np.asarray(z)
+    if z.dtype != np.int8:
+        raise ValueError(f"latents must be int8, got dtype {z.dtype}")
+    return z
+
+
+def pack(z: Any, method: int = DEFAULT_METHOD, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode int8 latents ``[C, H, W]`` or ``[C, T]`` (numpy array or torch tensor) as lossless
+    WebP bytes. ``method`` (0-6) and ``quality`` (0-100) trade encoder time for size; decoding
+    needs only the bytes and the shape. Every int8 value round-trips exactly."""
+    z = _as_int8(z)
+    if not 0 <= method <= 6 or not 0 <= quality <= 100:
+        raise ValueError(f"method must be in 0..6 and quality in 0..100, got {method}, {quality}")
+    lay = layout(z.shape)
+    u = np.ascontiguousarray(z).view(np.uint8).reshape(lay.channels, -1)
+    th, tw, gw = lay.tile_h, lay.tile_w, lay.grid_w
+    if lay.folded and th * tw != lay.length:  # ragged last row: pad each channel's tail
+        padded = np.zeros((lay.channels, th * tw), np.uint8)  # raw byte 0 = latent 0
+        padded[:, : lay.length] = u
+        u = padded
+    planes = u.reshape(lay.channels, th, tw)
+    canvas = np.empty((lay.grid_h, th, gw, tw, 3), np.uint8)
+    for k in range(lay.grid_h * gw):
+        tile = canvas[k // gw, :, k % gw, :, :]  # (th, tw, 3) view
+        lo, hi = 3 * k, min(3 * k + 3, lay.channels)
+        if lo < hi:
+            np.bitwise_xor(planes[lo:hi].transpose(1, 2, 0), _OFFSET, out=tile[:, :, : hi - lo])
+        if hi - lo < 3:
+            tile[:, :, max(hi - lo, 0) :] = _PAD
+    rows, cols = lay.size
+    img = Image.frombuffer("RGB", (cols, rows), canvas, "raw", "RGB", 0, 1)
+    buf = io.BytesIO()
+    img.save(buf, format="WEBP", lossless=True, quality=quality, method=method, exact=True)
+    return buf.getvalue()
+
+
+def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VALUES) -> np.ndarray:
+    """Decode :func:`pack` output back to int8 latents of ``shape``. Raises FormatError if the
+    bytes are not a lossless WebP of the expected canvas, or if ``shape`` holds more than
+    ``max_values`` values (checked before anything is decoded)."""
+    lay = layout(shape, max_values)
+    rows, cols = lay.size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=["WEBP"])
+            if img.size != (cols, rows):  # checked on the header, before decoding pixels
+                raise FormatError(
+                    f"WebP payload is {img.size[0]}x{img.size[1]}, expected {cols}x{rows} "
+                    f"for latents of shape {tuple(shape)}"
+                )
+            if img.mode != "RGB":
+                raise FormatError(f"WebP payload has mode {img.mode}, expected RGB")
+            img.load()
+            canvas = np.asarray(img)
+    except FormatError:
+        raise
+    except _PIL_ERRORS as exc:
+        raise FormatError(f"payload is not a valid WebP image: {exc}") from None
+    th, tw, gw = lay.tile_h, lay.tile_w, lay.grid_w
+    canvas = canvas.reshape(lay.grid_h, th, gw, tw, 3)
+    out = np.empty((lay.channels, th, tw), np.uint8)
+    for k in range(lay.tiles):
+        lo, hi = 3 * k, min(3 * k + 3, lay.channels)
+        tile = canvas[k // gw, :, k % gw, :, : hi - lo]
+        np.bitwise_xor(tile.transpose(2, 0, 1), _OFFSET, out=out[lo:hi])
+    flat = out.view(np.int8).reshape(lay.channels, th * tw)
+    if lay.folded and th * tw != lay.length:
+        flat = np.ascontiguousarray(flat[:, : lay.length])
+    return flat.reshape(tuple(int(d) for d in shape))

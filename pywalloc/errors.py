@@ -1,0 +1,32 @@
+"""Exception hierarchy of pywalloc: every error the library raises on bad input derives from
+:class:`WallocError`, so callers (and the CLI) can catch one base class."""
+
+from __future__ import annotations
+
+__all__ = [
+    "FormatError",
+    "MediaError",
+    "UnsupportedInputError",
+    "WallocError",
+    "WeightsMismatchError",
+]
+
+
+class WallocError(Exception):
+    """Base class of all pywalloc errors."""
+
+
+class FormatError(WallocError, ValueError):
+    """A ``.wlc`` file (or a payload inside it) is malformed, truncated or corrupted."""
+
+
+class WeightsMismatchError(FormatError):
+    """A ``.wlc`` file was made with other codec weights than the ones used to decode it."""
+
+
+class MediaError(WallocError):
+    """An input image or audio file cannot be read or an output cannot be written."""
+
+
+class UnsupportedInputError(MediaError):
+    """The input is readable but of a kind pywalloc does not support (e.g. 5.1 audio)."""
