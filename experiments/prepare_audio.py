@@ -1,0 +1,44 @@
+"""Build the audio training folder: mixtures (lead + accomp) of the stems pieces plus the music tracks.
+
+    python experiments/prepare_audio.py --shared ../shared/data --out .devdata/audio
+
+Writes OUT/train/ (mixture FLACs of stems/train minus the held-out pieces, and links to the
+music-train tracks) and OUT/val/ (mixtures of the held-out pieces, for monitoring only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default="../shared/data")
+    ap.add_argument("--out", default=".devdata/audio")
+    ap.add_argument("--holdout", type=int, default=3, help="train pieces kept for validation")
+    args = ap.parse_args()
+    shared, out = Path(args.shared), Path(args.out)
+    pieces = sorted(p for p in (shared / "stems" / "train").iterdir() if p.is_dir())
+    val = set(pieces[:: max(1, len(pieces) // args.holdout)][: args.holdout])
+    for split in ("train", "val"):
+        (out / split).mkdir(parents=True, exist_ok=True)
+    for p in pieces:
+        lead, sr = sf.read(p / "lead.flac", dtype="float32")
+        acc, _ = sf.read(p / "accomp.flac", dtype="float32")
+        mix = np.clip(lead + acc, -1, 1)
+        split = "val" if p in val else "train"
+        sf.write(out / split / f"{p.name}.flac", mix, sr, subtype="PCM_16")
+    for track in sorted((shared / "music-train").glob("*.ogg")):
+        link = out / "train" / track.name
+        if not link.exists():
+            os.symlink(track.resolve(), link)
+    print(f"{len(pieces) - len(val)} train mixtures, {len(val)} val, plus music tracks -> {out}")
+
+
+if __name__ == "__main__":
+    main()

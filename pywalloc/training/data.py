@@ -1,0 +1,120 @@
+"""Training data streamed from disk: random image crops and random stereo audio segments."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
+
+
+def list_files(root: str | Path, suffixes: set[str]) -> list[Path]:
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no {'/'.join(sorted(suffixes))} files under {root}")
+    return files
+
+
+def _mirror_pad_to(x: np.ndarray, size: int) -> np.ndarray:
+    """Pad an HxWxC array by mirroring (repeatedly if needed) to at least size x size."""
+    h, w = x.shape[:2]
+    if h >= size and w >= size:
+        return x
+    def idx(n: int) -> np.ndarray:
+        period = max(2 * n - 2, 1)
+        i = np.arange(max(n, size)) % period
+        return np.where(i >= n, period - i, i)
+    return x[idx(h)][:, idx(w)]
+
+
+class ImageCrops(Dataset):
+    """Random ``crop`` x ``crop`` RGB crops with random flips, in [-0.5, 0.5].
+
+    Each file is decoded once per item and yields ``crops_per_image`` crops (stacked), which
+    keeps fast accelerators fed without holding the data set in memory.
+    """
+
+    def __init__(self, root: str | Path, crop: int = 256, repeats: int = 1,
+                 crops_per_image: int = 1) -> None:
+        self.files = list_files(root, IMAGE_SUFFIXES)
+        self.crop, self.repeats, self.k = crop, repeats, crops_per_image
+
+    def __len__(self) -> int:
+        return len(self.files) * self.repeats
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.files[i % len(self.files)]) as im:
+            arr = _mirror_pad_to(np.asarray(im.convert("RGB")), self.crop)
+        out = []
+        h, w = arr.shape[:2]
+        for _ in range(self.k):
+            top, left = random.randint(0, h - self.crop), random.randint(0, w - self.crop)
+            c = arr[top : top + self.crop, left : left + self.crop]
+            if random.random() < 0.5:
+                c = c[:, ::-1]
+            if random.random() < 0.5:
+                c = c[::-1]
+            out.append(torch.from_numpy(np.ascontiguousarray(c)).permute(2, 0, 1))
+        return torch.stack(out).float().div_(255.0).sub_(0.5)
+
+
+class AudioSegments(Dataset):
+    """Random stereo segments of ``length`` frames, read by seeking (mono files duplicated).
+
+    Each segment is scaled to a random peak in [min_peak, max_peak], matching the per-clip
+    peak normalisation the codec applies before encoding, and may swap channels.
+    """
+
+    def __init__(self, root: str | Path, length: int = 32768, repeats: int = 1,
+                 min_peak: float = 0.3, max_peak: float = 1.0, crops_per_file: int = 1) -> None:
+        import soundfile as sf
+
+        self.files = list_files(root, AUDIO_SUFFIXES)
+        self.frames = [sf.info(str(f)).frames for f in self.files]
+        self.length, self.repeats, self.k = length, repeats, crops_per_file
+        self.min_peak, self.max_peak = min_peak, max_peak
+
+    def __len__(self) -> int:
+        return len(self.files) * self.repeats
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import soundfile as sf
+
+        j = i % len(self.files)
+        out = []
+        with sf.SoundFile(str(self.files[j])) as f:
+            for _ in range(self.k):
+                start = random.randint(0, max(0, self.frames[j] - self.length))
+                f.seek(start)
+                seg = f.read(self.length, dtype="float32", always_2d=True)
+                seg = seg[:, :2] if seg.shape[1] >= 2 else np.repeat(seg, 2, axis=1)
+                if seg.shape[0] < self.length:
+                    seg = np.pad(seg, ((0, self.length - seg.shape[0]), (0, 0)))
+                if random.random() < 0.5:
+                    seg = seg[:, ::-1]
+                peak = float(np.abs(seg).max())
+                if peak > 1e-4:
+                    seg = seg * (random.uniform(self.min_peak, self.max_peak) / peak)
+                out.append(torch.from_numpy(np.ascontiguousarray(seg.T)))
+        return torch.stack(out)
+
+
+def make_dataset(modality: str, root: str | Path, crop: int, repeats: int = 1,
+                 per_item: int = 1) -> Dataset:
+    if modality == "image":
+        return ImageCrops(root, crop=crop, repeats=repeats, crops_per_image=per_item)
+    return AudioSegments(root, length=crop, repeats=repeats, crops_per_file=per_item)
+
+
+def collate(items: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(items, dim=0)

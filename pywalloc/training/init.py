@@ -1,0 +1,106 @@
+"""Start a codec at the best linear codec: PCA of the wavelet channels, at a chosen latent gain.
+
+The gain sets the quantisation step in the wavelet domain (about 1/(1.48·gain)) and so the
+bit rate; training keeps each analysis row at its initial norm, so the rate stays put.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..codec import Codec
+from ..wavelets import wpt
+from .data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, list_files
+
+# Latent gains chosen by measuring bits per pixel of lossless-WebP-packed PCA latents on
+# training photos (BSDS500), aiming below the bpp caps with room for Kodak; audio gains by the PSNR of the quantised
+# linear codec on training mixtures (docs/models.md).
+DEFAULT_GAIN = {"rgb-16x": 8.0, "rgb-4x": 20.0, "stereo-20x": 24.0, "stereo-5x": 40.0}
+
+
+def _image_chunks(files: list[Path], block: int):
+    from PIL import Image
+
+    for f in files:
+        with Image.open(f) as im:
+            a = np.asarray(im.convert("RGB"))
+        h, w = a.shape[0] // block * block, a.shape[1] // block * block
+        if h and w:
+            yield torch.from_numpy(a[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255 - 0.5
+
+
+def _audio_chunks(files: list[Path], block: int, chunk: int = 1 << 20):
+    import soundfile as sf
+
+    for f in files:
+        with sf.SoundFile(str(f)) as s:
+            while True:
+                a = s.read(chunk, dtype="float32", always_2d=True)
+                n = a.shape[0] // block * block
+                if n == 0:
+                    break
+                a = a[:n, :2] if a.shape[1] >= 2 else np.repeat(a[:n], 2, axis=1)
+                peak = np.abs(a).max()
+                if peak > 1e-4:  # match the codec's per-clip peak normalisation (roughly)
+                    a = a * (0.9 / peak)
+                yield torch.from_numpy(np.ascontiguousarray(a.T))[None]
+
+
+def wpt_statistics(codec: Codec, root: str | Path, max_files: int = 200):
+    """Mean and covariance (float64) of the codec's wavelet channels over training files."""
+    p = codec.preset
+    suffixes = IMAGE_SUFFIXES if p.modality == "image" else AUDIO_SUFFIXES
+    files = list_files(root, suffixes)
+    step = max(1, len(files) // max_files)
+    files = files[::step][:max_files]
+    chunks = _image_chunks(files, p.block) if p.modality == "image" else _audio_chunks(files, p.block)
+    n = p.wpt_channels
+    s = torch.zeros(n, n, dtype=torch.float64)
+    m = torch.zeros(n, dtype=torch.float64)
+    count = 0
+    with torch.no_grad():
+        for x in chunks:
+            c = wpt(x, p.levels)[0].reshape(n, -1).double()
+            s += c @ c.T
+            m += c.sum(1)
+            count += c.shape[1]
+    if count == 0:
+        raise ValueError(f"no usable training data under {root}")
+    m /= count
+    return m, s / count - torch.outer(m, m)
+
+
+def pca_init(codec: Codec, mean: torch.Tensor, cov: torch.Tensor, gain: float) -> torch.Tensor:
+    """Set analysis = gain·top-k eigenvectors and the linear synthesis path to its inverse.
+
+    Returns the explained variance of every component (for reports).
+    """
+    k = codec.preset.latent_channels
+    ev, vec = torch.linalg.eigh(cov)
+    order = ev.argsort(descending=True)
+    ev, vec = ev[order], vec[:, order]
+    top = vec[:, :k].T.float()  # [k, n]
+    mu = mean.float()
+    extra = (1,) * codec.preset.dims
+    with torch.no_grad():
+        codec.analysis.weight.copy_((gain * top).view(k, -1, *extra))
+        codec.analysis.bias.copy_(-gain * (top @ mu))
+        codec.synthesis.linear.weight.copy_((top.T / gain).view(-1, k, *extra))
+        codec.synthesis.linear.bias.copy_(mu)
+    return ev
+
+
+def analysis_row_norms(codec: Codec) -> torch.Tensor:
+    w = codec.analysis.weight.detach()
+    return w.flatten(1).norm(dim=1)
+
+
+def renorm_analysis(codec: Codec, norms: torch.Tensor) -> None:
+    """Project the analysis rows back to fixed norms (keeps the bit rate where it was set)."""
+    with torch.no_grad():
+        w = codec.analysis.weight
+        cur = w.flatten(1).norm(dim=1).clamp_min(1e-12)
+        w.mul_((norms.to(w) / cur).view(-1, *([1] * (w.dim() - 1))))

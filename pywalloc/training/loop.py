@@ -1,0 +1,212 @@
+"""The training loop: one process, or many under ``torchrun`` with DistributedDataParallel."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from ..codec import Codec
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import collate, make_dataset
+from .init import DEFAULT_GAIN, analysis_row_norms, pca_init, renorm_analysis, wpt_statistics
+from .validate import validate
+
+
+@dataclass
+class TrainConfig:
+    preset: str
+    data: str
+    out: str
+    size: str = "small"
+    val: str | None = None
+    steps: int = 20000
+    batch: int = 16
+    crop: int = 0  # 0: 256 for images, 32768 frames for audio
+    per_item: int = 1  # crops decoded per file read
+    lr: float = 1e-3
+    analysis_lr: float = 1e-4
+    warmup: int = 500
+    weight_decay: float = 1e-4
+    wpt_loss: float = 0.0
+    clip: float = 1.0
+    gain: float = 0.0  # 0: the preset's default
+    seed: int = 0
+    workers: int = 2
+    threads: int = 0
+    log_every: int = 50
+    val_every: int = 1000
+    ckpt_every: int = 500
+    max_minutes: float = 0.0
+    bf16: bool = False
+    resume: bool = False
+    device: str = "auto"
+    val_limit: int = 8
+    overrides: dict = field(default_factory=dict)
+
+
+def _lr_lambda(cfg: TrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def _setup_distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if world > 1 else 0
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return rank, world, local
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) a codec; returns the final metrics. Rank 0 writes ``cfg.out``."""
+    rank, world, local = _setup_distributed()
+    if cfg.device == "auto":
+        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed = cfg.seed + rank
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+
+    out = Path(cfg.out)
+    ckpt_dir = out / "checkpoint"
+    codec = Codec(cfg.preset, cfg.size, **cfg.overrides)
+    p = codec.preset
+    crop = cfg.crop or (256 if p.modality == "image" else 32768)
+    gain = cfg.gain or DEFAULT_GAIN.get(p.name, 8.0)
+    resuming = cfg.resume and (ckpt_dir / "state.json").is_file()
+    if not resuming:
+        mean, cov = wpt_statistics(codec, cfg.data)
+        pca_init(codec, mean, cov, gain)
+    codec.to(device)
+    norms = analysis_row_norms(codec).to(device)
+
+    enc_params = list(codec.analysis.parameters())
+    dec_params = [q for n, q in codec.named_parameters() if not n.startswith("analysis.")]
+    opt = torch.optim.AdamW([
+        {"params": dec_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+        {"params": enc_params, "lr": cfg.analysis_lr, "weight_decay": 0.0},
+    ])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    step = 0
+    if resuming:
+        step, extra = load_checkpoint(ckpt_dir, codec, opt, sched)
+        norms = torch.tensor(extra["norms"], device=device)
+    model = codec
+    if world > 1:
+        ddp_dev = [device.index] if device.type == "cuda" else None
+        model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=ddp_dev)
+
+    per_batch = max(1, cfg.batch // cfg.per_item)
+    ds = make_dataset(p.modality, cfg.data, crop, repeats=1, per_item=cfg.per_item)
+    if world > 1:
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    else:
+        gen = torch.Generator().manual_seed(cfg.seed + step)
+        sampler = RandomSampler(ds, replacement=True, num_samples=10**9, generator=gen)
+    loader = DataLoader(ds, batch_size=per_batch, sampler=sampler, num_workers=cfg.workers,
+                        collate_fn=collate, drop_last=True, persistent_workers=cfg.workers > 0,
+                        pin_memory=device.type == "cuda")
+
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    log_path = out / "log.csv"
+    new_log = not log_path.exists() or not resuming
+    logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
+    writer = csv.writer(logf) if logf else None
+    if writer and new_log:
+        writer.writerow(["step", "loss", "train_psnr", "val_psnr", "lr", "items_per_s", "minutes"])
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True,
+               file=sys.stderr, mininterval=2.0)
+    t0 = time.time()
+    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes > 0 else float("inf")
+    epoch = 0
+    seen, last_t, loss_acc, n_acc = 0, time.time(), 0.0, 0
+    val_psnr = float("nan")
+    peak2 = 1.0 if p.modality == "image" else 4.0  # image range 1, audio range 2
+    stop = False
+    model.train()
+    while step < cfg.steps and not stop:
+        if world > 1:
+            sampler.set_epoch(epoch)
+        for batch in loader:
+            batch = batch.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                res = model(batch)
+                loss = res.mse + cfg.wpt_loss * res.mse_wpt
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip > 0:
+                torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.clip)
+            opt.step()
+            sched.step()
+            renorm_analysis(codec, norms)
+            step += 1
+            seen += batch.shape[0] * world
+            loss_acc += float(res.mse.detach())
+            n_acc += 1
+            bar.update(1)
+            done = step >= cfg.steps or time.time() > deadline
+            if step % cfg.log_every == 0 or done:
+                now = time.time()
+                mse = loss_acc / max(1, n_acc)
+                psnr = 10 * math.log10(peak2 / max(mse, 1e-12))
+                rate = seen / max(1e-9, now - last_t)
+                bar.set_postfix(loss=f"{mse:.2e}", psnr=f"{psnr:.2f}", val=f"{val_psnr:.2f}",
+                                ips=f"{rate:.0f}")
+                if writer:
+                    writer.writerow([step, f"{mse:.6g}", f"{psnr:.3f}", f"{val_psnr:.3f}",
+                                     f"{sched.get_last_lr()[0]:.3g}", f"{rate:.1f}",
+                                     f"{(now - t0) / 60:.2f}"])
+                    logf.flush()
+                seen, last_t, loss_acc, n_acc = 0, now, 0.0, 0
+            if cfg.val and rank == 0 and (step % cfg.val_every == 0 or done):
+                val_psnr = validate(codec, cfg.val, limit=cfg.val_limit)["psnr"]
+                model.train()
+            if rank == 0 and (step % cfg.ckpt_every == 0 or done):
+                save_checkpoint(ckpt_dir, codec, opt, sched, step, {"norms": norms.tolist()})
+                codec.save(out / "model.safetensors", half=False,
+                           extra={"step": step, "gain": gain, "val_psnr": val_psnr})
+            if done:
+                stop = True
+                break
+        epoch += 1
+    bar.close()
+    if logf:
+        logf.close()
+    result = {"step": step, "val_psnr": val_psnr, "minutes": (time.time() - t0) / 60,
+              "weight_hash": codec.weight_hash}
+    if rank == 0:
+        (out / "result.json").write_text(json.dumps(result, indent=2))
+    if world > 1:
+        dist.barrier()
+    return result
