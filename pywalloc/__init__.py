@@ -10,14 +10,24 @@ from .wavelets import iwpt, wpt
 __version__ = "0.1.0"
 
 __all__ = [
-    "Codec", "CodecConfig", "PRESETS", "Preset", "WeightsNotFoundError", "available",
-    "compand", "decompand", "iwpt", "load", "wpt", "__version__",
+    "PRESETS",
+    "Codec",
+    "CodecConfig",
+    "Preset",
+    "WeightsNotFoundError",
+    "__version__",
+    "available",
+    "compand",
+    "decompand",
+    "iwpt",
+    "load",
+    "wpt",
 ]
 
 try:  # the file-format layer lands separately; the core works without it
-    from .api import compress, decompress  # noqa: F401
-    from .errors import FormatError  # noqa: F401
+    from .api import compress, decompress
+    from .errors import FormatError
 
-    __all__ += ["compress", "decompress", "FormatError"]
+    __all__ += ["FormatError", "compress", "decompress"]
 except ImportError:  # pragma: no cover
     pass

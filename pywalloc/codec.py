@@ -174,7 +174,7 @@ class Codec(nn.Module):
             meta = f.metadata() or {}
             if "config" not in meta:
                 raise ValueError(f"{path} is not a pywalloc codec file (no config metadata)")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
         codec = cls(**json.loads(meta["config"]))
         codec.load_state_dict({k: v.float() for k, v in tensors.items()})
         return codec.eval()

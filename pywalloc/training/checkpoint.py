@@ -47,8 +47,8 @@ def _int_keys(state: dict) -> dict:
     return state
 
 
-def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, scheduler,
-                    step: int, extra: dict) -> None:
+def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, step: int,
+                    extra: dict) -> None:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -64,7 +64,6 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, schedul
     meta = {
         "step": step,
         "optimizer": opt,
-        "scheduler": scheduler.state_dict(),
         "rng_numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
         "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
         "extra": extra,
@@ -73,13 +72,12 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, schedul
     _atomic(path / "state.json", lambda p: p.write_text(json.dumps(meta)))
 
 
-def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, scheduler) -> tuple[int, dict]:
+def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer) -> tuple[int, dict]:
     path = Path(path)
     tensors = load_file(str(path / "state.safetensors"))
     meta = json.loads((path / "state.json").read_text())
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     optimizer.load_state_dict(_int_keys(_join_state(meta["optimizer"], tensors)))
-    scheduler.load_state_dict(meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
     cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
     if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():

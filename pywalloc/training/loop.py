@@ -56,13 +56,14 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)
 
 
-def _lr_lambda(cfg: TrainConfig):
-    def f(step: int) -> float:
-        if step < cfg.warmup:
-            return (step + 1) / cfg.warmup
-        t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-    return f
+def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:
+    """Linear warm-up, then cosine decay over whichever budget (steps or minutes) ends first."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    if cfg.max_minutes > 0:
+        t = max(t, minutes / cfg.max_minutes)
+    return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 def _setup_distributed() -> tuple[int, int, int]:
@@ -112,11 +113,12 @@ def train(cfg: TrainConfig) -> dict:
         {"params": dec_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
         {"params": enc_params, "lr": cfg.analysis_lr, "weight_decay": 0.0},
     ])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    step = 0
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    step, minutes_before = 0, 0.0
     if resuming:
-        step, extra = load_checkpoint(ckpt_dir, codec, opt, sched)
+        step, extra = load_checkpoint(ckpt_dir, codec, opt)
         norms = torch.tensor(extra["norms"], device=device)
+        minutes_before = extra["minutes"]
     model = codec
     if world > 1:
         ddp_dev = [device.index] if device.type == "cuda" else None
@@ -138,7 +140,8 @@ def train(cfg: TrainConfig) -> dict:
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
     log_path = out / "log.csv"
     new_log = not log_path.exists() or not resuming
-    logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None
+    # Kept open for the whole run (flushed each log line), closed after the loop.
+    logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None  # noqa: SIM115
     writer = csv.writer(logf) if logf else None
     if writer and new_log:
         writer.writerow(["step", "loss", "train_psnr", "val_psnr", "lr", "items_per_s", "minutes"])
@@ -148,11 +151,11 @@ def train(cfg: TrainConfig) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True,
                file=sys.stderr, mininterval=2.0)
     t0 = time.time()
-    deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes > 0 else float("inf")
+    deadline = t0 + (cfg.max_minutes - minutes_before) * 60 if cfg.max_minutes > 0 else float("inf")
     epoch = 0
     seen, last_t, loss_acc, n_acc = 0, time.time(), 0.0, 0
     val_psnr = float("nan")
-    peak2 = 1.0 if p.modality == "image" else 4.0  # image range 1, audio range 2
+    peak2 = 1.0  # PSNR with peak 1: the image range [-0.5, 0.5], audio's full scale
     stop = False
     model.train()
     while step < cfg.steps and not stop:
@@ -163,12 +166,14 @@ def train(cfg: TrainConfig) -> dict:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 res = model(batch)
                 loss = res.mse + cfg.wpt_loss * res.mse_wpt
+            factor = lr_factor(cfg, step, minutes_before + (time.time() - t0) / 60)
+            for group, base in zip(opt.param_groups, base_lrs):
+                group["lr"] = base * factor
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.clip > 0:
                 torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.clip)
             opt.step()
-            sched.step()
             renorm_analysis(codec, norms)
             step += 1
             seen += batch.shape[0] * world
@@ -185,15 +190,16 @@ def train(cfg: TrainConfig) -> dict:
                                 ips=f"{rate:.0f}")
                 if writer:
                     writer.writerow([step, f"{mse:.6g}", f"{psnr:.3f}", f"{val_psnr:.3f}",
-                                     f"{sched.get_last_lr()[0]:.3g}", f"{rate:.1f}",
-                                     f"{(now - t0) / 60:.2f}"])
+                                     f"{opt.param_groups[0]['lr']:.3g}", f"{rate:.1f}",
+                                     f"{minutes_before + (now - t0) / 60:.2f}"])
                     logf.flush()
                 seen, last_t, loss_acc, n_acc = 0, now, 0.0, 0
             if cfg.val and rank == 0 and (step % cfg.val_every == 0 or done):
                 val_psnr = validate(codec, cfg.val, limit=cfg.val_limit)["psnr"]
                 model.train()
             if rank == 0 and (step % cfg.ckpt_every == 0 or done):
-                save_checkpoint(ckpt_dir, codec, opt, sched, step, {"norms": norms.tolist()})
+                save_checkpoint(ckpt_dir, codec, opt, step, {
+                    "norms": norms.tolist(), "minutes": minutes_before + (time.time() - t0) / 60})
                 codec.save(out / "model.safetensors", half=False,
                            extra={"step": step, "gain": gain, "val_psnr": val_psnr})
             if done:
@@ -203,7 +209,8 @@ def train(cfg: TrainConfig) -> dict:
     bar.close()
     if logf:
         logf.close()
-    result = {"step": step, "val_psnr": val_psnr, "minutes": (time.time() - t0) / 60,
+    result = {"step": step, "val_psnr": val_psnr,
+              "minutes": minutes_before + (time.time() - t0) / 60,
               "weight_hash": codec.weight_hash}
     if rank == 0:
         (out / "result.json").write_text(json.dumps(result, indent=2))
