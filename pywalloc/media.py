@@ -1,0 +1,344 @@
+"""Reading, normalising and atomically writing the images and audio files pywalloc encodes: every
+input becomes 8-bit RGB or float32 stereo, with what is needed to restore its original form."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import struct
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+import soundfile as sf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import MediaError, UnsupportedInputError
+
+__all__ = [
+    "AUDIO_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MAX_FRAMES",
+    "MAX_PIXELS",
+    "AudioInfo",
+    "ImageInfo",
+    "detect_modality",
+    "read_audio",
+    "read_image",
+    "resample_audio",
+    "write_audio",
+    "write_image",
+]
+
+MAX_PIXELS = 2**28  # same cap as the .wlc container
+MAX_FRAMES = 2**28
+# Output formats by suffix, with the save options used for each.
+IMAGE_SUFFIXES: dict[str, tuple[str, dict]] = {
+    ".png": ("PNG", {}),
+    ".jpg": ("JPEG", {"quality": 95}),
+    ".jpeg": ("JPEG", {"quality": 95}),
+    ".webp": ("WEBP", {"lossless": True}),  # decoded pictures are already lossy: keep them as is
+    ".tif": ("TIFF", {}),
+    ".tiff": ("TIFF", {}),
+    ".bmp": ("BMP", {}),
+}
+AUDIO_SUFFIXES: dict[str, str] = {".wav": "WAV", ".flac": "FLAC"}
+# Suffixes recognised as audio input (read through libsndfile) by detect_modality.
+_AUDIO_INPUT_SUFFIXES = {
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+    ".au", ".snd", ".caf", ".w64", ".rf64",
+}
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# What Pillow raises on malformed files (including broken EXIF): reported as MediaError.
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, MemoryError, TypeError, KeyError,
+               IndexError, struct.error, ZeroDivisionError)
+# The largest up/down factors accepted by resample_audio; every pair of common rates
+# (8 kHz .. 192 kHz, 44.1 kHz and 48 kHz families) stays below it.
+_MAX_RESAMPLE_FACTOR = 1000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """How an input image was normalised, to restore its form on decoding."""
+
+    mode: Literal["L", "RGB"]  # write the decoded picture back as this mode
+    source_mode: str  # Pillow mode as opened (e.g. 'P', 'RGBA', 'I;16', 'CMYK')
+    format: str | None  # Pillow format name ('PNG', 'JPEG', ...)
+    height: int  # after EXIF orientation
+    width: int
+    bits: int  # bits per sample of the source (8 or 16)
+    alpha_dropped: bool
+    orientation: int  # EXIF orientation that was applied (1: none)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What an input audio file was, before conversion to float32 stereo."""
+
+    channels: int  # 1 (mono, restored as mono) or 2
+    sample_rate: int  # of the file, before any resampling
+    frames: int  # of the file, before any resampling
+    format: str  # libsndfile container name ('WAV', 'FLAC', 'OGG', 'MP3', ...)
+    subtype: str  # libsndfile sample format ('PCM_16', 'FLOAT', 'VORBIS', ...)
+
+
+def _rawmode(img: Image.Image) -> str:
+    """Raw mode of the first tile (e.g. 'RGB;16B'): the only trace of 16-bit RGB PNG samples,
+    which Pillow reduces to 8 bits when loading."""
+    if not img.tile:
+        return ""
+    args = img.tile[0].args
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else ""
+
+
+def _to_rgb8(img: Image.Image, raw: str, name: str) -> tuple[np.ndarray, bool, bool, int]:
+    """(HxWx3 uint8, gray source, alpha dropped, source bits) from a loaded Pillow image whose
+    file's raw mode was ``raw``."""
+    mode = img.mode
+    gray = mode in _GRAY_MODES or raw.startswith(("LA;", "L;", "I;"))
+    alpha = mode in _ALPHA_MODES or (mode == "P" and "transparency" in img.info)
+    bits = 16 if (";16" in raw or mode.startswith("I")) else 8
+    if mode == "F":
+        raise UnsupportedInputError(f"cannot read image '{name}': floating-point images "
+                                    "are not supported")
+    if mode.startswith("I"):
+        # 16-bit (or 32-bit integer) grayscale: scale 0..65535 to 0..255 with rounding.
+        wide = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
+        plane = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+    elif gray:
+        plane = np.asarray(img.convert("L"))
+    else:
+        if alpha and mode == "P":
+            img = img.convert("RGBA")  # Pillow resolves palette transparency through RGBA
+        plane = np.asarray(img.convert("RGB"))
+    if plane.ndim == 2:
+        plane = np.repeat(plane[:, :, None], 3, axis=2)
+    return np.ascontiguousarray(plane), gray, alpha, bits
+
+
+def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+    """Read any Pillow-readable image as ``H x W x 3`` uint8 RGB.
+
+    EXIF orientation is applied. Grayscale (1-, 8- and 16-bit) is replicated to three channels and
+    reported as ``mode='L'``; alpha is dropped (colour kept as stored, not composited) and
+    16-bit samples reduced to 8 bits, each with a warning; palette, CMYK and YCbCr images are
+    converted to RGB; only the first frame of an animation is used (with a warning).
+    """
+    name = os.fspath(path)
+    try:
+        with Image.open(name) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise UnsupportedInputError(f"cannot read image '{name}': {width}x{height} "
+                                            f"pixels is above the limit of {max_pixels}")
+            frames = getattr(img, "n_frames", 1)
+            source_mode, fmt, raw = img.mode, img.format, _rawmode(img)  # raw: before load
+            img.load()
+            orientation = img.getexif().get(0x0112, 1)
+            orientation = orientation if orientation in range(1, 9) else 1
+            img = ImageOps.exif_transpose(img)
+            arr, gray, alpha, bits = _to_rgb8(img, raw, name)
+    except MediaError:
+        raise
+    except FileNotFoundError:
+        raise MediaError(f"cannot read image '{name}': file not found") from None
+    except UnidentifiedImageError:
+        raise UnsupportedInputError(f"cannot read image '{name}': not a recognised image "
+                                    "format") from None
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedInputError(f"cannot read image '{name}': {exc}") from None
+    except _PIL_ERRORS as exc:
+        raise MediaError(f"cannot read image '{name}': {exc}") from None
+    if frames > 1:
+        warnings.warn(f"'{name}' has {frames} frames; only the first is used", stacklevel=2)
+    if alpha:
+        warnings.warn(f"'{name}': alpha channel dropped (transparency is not encoded)",
+                      stacklevel=2)
+    if bits > 8:
+        warnings.warn(f"'{name}': {bits}-bit samples reduced to 8 bits", stacklevel=2)
+    info = ImageInfo("L" if gray else "RGB", source_mode, fmt, arr.shape[0], arr.shape[1], bits,
+                     alpha, orientation)
+    return arr, info
+
+
+def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], what: str) -> None:
+    """Write through a temporary file in the target folder, then rename it over ``path``, so
+    that a failure never leaves a half-written output."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        # os.open with 0o666 lets the umask set permissions, as for any new file.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, target)
+    except MediaError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise MediaError(f"cannot write {what} '{os.fspath(path)}': {exc}") from None
+
+
+def _suffix_format(path: str | os.PathLike, table: dict, what: str) -> object:
+    suffix = Path(path).suffix.lower()
+    if suffix not in table:
+        raise MediaError(f"cannot write {what} '{os.fspath(path)}': unsupported suffix "
+                         f"'{suffix}' (use {', '.join(table)})")
+    return table[suffix]
+
+
+def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -> None:
+    """Atomically write ``H x W x 3`` (or ``H x W``) uint8 pixels; the format follows the suffix
+    (:data:`IMAGE_SUFFIXES`). ``mode='L'`` stores grayscale, the rounded mean of the channels
+    (for a replicated-gray picture this averages out the codec's per-channel error)."""
+    fmt, options = _suffix_format(path, IMAGE_SUFFIXES, "image")  # type: ignore[misc]
+    arr = np.asarray(array)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] != 3):
+        raise ValueError(f"expected an HxWx3 or HxW uint8 array, got {arr.dtype} {arr.shape}")
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
+    if mode == "L" and arr.ndim == 3:
+        arr = ((arr.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8)
+    elif mode == "RGB" and arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    img = Image.fromarray(np.ascontiguousarray(arr))  # 2-D uint8 -> 'L', HxWx3 -> 'RGB'
+    _atomic_write(path, lambda fh: img.save(fh, format=fmt, **options), "image")
+
+
+def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling along axis 0 (``scipy.signal.resample_poly``, Kaiser-windowed FIR);
+    UnsupportedInputError for rate pairs whose reduced ratio needs factors above 1000."""
+    if sr_from == sr_to:
+        return data
+    g = math.gcd(sr_from, sr_to)
+    up, down = sr_to // g, sr_from // g
+    if max(up, down) > _MAX_RESAMPLE_FACTOR:
+        raise UnsupportedInputError(f"cannot resample {sr_from} Hz to {sr_to} Hz (ratio "
+                                    f"{up}/{down} is impractical); convert the file first")
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:  # scipy is optional: only needed when rates differ
+        raise UnsupportedInputError(f"resampling {sr_from} Hz to {sr_to} Hz needs scipy "
+                                    "(pip install scipy)") from None
+    return resample_poly(data, up, down, axis=0).astype(np.float32)
+
+
+def read_audio(
+    path: str | os.PathLike, sample_rate: int | None = None
+) -> tuple[np.ndarray, int, AudioInfo]:
+    """Read audio (WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF... via libsndfile) as float32
+    ``[frames, 2]``: mono is duplicated to both channels (``info.channels == 1`` to restore it),
+    more than two channels or no samples raise UnsupportedInputError. With ``sample_rate``, the
+    audio is resampled to it (:func:`resample_audio`); returns (data, rate of data, info)."""
+    name = os.fspath(path)
+    if not os.path.exists(name):
+        raise MediaError(f"cannot read audio '{name}': file not found")
+    try:
+        meta = sf.info(name)
+        if meta.channels > 2:
+            raise UnsupportedInputError(f"cannot read audio '{name}': it has {meta.channels} "
+                                        "channels; only mono and stereo are supported")
+        if meta.frames > MAX_FRAMES:
+            raise UnsupportedInputError(f"cannot read audio '{name}': {meta.frames} frames is "
+                                        f"above the limit of {MAX_FRAMES}")
+        data, rate = sf.read(name, dtype="float32", always_2d=True)
+    except MediaError:
+        raise
+    except (sf.SoundFileError, OSError, ValueError, TypeError, MemoryError) as exc:
+        raise MediaError(f"cannot read audio '{name}': {exc}") from None
+    if data.shape[0] == 0:
+        raise UnsupportedInputError(f"cannot read audio '{name}': it contains no samples")
+    if not np.isfinite(data).all():
+        raise UnsupportedInputError(f"cannot read audio '{name}': it contains NaN or infinite "
+                                    "samples")
+    info = AudioInfo(data.shape[1], int(rate), data.shape[0], meta.format, meta.subtype)
+    if data.shape[1] == 1:
+        data = np.repeat(data, 2, axis=1)
+    if sample_rate is not None and sample_rate != rate:
+        data, rate = resample_audio(data, int(rate), int(sample_rate)), int(sample_rate)
+    return np.ascontiguousarray(data), int(rate), info
+
+
+def write_audio(
+    path: str | os.PathLike, data: np.ndarray, sample_rate: int, subtype: str | None = None
+) -> None:
+    """Atomically write float samples ``[frames, channels]`` (or ``[frames]``) as WAV or FLAC by
+    suffix. ``subtype`` defaults to 'PCM_16'; for integer subtypes the samples are clipped to
+    [-1, 1] first (libsndfile would otherwise wrap around on overflow)."""
+    fmt = str(_suffix_format(path, AUDIO_SUFFIXES, "audio"))
+    subtype = subtype or "PCM_16"
+    if not sf.check_format(fmt, subtype):
+        raise MediaError(f"cannot write audio '{os.fspath(path)}': subtype {subtype!r} is not "
+                         f"available for {fmt}")
+    arr = np.asarray(data, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] not in (1, 2) or arr.shape[0] == 0:
+        raise ValueError(f"expected [frames, 1 or 2] samples, got shape {arr.shape}")
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample rate must be a positive integer, got {sample_rate!r}")
+    if subtype.startswith(("PCM", "ALAC", "ULAW", "ALAW")):
+        arr = np.clip(arr, -1.0, 1.0)
+
+    def save(fh: IO[bytes]) -> None:
+        sf.write(fh, arr, sample_rate, subtype=subtype, format=fmt)
+
+    _atomic_write(path, save, "audio")
+
+
+def _sniff(head: bytes) -> str | None:
+    """Modality from a file's first bytes, for the common containers."""
+    if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"RF64"):
+        return "audio"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image"
+    if head[:4] in (b"fLaC", b"OggS", b"FORM", b".snd", b"caff", b"RF64") or head[:3] == b"ID3":
+        return "audio"
+    if head[:3] == b"\xff\xd8\xff":  # JPEG start of image
+        return "image"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
+        return "audio"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:2] in (b"BM", b"II", b"MM") or head[:3] == b"GIF":
+        return "image"
+    return None
+
+
+def detect_modality(path: str | os.PathLike) -> Literal["image", "audio"]:
+    """'image' or 'audio' for an input file: by its first bytes when it exists and they are
+    recognised, else by its suffix; UnsupportedInputError when neither tells."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            found = _sniff(fh.read(16))
+        if found is None:  # less common formats: ask the decoders themselves
+            try:
+                with Image.open(name):
+                    found = "image"
+            except _PIL_ERRORS:
+                found = "audio" if _readable_audio(name) else None
+    except OSError:
+        found = None
+    if found is None:
+        suffix = Path(name).suffix.lower()
+        if suffix in _AUDIO_INPUT_SUFFIXES:
+            found = "audio"
+        elif suffix in Image.registered_extensions():
+            found = "image"
+    if found is None:
+        raise UnsupportedInputError(f"cannot tell whether '{name}' is an image or audio")
+    return found  # type: ignore[return-value]
+
+
+def _readable_audio(name: str) -> bool:
+    try:
+        sf.info(name)
+    except (sf.SoundFileError, OSError, ValueError, TypeError):
+        return False
+    return True
