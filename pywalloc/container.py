@@ -82,7 +82,8 @@ class Header:
             object.__setattr__(self, "padding", (0,) * (2 * len(self.shape)))
         for name in ("channels", "sample_rate", "entropy"):
             norm(name, operator.index)
-        norm("gain", lambda g: float(g) if isinstance(g, (int, float)) or hasattr(g, "dtype") else g)
+        norm("gain", lambda g: float(g) if isinstance(g, (int, float)) or hasattr(g, "dtype")
+             else g)
         norm("weights_hash", bytes)
 
 
@@ -97,7 +98,8 @@ def _validate(h: Header, exc: type[Exception]) -> None:
     image = h.modality == "image"
     if h.entropy not in _ENTROPY_CODINGS:
         raise exc(f"unknown entropy coding id {h.entropy}")
-    for name, value, limit in (("preset", h.preset, MAX_PRESET_LEN), ("mode", h.mode, MAX_MODE_LEN)):
+    texts = (("preset", h.preset, MAX_PRESET_LEN), ("mode", h.mode, MAX_MODE_LEN))
+    for name, value, limit in texts:
         if not isinstance(value, str) or len(value.encode()) > limit or not value.isprintable():
             raise exc(f"{name} must be printable text of at most {limit} bytes, got {value!r}")
     if not h.preset:
@@ -109,7 +111,8 @@ def _validate(h: Header, exc: type[Exception]) -> None:
     if len(h.shape) != ndim or not all(_is_int(d) and d >= 1 for d in h.shape):
         raise exc(f"{h.modality} shape must be {what} with sizes >= 1, got {h.shape}")
     if len(h.latent_shape) != lat_ndim or not all(_is_int(d) and d >= 1 for d in h.latent_shape):
-        raise exc(f"{h.modality} latent shape must have {lat_ndim} sizes >= 1, got {h.latent_shape}")
+        raise exc(f"{h.modality} latent shape must have {lat_ndim} sizes >= 1, "
+                  f"got {h.latent_shape}")
     if len(h.padding) != 2 * ndim or not all(_is_int(p) and 0 <= p < 2**32 for p in h.padding):
         raise exc(f"padding must be {2 * ndim} non-negative integers, got {h.padding}")
     padded = [d + h.padding[2 * i] + h.padding[2 * i + 1] for i, d in enumerate(h.shape)]
@@ -223,7 +226,8 @@ def read(blob: bytes | bytearray | memoryview) -> tuple[Header, bytes]:
     (ndim,) = cur.unpack("<B", "shape rank")
     expected_ndim = 2 if modality == 1 else 1
     if ndim != expected_ndim:
-        raise FormatError(f"{_MODALITIES[modality]} shape has rank {ndim}, expected {expected_ndim}")
+        raise FormatError(f"{_MODALITIES[modality]} shape has rank {ndim}, "
+                          f"expected {expected_ndim}")
     shape = cur.dims(ndim, "shape")
     padding = cur.dims(2 * ndim, "padding")
     (lat_ndim,) = cur.unpack("<B", "latent rank")

@@ -122,7 +122,9 @@ def _to_rgb8(img: Image.Image, raw: str, name: str) -> tuple[np.ndarray, bool, b
     return np.ascontiguousarray(plane), gray, alpha, bits
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, ImageInfo]:
+def read_image(
+    path: str | os.PathLike, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, ImageInfo]:
     """Read any Pillow-readable image as ``H x W x 3`` uint8 RGB.
 
     EXIF orientation is applied. Grayscale (1-, 8- and 16-bit) is replicated to three channels and

@@ -15,7 +15,8 @@ from pywalloc.errors import FormatError
 
 def _image_header(**kw: object) -> Header:
     base = {
-        "modality": "image", "preset": "rgb-16x", "weights_hash": bytes(range(8)), "shape": (61, 37),
+        "modality": "image", "preset": "rgb-16x", "weights_hash": bytes(range(8)),
+        "shape": (61, 37),
         "channels": 3, "latent_shape": (12, 8, 5), "padding": (0, 3, 1, 2), "mode": "RGB",
     }
     base.update(kw)

@@ -40,12 +40,13 @@ def _png16(path: Path, arr: np.ndarray) -> None:
     rows = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        crc = struct.pack(">I", zlib.crc32(kind + data))
+        return struct.pack(">I", len(data)) + kind + data + crc
 
     colour = {1: 0, 2: 4, 3: 2, 4: 6}[c]
     ihdr = struct.pack(">IIBBBBB", w, h, 16, colour, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows))
-                     + chunk(b"IEND", b""))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 # ---------------------------------------------------------------- images
@@ -214,7 +215,8 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path,
 # ---------------------------------------------------------------- audio
 
 
-def _tone(frames: int = 4410, channels: int = 2, sr: int = 44100, freq: float = 440.0) -> np.ndarray:
+def _tone(frames: int = 4410, channels: int = 2, sr: int = 44100,
+          freq: float = 440.0) -> np.ndarray:
     t = np.arange(frames) / sr
     return np.stack([0.5 * np.sin(2 * np.pi * freq * (c + 1) * t) for c in range(channels)],
                     axis=1).astype(np.float32)
