@@ -201,7 +201,8 @@ def train(cfg: TrainConfig) -> dict:
                 save_checkpoint(ckpt_dir, codec, opt, step, {
                     "norms": norms.tolist(), "minutes": minutes_before + (time.time() - t0) / 60})
                 codec.save(out / "model.safetensors", half=False,
-                           extra={"step": step, "gain": gain, "val_psnr": val_psnr})
+                           extra={"step": step, "gain": gain,
+                                  "val_psnr": None if math.isnan(val_psnr) else val_psnr})
             if done:
                 stop = True
                 break
@@ -209,7 +210,7 @@ def train(cfg: TrainConfig) -> dict:
     bar.close()
     if logf:
         logf.close()
-    result = {"step": step, "val_psnr": val_psnr,
+    result = {"step": step, "val_psnr": None if math.isnan(val_psnr) else val_psnr,
               "minutes": minutes_before + (time.time() - t0) / 60,
               "weight_hash": codec.weight_hash}
     if rank == 0:
