@@ -18,11 +18,14 @@ from .errors import FormatError
 __all__ = [
     "DEFAULT_METHOD",
     "DEFAULT_QUALITY",
+    "MAX_CHANNELS",
     "MAX_LATENT_VALUES",
     "WEBP_MAX_SIDE",
     "Layout",
+    "from_canvas",
     "layout",
     "pack",
+    "to_canvas",
     "unpack",
 ]
 
@@ -32,6 +35,9 @@ DEFAULT_QUALITY = 0
 # Hard cap on the number of latent values a payload may decode to (guards memory: 2^28 int8
 # values is 256 MiB, and the canvas of such a payload is ~89 MPix, within Pillow's bomb limit).
 MAX_LATENT_VALUES = 2**28
+# Bounds the grid search in layout() (one step per tile column), so that a hostile shape cannot
+# stall the decoder; the presets use at most 108 channels.
+MAX_CHANNELS = 3 * 1024
 WEBP_MAX_SIDE = 16383  # VP8L stores width-1 and height-1 in 14 bits; libwebp caps at 16383
 # int8 -> uint8 by adding 128, done as XOR with the sign bit on the raw bytes (same result).
 _OFFSET = np.uint8(128)
@@ -74,7 +80,7 @@ def _grid(tiles: int, th: int, tw: int) -> tuple[int, int] | None:
             continue
         aspect = round(abs(math.log((gh * th) / (gw * tw))), 9)
         # Any aspect within 2:1 counts as square enough; among those, fewest empty tiles.
-        key = (aspect > math.log(2), gh * gw - tiles, aspect, gw)
+        key = (aspect > math.log(2) + 1e-6, gh * gw - tiles, aspect, gw)
         if best is None or key < best[0]:
             best = (key, gh, gw)
     return None if best is None else (best[1], best[2])
@@ -87,6 +93,8 @@ def _check_shape(shape: Any, max_values: int) -> tuple[int, ...]:
         raise FormatError(f"latent shape must be a tuple of integers, got {shape!r}") from None
     if len(dims) not in (2, 3) or min(dims) < 1:
         raise FormatError(f"latent shape must be [C, T] or [C, H, W] with sizes >= 1, got {dims}")
+    if dims[0] > MAX_CHANNELS:
+        raise FormatError(f"{dims[0]} latent channels is above the limit of {MAX_CHANNELS}")
     if math.prod(dims) > max_values:
         raise FormatError(
             f"latent shape {dims} has {math.prod(dims)} values, above the cap of {max_values}"
@@ -124,13 +132,9 @@ def _as_int8(z: Any) -> np.ndarray:
     return z
 
 
-def pack(z: Any, method: int = DEFAULT_METHOD, quality: int = DEFAULT_QUALITY) -> bytes:
-    """Encode int8 latents ``[C, H, W]`` or ``[C, T]`` (numpy array or torch tensor) as lossless
-    WebP bytes. ``method`` (0-6) and ``quality`` (0-100) trade encoder time for size; decoding
-    needs only the bytes and the shape. Every int8 value round-trips exactly."""
+def to_canvas(z: Any) -> np.ndarray:
+    """The ``rows x cols x 3`` uint8 picture that :func:`pack` compresses (see :func:`layout`)."""
     z = _as_int8(z)
-    if not 0 <= method <= 6 or not 0 <= quality <= 100:
-        raise ValueError(f"method must be in 0..6 and quality in 0..100, got {method}, {quality}")
     lay = layout(z.shape)
     u = np.ascontiguousarray(z).view(np.uint8).reshape(lay.channels, -1)
     th, tw, gw = lay.tile_h, lay.tile_w, lay.grid_w
@@ -148,6 +152,17 @@ def pack(z: Any, method: int = DEFAULT_METHOD, quality: int = DEFAULT_QUALITY) -
         if hi - lo < 3:
             tile[:, :, max(hi - lo, 0) :] = _PAD
     rows, cols = lay.size
+    return canvas.reshape(rows, cols, 3)
+
+
+def pack(z: Any, method: int = DEFAULT_METHOD, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode int8 latents ``[C, H, W]`` or ``[C, T]`` (numpy array or torch tensor) as lossless
+    WebP bytes. ``method`` (0-6) and ``quality`` (0-100) trade encoder time for size; decoding
+    needs only the bytes and the shape. Every int8 value round-trips exactly."""
+    if not 0 <= method <= 6 or not 0 <= quality <= 100:
+        raise ValueError(f"method must be in 0..6 and quality in 0..100, got {method}, {quality}")
+    canvas = to_canvas(z)
+    rows, cols = canvas.shape[:2]
     img = Image.frombuffer("RGB", (cols, rows), canvas, "raw", "RGB", 0, 1)
     buf = io.BytesIO()
     img.save(buf, format="WEBP", lossless=True, quality=quality, method=method, exact=True)
@@ -177,6 +192,17 @@ def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VAL
         raise
     except _PIL_ERRORS as exc:
         raise FormatError(f"payload is not a valid WebP image: {exc}") from None
+    return from_canvas(canvas, shape, max_values)
+
+
+def from_canvas(
+    canvas: np.ndarray, shape: tuple[int, ...], max_values: int = MAX_LATENT_VALUES
+) -> np.ndarray:
+    """Inverse of :func:`to_canvas`: int8 latents of ``shape`` from the decoded picture."""
+    lay = layout(shape, max_values)
+    if canvas.shape != (*lay.size, 3) or canvas.dtype != np.uint8:
+        raise FormatError(f"canvas {canvas.dtype} {canvas.shape} does not match latent shape "
+                          f"{tuple(shape)}")
     th, tw, gw = lay.tile_h, lay.tile_w, lay.grid_w
     canvas = canvas.reshape(lay.grid_h, th, gw, tw, 3)
     out = np.empty((lay.channels, th, tw), np.uint8)

@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from pywalloc.entropy import WEBP_MAX_SIDE, layout, pack, unpack
+from pywalloc.entropy import (
+    MAX_CHANNELS,
+    WEBP_MAX_SIDE,
+    from_canvas,
+    layout,
+    pack,
+    to_canvas,
+    unpack,
+)
 from pywalloc.errors import FormatError
 
 IMAGE_SIZES = [(1, 1), (1, 97), (97, 1), (64, 96), (61, 37), (8, 8)]
@@ -143,3 +151,27 @@ def test_unpack_rejects_webp_with_alpha() -> None:
     Image.new("RGBA", (2, 2), (1, 2, 3, 4)).save(buf, "WEBP", lossless=True)
     with pytest.raises(FormatError, match="mode"):
         unpack(buf.getvalue(), (3, 2, 2))
+
+
+def test_canvas_is_the_documented_layout() -> None:
+    # Tile k holds channels 3k, 3k+1, 3k+2 as R, G, B, tiles in row-major grid order, +128.
+    z = _data("random", (7, 2, 2))
+    canvas = to_canvas(z)
+    assert canvas.shape == (4, 4, 3)  # 3 tiles of 2x2 on a 2x2 grid (one empty)
+    np.testing.assert_array_equal(canvas[0:2, 0:2, 1], z[1].astype(int) + 128)
+    np.testing.assert_array_equal(canvas[0:2, 2:4, 2], z[5].astype(int) + 128)
+    np.testing.assert_array_equal(canvas[2:4, 0:2, 0], z[6].astype(int) + 128)
+    assert (canvas[2:4, 0:2, 1:] == 128).all() and (canvas[2:4, 2:4] == 128).all()
+    np.testing.assert_array_equal(from_canvas(canvas, z.shape), z)
+    audio = _data("random", (3, 10))  # folded: rows of 4, tail padded with 128
+    folded = to_canvas(audio)
+    assert folded.shape == (3, 4, 3)
+    np.testing.assert_array_equal(folded.reshape(12, 3)[:10].T, audio.astype(int) + 128)
+    assert (folded.reshape(12, 3)[10:] == 128).all()
+
+
+def test_hostile_channel_count_is_refused_quickly() -> None:
+    with pytest.raises(FormatError, match="channels"):
+        layout((MAX_CHANNELS + 1, 1, 1))
+    with pytest.raises(FormatError, match="channels"):
+        unpack(b"", (2**27, 1, 1))
