@@ -106,6 +106,18 @@ def test_distances_grow_with_noise_and_are_symmetric():
     assert P.lpips(img, heavy) == pytest.approx(P.lpips(heavy, img), rel=1e-5)
 
 
+@needs_weights
+def test_scorer_with_cached_reference_matches_direct_calls():
+    img = _img(3)
+    rng = np.random.default_rng(4)
+    dist = np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
+    scorer = P.PerceptualScorer(img)
+    lp, ds = scorer.score(dist)
+    assert lp == pytest.approx(P.lpips(img, dist), rel=1e-5)
+    assert ds == pytest.approx(P.dists(img, dist), rel=1e-5)
+    assert scorer.score(img) == pytest.approx((0.0, 0.0), abs=1e-5)
+
+
 # ----------------------------------------------------------------------------- calibration
 def _calibration_rows() -> list[dict]:
     if not (CALIB / "values.csv").is_file():

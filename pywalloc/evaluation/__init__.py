@@ -6,8 +6,10 @@ are imported lazily by the submodules that need them, so importing this package 
 
 from __future__ import annotations
 
+from ..errors import WallocError
 
-class EvaluationError(Exception):
+
+class EvaluationError(WallocError):
     """Base class for errors raised by :mod:`pywalloc.evaluation`."""
 
 

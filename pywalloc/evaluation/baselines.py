@@ -53,14 +53,18 @@ class ImageBaseline:
         """Encode an HxWx3 uint8 image; returns the complete file bytes."""
         arr = np.asarray(img)
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-            raise BaselineCodecError(f"{self.name}: expected HxWx3 uint8, got {arr.dtype} {arr.shape}")
+            raise BaselineCodecError(
+                f"{self.name}: expected HxWx3 uint8, got {arr.dtype} {arr.shape}"
+            )
         if not self.available:
             raise BaselineCodecError(f"{self.name}: this Pillow build lacks {self.pil_feature}")
         buf = io.BytesIO()
         try:
             self._save(Image.fromarray(arr, "RGB"), buf, quality)
         except (OSError, ValueError) as exc:
-            raise BaselineCodecError(f"{self.name} encode failed at quality {quality}: {exc}") from exc
+            raise BaselineCodecError(
+                f"{self.name} encode failed at quality {quality}: {exc}"
+            ) from exc
         return buf.getvalue()
 
     def decode(self, blob: bytes) -> np.ndarray:
@@ -285,7 +289,7 @@ def match_audio_bitrate(
     """The compression level whose real kbps is closest to ``target_kbps`` (bisection on the
     level, which lowers the bitrate as it grows; the closest point tried is returned)."""
     lo, hi = 0.0, codec.level_max
-    tried = [_audio_point(codec, audio, sample_rate, lo), _audio_point(codec, audio, sample_rate, hi)]
+    tried = [_audio_point(codec, audio, sample_rate, lv) for lv in (lo, hi)]
     for _ in range(iterations):
         mid = 0.5 * (lo + hi)
         p = _audio_point(codec, audio, sample_rate, mid)

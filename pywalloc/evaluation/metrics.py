@@ -78,7 +78,7 @@ def psnr_rgb8(reference: np.ndarray, distorted: np.ndarray) -> float:
 
 
 def _to_nchw(img: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].double()
+    return torch.tensor(img, dtype=torch.float64).permute(2, 0, 1)[None]
 
 
 def _gauss_window() -> torch.Tensor:

@@ -21,11 +21,13 @@ from . import MetricInputError, MissingEvalDependencyError, UnsafeWeightsError
 __all__ = [
     "DISTS",
     "LPIPS",
+    "PerceptualScorer",
     "dists",
     "dists_model",
     "load_numpy_tree",
     "lpips",
     "lpips_model",
+    "to_unit_tensor",
 ]
 
 # The only globals a weight pickle may name: what numpy needs to rebuild a plain ndarray.
@@ -308,3 +310,33 @@ def dists(reference: np.ndarray, distorted: np.ndarray) -> float:
     """DISTS distance between two HxWx3 uint8 images, at native resolution."""
     x, y = _pair(reference, distorted)
     return float(dists_model()(x, y))
+
+
+class PerceptualScorer:
+    """LPIPS and DISTS against one fixed reference image, whose features are computed once.
+
+    Evaluating many decoded versions of the same image (codecs, bitrates) then costs one
+    forward pass per version per metric instead of two.
+    """
+
+    def __init__(self, reference: np.ndarray, device: str | torch.device = "cpu") -> None:
+        if min(np.shape(reference)[:2]) < 32:
+            raise MetricInputError("LPIPS/DISTS need images of at least 32x32 pixels")
+        self.device = torch.device(device)
+        self.shape = np.shape(reference)
+        self._lpips = lpips_model().to(self.device)
+        self._dists = dists_model().to(self.device)
+        with torch.inference_mode():
+            x = to_unit_tensor(reference).to(self.device)
+            self._ref_lpips = self._lpips.features(x)
+            self._ref_dists = self._dists.features(x)
+
+    @torch.inference_mode()
+    def score(self, distorted: np.ndarray) -> tuple[float, float]:
+        """(LPIPS, DISTS) of ``distorted`` against the reference."""
+        if np.shape(distorted) != self.shape:
+            raise MetricInputError(f"shape mismatch {self.shape} vs {np.shape(distorted)}")
+        y = to_unit_tensor(distorted).to(self.device)
+        lp = self._lpips.distance(self._ref_lpips, self._lpips.features(y))
+        ds = self._dists.distance(self._ref_dists, self._dists.features(y))
+        return float(lp), float(ds)

@@ -1,0 +1,176 @@
+"""Turn evaluation results into files: JSON with every number, a Markdown table shaped like the
+WaLLoC paper's Table 1 (images) / Table 2 (audio), and rate-distortion plots (PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from . import EvaluationError, MissingEvalDependencyError
+
+__all__ = ["markdown_table", "plot_rd", "to_jsonable", "write_outputs"]
+
+_NAMES = {"webp": "WebP", "jpeg": "JPEG", "jpeg2000": "JPEG 2000", "avif": "AVIF",
+          "opus": "Opus", "vorbis": "Vorbis", "mp3": "MP3"}
+
+_IMAGE_NOTES = (
+    ("DR: input values per latent value. CR: raw 24-bit RGB bytes / compressed bytes (container "
+    "header included). MS-SSIM dB = -10·log10(1 - MS-SSIM); LPIPS and DISTS dB = -10·log10(d). "
+    "dB columns are means of per-image dB values."),
+    ("Baselines are each re-encoded per image at the setting whose bpp is closest to the named "
+    "WaLLoC codec's bpp on that image."),
+)
+_AUDIO_NOTES = (
+    ("CR: 16-bit PCM bytes / compressed bytes (header included). PSNR with peak 1 over the clip; "
+    "SI-SDR per channel, averaged; SSDR/SRDR after Watcharasupat & Lerch (ICASSP 2024), 2 s "
+    "frames, 1 s hop. MSamples/s counts frames × channels."),
+    ("Baselines are re-encoded per clip at the setting whose real kbps is closest to the named "
+    "WaLLoC codec's kbps on that clip."),
+)
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON: +-inf become the strings "inf"/"-inf", NaN becomes null."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return "inf" if obj > 0 else "-inf"
+    return obj
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    return f"{value:.{digits}f}"
+
+
+def _label(row: dict) -> str:
+    if row["match"] is None:
+        return f"**WaLLoC {row['codec']}**"
+    return f"{_NAMES.get(row['codec'], row['codec'])} @ {row['match']} rate"
+
+
+def markdown_table(results: dict) -> str:
+    """The summary as a Markdown table (dB forms, raw values in parentheses) plus notes."""
+    meta, summary = results["meta"], results["summary"]
+    lines = []
+    if meta["modality"] == "image":
+        perceptual = meta.get("perceptual", False)
+        head = ["Codec", "DR", "CR", "bpp", "PSNR (dB)", "MS-SSIM dB (raw)"]
+        if perceptual:
+            head += ["LPIPS dB (raw)", "DISTS dB (raw)"]
+        head += ["Enc MPix/s", "Dec MPix/s"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in summary:
+            cells = [_label(r), _f(r["dr"], 1) + "×" if r["dr"] else "—", _f(r["cr"], 1) + "×",
+                     _f(r["bpp"], 3), _f(r["psnr"]),
+                     f"{_f(r['ms_ssim_db'])} ({_f(r['ms_ssim'], 4)})"]
+            if perceptual:
+                cells += [f"{_f(r['lpips_db'])} ({_f(r['lpips'], 4)})",
+                          f"{_f(r['dists_db'])} ({_f(r['dists'], 4)})"]
+            cells += [_f(r["enc_mps"], 1), _f(r["dec_mps"], 1)]
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = list(_IMAGE_NOTES)
+    else:
+        head = ["Codec", "DR", "CR", "kbps", "PSNR (dB)", "SI-SDR (dB)", "SSDR (dB)",
+                "SRDR (dB)", "Enc MSamples/s", "Dec MSamples/s"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in summary:
+            cells = [_label(r), _f(r["dr"], 1) + "×" if r["dr"] else "—", _f(r["cr"], 1) + "×",
+                     _f(r["kbps"], 1), _f(r["psnr"]), _f(r["si_sdr"]), _f(r["ssdr"]),
+                     _f(r["srdr"]), _f(r["enc_mps"], 1), _f(r["dec_mps"], 1)]
+            lines.append("| " + " | ".join(cells) + " |")
+        notes = list(_AUDIO_NOTES)
+    notes.append(f"{meta['items']} items from `{meta['data']}`; timings are wall clock, "
+                 f"warm-up excluded, torch threads = {meta['torch_threads']} "
+                 f"({meta['cpu_count']} CPUs), metrics device {meta['metrics_device']}.")
+    if meta.get("command"):
+        notes.append(f"Command: `{meta['command']}` ({meta['date']}).")
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+
+
+def plot_rd(results: dict, out_dir: Path) -> list[Path]:
+    """RD plots: PSNR and MS-SSIM (dB) vs bpp for images, PSNR and SI-SDR vs kbps for audio.
+    One line per baseline; WaLLoC codecs as labelled points joined by one line."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingEvalDependencyError("matplotlib") from exc
+    image = results["meta"]["modality"] == "image"
+    rate = "bpp" if image else "kbps"
+    panels = [("psnr", "PSNR (dB)", "rd_psnr.png")]
+    panels.append(("ms_ssim_db", "MS-SSIM (dB)", "rd_msssim.png") if image
+                  else ("si_sdr", "SI-SDR (dB)", "rd_sisdr.png"))
+    walloc = sorted((r for r in results["summary"] if r["match"] is None), key=lambda r: r[rate])
+    written = []
+    for key, ylabel, fname in panels:
+        fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+        for codec, pts in results["rd"].items():
+            xs = [p[rate] for p in pts if _finite(p.get(key))]
+            ys = [p[key] for p in pts if _finite(p.get(key))]
+            ax.plot(xs, ys, marker=".", label=_NAMES.get(codec, codec))
+        if walloc:
+            ax.plot([r[rate] for r in walloc], [r[key] for r in walloc], "k-", marker="*",
+                    markersize=11, label="WaLLoC")
+            for r in walloc:
+                ax.annotate(r["codec"], (r[rate], r[key]), textcoords="offset points",
+                            xytext=(5, -10), fontsize=8)
+        ax.set_xlabel("bits per pixel" if image else "kbit/s")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = out_dir / fname
+        fig.savefig(_tmp(path), format="png")
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(path.name + ".part")
+
+
+def write_outputs(results: dict, out_dir: str | Path) -> list[Path]:
+    """Write results.json, results.md and the RD plots into ``out_dir``.
+
+    Everything is first written to ``*.part`` files and only renamed into place once all of
+    them succeeded, so a failure leaves no half-written output behind.
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EvaluationError(f"cannot create output folder {out}: {exc}") from exc
+    targets = [out / "results.json", out / "results.md"]
+    try:
+        _tmp(targets[0]).write_text(json.dumps(to_jsonable(results), indent=1) + "\n")
+        _tmp(targets[1]).write_text(markdown_table(results))
+        targets += plot_rd(results, out)
+    except BaseException as exc:
+        for t in targets + [out / "rd_psnr.png", out / "rd_msssim.png", out / "rd_sisdr.png"]:
+            _tmp(t).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise EvaluationError(f"cannot write results to {out}: {exc}") from exc
+        raise
+    for t in targets:
+        os.replace(_tmp(t), t)
+    return targets
