@@ -144,13 +144,14 @@ def to_canvas(z: Any) -> np.ndarray:
         u = padded
     planes = u.reshape(lay.channels, th, tw)
     canvas = np.empty((lay.grid_h, th, gw, tw, 3), np.uint8)
-    for k in range(lay.grid_h * gw):
-        tile = canvas[k // gw, :, k % gw, :, :]  # (th, tw, 3) view
-        lo, hi = 3 * k, min(3 * k + 3, lay.channels)
-        if lo < hi:
-            np.bitwise_xor(planes[lo:hi].transpose(1, 2, 0), _OFFSET, out=tile[:, :, : hi - lo])
-        if hi - lo < 3:
-            tile[:, :, max(hi - lo, 0) :] = _PAD
+    # One plane at a time: the inner loop then runs along a contiguous row of the plane (writing
+    # every third byte), ~6x faster than interleaving three planes in one strided copy.
+    for c in range(lay.channels):
+        k = c // 3
+        np.bitwise_xor(planes[c], _OFFSET, out=canvas[k // gw, :, k % gw, :, c % 3])
+    for c in range(lay.channels, 3 * lay.grid_h * gw):  # padding planes and empty tiles
+        k = c // 3
+        canvas[k // gw, :, k % gw, :, c % 3] = _PAD
     rows, cols = lay.size
     return canvas.reshape(rows, cols, 3)
 
@@ -206,10 +207,9 @@ def from_canvas(
     th, tw, gw = lay.tile_h, lay.tile_w, lay.grid_w
     canvas = canvas.reshape(lay.grid_h, th, gw, tw, 3)
     out = np.empty((lay.channels, th, tw), np.uint8)
-    for k in range(lay.tiles):
-        lo, hi = 3 * k, min(3 * k + 3, lay.channels)
-        tile = canvas[k // gw, :, k % gw, :, : hi - lo]
-        np.bitwise_xor(tile.transpose(2, 0, 1), _OFFSET, out=out[lo:hi])
+    for c in range(lay.channels):  # plane by plane, as in to_canvas
+        k = c // 3
+        np.bitwise_xor(canvas[k // gw, :, k % gw, :, c % 3], _OFFSET, out=out[c])
     flat = out.view(np.int8).reshape(lay.channels, th * tw)
     if lay.folded and th * tw != lay.length:
         flat = np.ascontiguousarray(flat[:, : lay.length])
