@@ -51,6 +51,7 @@ class TrainConfig:
     max_minutes: float = 0.0
     bf16: bool = False
     resume: bool = False
+    init: str | None = None  # start from these weights (fine-tuning) instead of PCA
     device: str = "auto"
     val_limit: int = 8
     overrides: dict = field(default_factory=dict)
@@ -101,7 +102,9 @@ def train(cfg: TrainConfig) -> dict:
     crop = cfg.crop or (256 if p.modality == "image" else 32768)
     gain = cfg.gain or DEFAULT_GAIN.get(p.name, 8.0)
     resuming = cfg.resume and (ckpt_dir / "state.json").is_file()
-    if not resuming:
+    if not resuming and cfg.init:
+        codec.load_state_dict(Codec.from_file(cfg.init).state_dict())
+    elif not resuming:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
     codec.to(device)
