@@ -79,6 +79,9 @@ class Codec(nn.Module):
         self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
                                    s.attention, s.kernel, s.kernel_1d)
         self.lo, self.hi = (-0.5, 0.5) if p.modality == "image" else (-1.0, 1.0)
+        # Training bottleneck: additive uniform noise (the published recipe); False rounds
+        # instead, for fine-tuning the decoder alone on the latents it will really see.
+        self.train_noise = True
 
     # -- geometry -------------------------------------------------------------------------
     def latent_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -117,7 +120,7 @@ class Codec(nn.Module):
         return compand(self.analyse(x))
 
     def bottleneck(self, y: torch.Tensor) -> torch.Tensor:
-        if self.training:
+        if self.training and self.train_noise:
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
         return torch.round(y)
 

@@ -21,6 +21,7 @@ _HELP = {
     "resume": "continue from OUT/checkpoint exactly (model, optimizer, schedule, RNG)",
     "bf16": "bf16 autocast (GPU)",
     "threads": "torch CPU threads (0 = torch default)",
+    "decoder_only": "freeze the encoder; train the decoder on rounded latents (fine-tuning)",
     "init": "start from these weights (.safetensors) instead of the PCA initialisation",
 }
 

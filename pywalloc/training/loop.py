@@ -52,6 +52,7 @@ class TrainConfig:
     bf16: bool = False
     resume: bool = False
     init: str | None = None  # start from these weights (fine-tuning) instead of PCA
+    decoder_only: bool = False  # freeze the analysis layer and train on rounded latents
     device: str = "auto"
     val_limit: int = 8
     overrides: dict = field(default_factory=dict)
@@ -107,15 +108,18 @@ def train(cfg: TrainConfig) -> dict:
     elif not resuming:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
+    if cfg.decoder_only:
+        codec.train_noise = False
+        codec.analysis.requires_grad_(False)
     codec.to(device)
     norms = analysis_row_norms(codec).to(device)
 
-    enc_params = list(codec.analysis.parameters())
+    enc_params = [q for q in codec.analysis.parameters() if q.requires_grad]
     dec_params = [q for n, q in codec.named_parameters() if not n.startswith("analysis.")]
-    opt = torch.optim.AdamW([
-        {"params": dec_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
-        {"params": enc_params, "lr": cfg.analysis_lr, "weight_decay": 0.0},
-    ])
+    groups = [{"params": dec_params, "lr": cfg.lr, "weight_decay": cfg.weight_decay}]
+    if enc_params:
+        groups.append({"params": enc_params, "lr": cfg.analysis_lr, "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups)
     base_lrs = [g["lr"] for g in opt.param_groups]
     step, minutes_before = 0, 0.0
     if resuming:
