@@ -151,12 +151,22 @@ class Codec(nn.Module):
     # -- weights --------------------------------------------------------------------------
     @property
     def weight_hash(self) -> str:
-        """Short content hash of the weights: files record it, decoding checks it."""
+        """Short content hash of the weights: files record it, decoding checks it.
+
+        Cached until any weight tensor changes (tensor version counters tell in-place updates).
+        """
+        state = sorted(self.state_dict().items())
+        stamp = tuple((id(t), t._version) for _, t in state)
+        cached = getattr(self, "_hash_cache", None)
+        if cached and cached[0] == stamp:
+            return cached[1]
         h = hashlib.sha256()
-        for name, t in sorted(self.state_dict().items()):
+        for name, t in state:
             h.update(name.encode())
             h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        digest = h.hexdigest()[:16]
+        self._hash_cache = (stamp, digest)
+        return digest
 
     def save(self, path: str | Path, half: bool = True, extra: dict | None = None) -> None:
         """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata."""
