@@ -1,18 +1,21 @@
 """CDF 9/7 wavelet packet transform (JPEG 2000 / PyWavelets ``bior4.4``), periodized, in 1D and 2D.
 
-Several levels along one axis are fused into a single strided convolution (one filter per
-packet phase), so a full packet tree costs one or two convolutions per axis, not one per subband.
+Several levels along one axis are fused into one polyphase convolution over blocks of 2^s samples,
+so a full packet tree costs one convolution and one layout copy per axis and fused stage.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["wpt", "iwpt", "ANALYSIS_LOW", "ANALYSIS_HIGH"]
+__all__ = ["ANALYSIS_HIGH", "ANALYSIS_LOW", "iwpt", "tune_allocator", "wpt"]
 
 # Analysis filters as taps at offsets t (sample 2n+t feeds coefficient n), as PyWavelets
 # applies bior4.4 in periodization mode. Low-pass: t = -4..4; high-pass: t = -2..4.
@@ -27,8 +30,9 @@ ANALYSIS_HIGH = (
 )
 _LOW_T0, _HIGH_T0 = -4, -2
 
-# Levels fused into one convolution. Longer fusions cost more multiply-adds per sample
-# (the composite filters grow as 9·2^s) but fewer passes over memory.
+# Levels fused into one convolution. A fused stage of s levels costs about 8·2^s multiply-adds
+# per sample, but each stage also costs a full layout copy, so 3-4 levels per stage is the sweet
+# spot on CPU (measured with benchmarks/wavelets.py).
 MAX_FUSE_1D = 4
 MAX_FUSE_2D = 3
 
@@ -51,12 +55,12 @@ def _packet_reference(x: np.ndarray, levels: int) -> np.ndarray:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _stage_kernels(levels: int) -> tuple[np.ndarray, int, np.ndarray, int]:
     """Composite analysis and synthesis kernels of a fused ``levels``-level packet stage.
 
     Analysis: out[p, n] = sum_u A[p, u] * x[B*n + a0 + u]   (B = 2^levels, periodic x).
-    Synthesis: x[B*n + s0 + u] += sum_p S[p, u] * X[p, n]   (transposed convolution).
+    Synthesis: x[B*n + s0 + u] += sum_p S[p, u] * X[p, n].
     Both are read off the exact circulant operator on a period long enough not to alias;
     the synthesis side is its numerical inverse, so no synthesis filter algebra is needed.
     """
@@ -83,6 +87,125 @@ def _stage_kernels(levels: int) -> tuple[np.ndarray, int, np.ndarray, int]:
     return analysis, a0, synthesis, s0
 
 
+@functools.cache
+def _poly_weights(levels: int, synthesis: bool) -> tuple[np.ndarray, int]:
+    """Polyphase form of a fused stage: weight [B_out, B_in, K] and left pad ``lo`` (blocks).
+
+    With x split into blocks of B = 2^levels samples (block m, phase q: sample B*m + q), both
+    directions become one periodic correlation over blocks:
+    out[c, m] = sum_{c', j} W[c, c', j] * in[c', m + j - lo].
+    Analysis maps sample phases to subbands, synthesis maps subbands back to sample phases.
+    """
+    analysis, a0, synth, s0 = _stage_kernels(levels)
+    b = 2**levels
+    if not synthesis:
+        u = np.arange(analysis.shape[1])
+        shift, phase = np.divmod(a0 + u, b)  # sample a0 + u of block 0 = phase of block `shift`
+        lo = int(-shift.min())
+        weight = np.zeros((b, b, int(shift.max()) + lo + 1))
+        for p in range(b):
+            weight[p, phase, shift + lo] = analysis[p]
+        return weight, lo
+    # Coefficient X[p, n] adds S[p, u] to sample B*n + s0 + u, i.e. to output block
+    # m = n + shift, phase r: the correlation offset of the input is n - m = -shift.
+    u = np.arange(synth.shape[1])
+    shift, phase = np.divmod(s0 + u, b)
+    offset = -shift
+    lo = int(-offset.min())
+    weight = np.zeros((b, b, int(offset.max()) + lo + 1))
+    for p in range(b):
+        weight[phase, p, offset + lo] = synth[p]
+    # The numerical inverse leaves ~1e-17 residue where the exact filters are zero.
+    weight[np.abs(weight) < 1e-14 * np.abs(weight).max()] = 0.0
+    return weight, lo
+
+
+_TENSOR_CACHE: dict = {}
+
+
+def _weights(levels: int, synthesis: bool, device: torch.device, dtype: torch.dtype):
+    """(rows, cols, lo): conv2d weights of a fused stage acting along the last or the first
+    spatial axis (channels-last, as the data), cached per device and dtype."""
+    key = (levels, synthesis, device, dtype)
+    hit = _TENSOR_CACHE.get(key)
+    if hit is None:
+        weight, lo = _poly_weights(levels, synthesis)
+        w = torch.as_tensor(weight, dtype=dtype, device=device)
+        rows = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        cols = w.unsqueeze(3).contiguous(memory_format=torch.channels_last)
+        hit = (rows, cols, lo)
+        _TENSOR_CACHE[key] = hit
+    return hit
+
+
+def tune_allocator() -> bool:
+    """Keep large freed blocks in glibc's heap so big tensors reuse already-mapped pages.
+
+    By default glibc serves every allocation above 32 MiB with a fresh mmap and unmaps it on
+    free, so each such tensor pays its page faults again (about 30 ms per 50 MB here, more than
+    a whole convolution pass). Raising the mmap and trim thresholds once per process removes
+    that cost; the price is that the process keeps its peak heap instead of returning it to
+    the OS. Returns False (and changes nothing) where glibc's ``mallopt`` is unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
+def _conv_blocks(xb: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Valid correlation of channels-last blocks [N, R, L, Ci] along L -> [N, R, L-K+1, Co].
+
+    The permuted view is exactly the channels-last layout, so the convolution reads the data
+    in place and writes its result in the same blocked order (no reorders inside oneDNN).
+    """
+    n, r, length, ci = xb.shape
+    # Rows go into the batch so the batch is never 1: PyTorch sends small batch-1 inputs to
+    # its reference convolution, which is orders of magnitude slower on channels-last data.
+    out = F.conv2d(xb.reshape(n * r, 1, length, ci).permute(0, 3, 1, 2), weight)
+    return out.permute(0, 2, 3, 1).reshape(n, r, out.shape[-1], -1)
+
+
+def _periodic_conv(xb: torch.Tensor, weight: torch.Tensor, lo: int):
+    """Periodic correlation along dim 2 of [N, R, n, Ci] blocks, as (first block, piece) pairs.
+
+    The bulk is computed straight from the input; only the K-1 outputs whose window wraps
+    around come from a small stitched strip, so the input is never copied whole.
+    """
+    n = xb.shape[2]
+    k = weight.shape[-1]
+    hi = k - 1 - lo
+    if n < 2 * k:
+        idx = (torch.arange(n + k - 1, device=xb.device) - lo) % n
+        return [(0, _conv_blocks(xb.index_select(2, idx), weight))]
+    strip = torch.cat([xb[:, :, n - k + 1 :], xb[:, :, : k - 1]], dim=2)
+    edge = _conv_blocks(strip, weight)  # blocks n-hi .. n-1, then 0 .. lo-1
+    pieces = [(lo, _conv_blocks(xb, weight)), (n - hi, edge[:, :, :hi])]
+    if lo:
+        pieces.append((0, edge[:, :, hi:]))
+    return pieces
+
+
+def _fill_pad(z: torch.Tensor, dim: int, lo: int, n: int) -> None:
+    """Fill the periodic margins of ``z`` along ``dim`` (main part at [lo, lo+n)) in place."""
+    hi = z.shape[dim] - lo - n
+    if n >= lo and n >= hi:
+        if lo:
+            z.narrow(dim, 0, lo).copy_(z.narrow(dim, n, lo))
+        if hi:
+            z.narrow(dim, lo + n, hi).copy_(z.narrow(dim, lo, hi))
+        return
+    for j in [*range(lo), *range(lo + n, lo + n + hi)]:
+        z.narrow(dim, j, 1).copy_(z.narrow(dim, lo + (j - lo) % n, 1))
+
+
 def _plan(levels: int, max_fuse: int) -> list[int]:
     """Split ``levels`` into near-equal fused stages of at most ``max_fuse`` levels."""
     if levels <= 0:
@@ -92,70 +215,8 @@ def _plan(levels: int, max_fuse: int) -> list[int]:
     return [base + 1] * extra + [base] * (count - extra)
 
 
-@functools.lru_cache(maxsize=None)
-def _interleave_perm(levels: int) -> tuple[int, ...]:
-    """Map 2D channel order (level-wise LL,LH,HL,HH digits) to the (row phase, col phase) grid."""
-    b = 2**levels
-    perm = []
-    for target in range(4**levels):
-        bh = bw = 0
-        for lev in range(levels):
-            digit = (target >> (2 * (levels - 1 - lev))) & 3
-            bh = (bh << 1) | (digit & 1)
-            bw = (bw << 1) | (digit >> 1)
-        perm.append(bh * b + bw)
-    return tuple(perm)
-
-
-_TENSOR_CACHE: dict = {}
-
-
-def _kernels(levels: int, device: torch.device, dtype: torch.dtype):
-    key = (levels, device, dtype)
-    hit = _TENSOR_CACHE.get(key)
-    if hit is None:
-        analysis, a0, synthesis, s0 = _stage_kernels(levels)
-        hit = (
-            torch.as_tensor(analysis, dtype=dtype, device=device),
-            a0,
-            torch.as_tensor(synthesis, dtype=dtype, device=device),
-            s0,
-        )
-        _TENSOR_CACHE[key] = hit
-    return hit
-
-
-def _periodic_window(x: torch.Tensor, dim: int, start: int, length: int) -> torch.Tensor:
-    """x[(start + i) mod n for i in range(length)] along ``dim``, by slicing where possible."""
-    n = x.shape[dim]
-    if 0 <= start and start + length <= n:
-        return x.narrow(dim, start, length)
-    if -n <= start < 0 and 0 <= start + length <= 2 * n:
-        left = x.narrow(dim, n + start, -start)
-        mid = x.narrow(dim, 0, min(n, start + length))
-        parts = [left, mid]
-        if start + length > n:
-            parts.append(x.narrow(dim, 0, start + length - n))
-        return torch.cat(parts, dim=dim)
-    idx = (torch.arange(length, device=x.device) + start) % n
-    return x.index_select(dim, idx)
-
-
-def _circular_fold(y: torch.Tensor, dim: int, n: int, offset: int) -> torch.Tensor:
-    """Wrap a transposed-convolution output of any length onto a period of n, shifted by offset."""
-    length = y.shape[dim]
-    reps = -(-length // n)
-    if reps * n != length:
-        pad = [0, 0] * (y.dim() - 1 - dim % y.dim()) + [0, reps * n - length]
-        y = F.pad(y, pad)
-    shape = list(y.shape)
-    d = dim % y.dim()
-    y = y.reshape(*shape[:d], reps, n, *shape[d + 1 :]).sum(d)
-    return torch.roll(y, shifts=offset, dims=d) if offset % n else y
-
-
 def _check(x: torch.Tensor, levels: int, spatial: int) -> None:
-    if not isinstance(levels, int) or levels < 0:
+    if not isinstance(levels, int) or isinstance(levels, bool) or levels < 0:
         raise ValueError(f"levels must be a non-negative integer, got {levels!r}")
     if not x.is_floating_point():
         raise TypeError(f"wavelet transforms need a floating-point tensor, got {x.dtype}")
@@ -164,82 +225,130 @@ def _check(x: torch.Tensor, levels: int, spatial: int) -> None:
         raise ValueError(f"spatial size {tuple(sizes)} is not divisible by 2^{levels}")
 
 
-def _analysis_1d(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """[M, N] -> [M, 2^levels, N / 2^levels] for one fused stage."""
-    kernel, a0, _, _ = _kernels(levels, x.device, x.dtype)
-    b, taps = kernel.shape
-    xp = _periodic_window(x, -1, a0, x.shape[-1] - b + taps)
-    return F.conv1d(xp.unsqueeze(1), kernel.unsqueeze(1), stride=b)
+# --------------------------------------------------------------------------------------- 1D
 
 
-def _synthesis_1d(y: torch.Tensor, levels: int) -> torch.Tensor:
-    """[M, 2^levels, N'] -> [M, N' * 2^levels] for one fused stage."""
-    _, _, kernel, s0 = _kernels(levels, y.device, y.dtype)
-    b = kernel.shape[0]
-    full = F.conv_transpose1d(y, kernel.unsqueeze(1), stride=b).squeeze(1)
-    return _circular_fold(full, -1, y.shape[-1] * b, s0)
+def _analysis_1d(x: torch.Tensor, s: int) -> torch.Tensor:
+    """[M, L] -> [M, 2^s, L/2^s] for one fused stage."""
+    b = 2**s
+    m, length = x.shape
+    n = length // b
+    rows, _, lo = _weights(s, False, x.device, x.dtype)
+    out = x.new_empty(m, b, n)
+    for start, piece in _periodic_conv(x.reshape(1, m, n, b), rows, lo):
+        out[:, :, start : start + piece.shape[2]] = piece[0].transpose(1, 2)
+    return out
+
+
+def _synthesis_1d(y: torch.Tensor, s: int) -> torch.Tensor:
+    """[M, 2^s, n] -> [M, n * 2^s] for one fused stage."""
+    m, b, n = y.shape
+    rows, _, lo = _weights(s, True, y.device, y.dtype)
+    z = y.new_empty(1, m, n + rows.shape[-1] - 1, b)
+    z[0, :, lo : lo + n] = y.transpose(1, 2)
+    _fill_pad(z, 2, lo, n)
+    return _conv_blocks(z, rows).reshape(m, n * b)
 
 
 def _wpt1(x: torch.Tensor, levels: int) -> torch.Tensor:
-    bsz, ch, n = x.shape
-    out = x.reshape(bsz * ch, n)
-    width = 1
+    bsz, ch, length = x.shape
+    out = x.reshape(bsz * ch, length)
     for s in _plan(levels, MAX_FUSE_1D):
-        out = _analysis_1d(out, s)  # [M*width, 2^s, n']
-        width *= 2**s
-        out = out.reshape(-1, out.shape[-1])
-    return out.reshape(bsz, ch * width, -1)
+        out = _analysis_1d(out, s).reshape(-1, out.shape[-1] >> s)
+    return out.reshape(bsz, ch << levels, length >> levels)
 
 
 def _iwpt1(y: torch.Tensor, levels: int) -> torch.Tensor:
     bsz, ch, n = y.shape
     out = y
     for s in reversed(_plan(levels, MAX_FUSE_1D)):
+        out = _synthesis_1d(out.reshape(-1, 2**s, out.shape[-1]), s)
+    return out.reshape(bsz, ch >> levels, n << levels)
+
+
+# --------------------------------------------------------------------------------------- 2D
+
+
+@functools.cache
+def _digit_perm(s: int) -> tuple[int, ...]:
+    """Permutation taking [N, nh, p_w bits, nw, p_h bits] to [N, channel bits, nh, nw].
+
+    Channel digits are (p_w bit, p_h bit) per level, level 1 most significant, matching
+    PyWavelets' dwt2 order cA, cH, cV, cD within each level.
+    """
+    bits = []
+    for level in range(s):
+        bits += [2 + level, 3 + s + level]
+    return (0, *bits, 1, 2 + s)
+
+
+def _band_order(s: int, device: torch.device) -> torch.Tensor:
+    """Channel index of subband (p_w, p_h), listed in p_w-major order."""
+    key = ("bands", s, device)
+    hit = _TENSOR_CACHE.get(key)
+    if hit is None:
         b = 2**s
-        out = _synthesis_1d(out.reshape(-1, b, out.shape[-1]), s)
-    return out.reshape(bsz, ch // 2**levels, n * 2**levels)
+        index = torch.arange(4**s).view(*([2] * (2 * s)))
+        # Channel bits are (w1, h1, w2, h2, ...); list them as (w1, w2, ..., h1, h2, ...).
+        order = [2 * level for level in range(s)] + [2 * level + 1 for level in range(s)]
+        hit = index.permute(order).reshape(b * b).to(device)
+        _TENSOR_CACHE[key] = hit
+    return hit
 
 
-def _analysis_2d(x: torch.Tensor, levels: int) -> torch.Tensor:
-    """[M, H, W] -> [M, 4^levels, H/2^s, W/2^s] for one fused stage (both axes)."""
-    kernel, a0, _, _ = _kernels(levels, x.device, x.dtype)
-    b, taps = kernel.shape
-    m, h, w = x.shape
-    xp = _periodic_window(x, 1, a0, h - b + taps)
-    rows = F.conv2d(xp.unsqueeze(1), kernel.view(b, 1, taps, 1), stride=(b, 1))  # [m,b,h',w]
-    rows = rows.reshape(m * b, h // b, w)
-    rows = _periodic_window(rows, 2, a0, w - b + taps)
-    grid = F.conv2d(rows.unsqueeze(1), kernel.view(b, 1, 1, taps), stride=(1, b))
-    grid = grid.reshape(m, b * b, h // b, w // b)
-    perm = torch.tensor(_interleave_perm(levels), device=x.device)
-    return grid.index_select(1, perm)
+def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
+    """[N, H, W] -> [N, 4^s, H/2^s, W/2^s] for one fused stage (both axes)."""
+    b = 2**s
+    n, h, w = x.shape
+    nh, nw = h // b, w // b
+    rows, cols, lo = _weights(s, False, x.device, x.dtype)
+    k = rows.shape[-1]
+    # Along W, straight from the input. Its result is copied with the row phase q_h moved
+    # innermost (so the H pass is a channels-last convolution too) and the column subband p_w
+    # moved in front of nw; each block row is reordered within itself, which keeps the copy
+    # cache-local, and the H pass treats (p_w, nw) as one long spatial axis.
+    z = x.new_empty(n, nh + k - 1, b, nw, b)  # [N, row block (padded), p_w, nw, q_h]
+    for start, piece in _periodic_conv(x.reshape(n, h, nw, b), rows, lo):
+        span = piece.shape[2]
+        z[:, lo : lo + nh, :, start : start + span] = piece.reshape(n, nh, b, span, b).permute(
+            0, 1, 4, 3, 2
+        )
+    _fill_pad(z, 1, lo, nh)
+    grid = F.conv2d(z.view(n, nh + k - 1, w, b).permute(0, 3, 1, 2), cols)
+    grid = grid.permute(0, 2, 3, 1).reshape(n, nh, *([2] * s), nw, *([2] * s))
+    out = x.new_empty(n, 4**s, nh, nw)
+    out.view(n, *([2] * (2 * s)), nh, nw).copy_(grid.permute(_digit_perm(s)))
+    return out
 
 
-def _synthesis_2d(y: torch.Tensor, levels: int) -> torch.Tensor:
-    """[M, 4^levels, H', W'] -> [M, H'*2^s, W'*2^s] for one fused stage."""
-    _, _, kernel, s0 = _kernels(levels, y.device, y.dtype)
-    b, taps = kernel.shape
-    m, _, hh, ww = y.shape
-    inv = torch.empty(4**levels, dtype=torch.long)
-    inv[torch.tensor(_interleave_perm(levels))] = torch.arange(4**levels)
-    grid = y.index_select(1, inv.to(y.device))  # [m, bh*b + bw, h', w']
-    grid = grid.reshape(m * b, b, hh, ww)
-    cols = F.conv_transpose2d(grid, kernel.view(b, 1, 1, taps), stride=(1, b))
-    cols = _circular_fold(cols.squeeze(1), 2, ww * b, s0)  # [m*b, h', W]
-    cols = cols.reshape(m, b, hh, ww * b)
-    full = F.conv_transpose2d(cols, kernel.view(b, 1, taps, 1), stride=(b, 1))
-    return _circular_fold(full.squeeze(1), 1, hh * b, s0)
+def _synthesis_2d(y: torch.Tensor, s: int) -> torch.Tensor:
+    """[N, 4^s, H', W'] -> [N, H'*2^s, W'*2^s] for one fused stage (mirror of the analysis)."""
+    b = 2**s
+    n, _, nh, nw = y.shape
+    rows, cols, lo = _weights(s, True, y.device, y.dtype)
+    k = rows.shape[-1]
+    # Gather the subband planes into (p_w, p_h) order first: a transpose whose innermost
+    # dimensions are single channel digits (size 2) would crawl.
+    bands = y.index_select(1, _band_order(s, y.device)).view(n, b, b, nh, nw)
+    z = y.new_empty(n, nh + k - 1, b, nw, b)  # [N, nh (padded), p_w, nw, p_h]
+    z[:, lo : lo + nh] = bands.permute(0, 3, 1, 4, 2)
+    _fill_pad(z, 1, lo, nh)
+    mid = F.conv2d(z.view(n, nh + k - 1, nw * b, b).permute(0, 3, 1, 2), cols)
+    mid = mid.permute(0, 2, 3, 1).reshape(n, nh, b, nw, b)  # [N, nh, p_w, nw, q_h]
+    u = y.new_empty(n, nh, b, nw + k - 1, b)  # [N, nh, q_h, nw (padded), p_w]
+    u[:, :, :, lo : lo + nw] = mid.permute(0, 1, 4, 3, 2)
+    _fill_pad(u, 3, lo, nw)
+    out = _conv_blocks(u.view(n, nh * b, nw + k - 1, b), rows)  # [N, H, nw, q_w]
+    return out.reshape(n, nh * b, nw * b)
 
 
 def _wpt2(x: torch.Tensor, levels: int) -> torch.Tensor:
     bsz, ch, h, w = x.shape
     out = x.reshape(bsz * ch, h, w)
-    width = 1
     for s in _plan(levels, MAX_FUSE_2D):
         out = _analysis_2d(out, s)
-        width *= 4**s
         out = out.reshape(-1, out.shape[-2], out.shape[-1])
-    return out.reshape(bsz, ch * width, out.shape[-2], out.shape[-1])
+    return out.reshape(bsz, ch << (2 * levels), h >> levels, w >> levels)
 
 
 def _iwpt2(y: torch.Tensor, levels: int) -> torch.Tensor:
@@ -247,7 +356,7 @@ def _iwpt2(y: torch.Tensor, levels: int) -> torch.Tensor:
     out = y
     for s in reversed(_plan(levels, MAX_FUSE_2D)):
         out = _synthesis_2d(out.reshape(-1, 4**s, out.shape[-2], out.shape[-1]), s)
-    return out.reshape(bsz, ch // 4**levels, h * 2**levels, w * 2**levels)
+    return out.reshape(bsz, ch >> (2 * levels), h << levels, w << levels)
 
 
 def wpt(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -271,6 +380,10 @@ def iwpt(y: torch.Tensor, levels: int) -> torch.Tensor:
     """Inverse of :func:`wpt` (perfect reconstruction up to floating-point rounding)."""
     if y.dim() not in (3, 4):
         raise ValueError(f"iwpt expects a 3D or 4D tensor, got shape {tuple(y.shape)}")
+    if not isinstance(levels, int) or isinstance(levels, bool) or levels < 0:
+        raise ValueError(f"levels must be a non-negative integer, got {levels!r}")
+    if not y.is_floating_point():
+        raise TypeError(f"wavelet transforms need a floating-point tensor, got {y.dtype}")
     per = (2 if y.dim() == 3 else 4) ** levels
     if y.shape[1] % per:
         raise ValueError(f"{y.shape[1]} channels is not a multiple of {per} for {levels} levels")
