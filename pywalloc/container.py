@@ -52,7 +52,8 @@ class Header:
     (image: top, bottom, left, right; audio: start, end) as applied by the codec; empty means
     no padding. ``mode`` is the original image mode to restore (``'L'``/``'RGB'``) or, for audio,
     the source's soundfile subtype (may be empty). ``gain`` is the normalisation applied before
-    encoding (audio per-clip gain; 1.0 for images). ``weights_hash`` identifies the weights.
+    encoding (audio per-clip gain; 1.0 for images). ``weights_hash`` identifies the weights:
+    8 bytes, or given as 16 hex digits (``Codec.weight_hash``); stored and returned as bytes.
     """
 
     modality: str
@@ -84,7 +85,8 @@ class Header:
             norm(name, operator.index)
         norm("gain", lambda g: float(g) if isinstance(g, (int, float)) or hasattr(g, "dtype")
              else g)
-        norm("weights_hash", bytes)
+        # Accept Codec.weight_hash as is: a string of 16 hex digits is the same 8 bytes.
+        norm("weights_hash", lambda v: bytes.fromhex(v) if isinstance(v, str) else bytes(v))
 
 
 def _is_int(v: Any) -> bool:

@@ -72,6 +72,14 @@ def test_layout_starts_with_magic_and_version() -> None:
     assert zlib.crc32(VALID[:-4]) == struct.unpack("<I", VALID[-4:])[0]
 
 
+def test_weights_hash_accepts_hex_string() -> None:
+    h = _image_header(weights_hash="0123456789abcdef")
+    assert h.weights_hash == bytes.fromhex("0123456789abcdef")
+    assert read(write(h, b""))[0].weights_hash.hex() == "0123456789abcdef"
+    with pytest.raises(ValueError, match="hash"):
+        write(_image_header(weights_hash="zz"), b"")
+
+
 def test_empty_padding_means_zeros_and_numpy_scalars_are_accepted() -> None:
     np = pytest.importorskip("numpy")
     h = _image_header(padding=(), shape=[np.int64(61), 37], gain=np.float32(1.0))
