@@ -69,28 +69,36 @@ def test_ms_ssim_decreases_with_noise(size):
     assert 1.0 > values[0] > values[1] > values[2] > 0.0
 
 
-def test_own_five_scale_matches_pytorch_msssim():
+def test_cached_scorer_matches_pytorch_msssim():
     from pytorch_msssim import ms_ssim as ref_ms_ssim
 
     img = _img(176, 168)
-    dist = _noisy(img, 10)
-    x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
-    y = torch.from_numpy(dist).permute(2, 0, 1)[None].double()
-    expected = float(ref_ms_ssim(x, y, data_range=255.0))
-    # pytorch-msssim builds its window in float32, hence the 1e-6 tolerance.
-    assert M._ms_ssim_levels(x, y, 5, 255.0) == pytest.approx(expected, abs=1e-6)
-    # The public function takes the pytorch-msssim path at this size.
-    assert M.ms_ssim(img, dist) == pytest.approx(expected, abs=1e-9)
+    scorer = M.MSSSIMScorer(img)
+    assert scorer.levels == 5
+    for sigma in (3, 10, 30):
+        dist = _noisy(img, sigma, seed=sigma)
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
+        y = torch.from_numpy(dist).permute(2, 0, 1)[None].double()
+        expected = float(ref_ms_ssim(x, y, data_range=255.0))
+        # float32 here vs float64 in the oracle.
+        assert scorer.score(dist) == pytest.approx(expected, abs=1e-5)
+        assert M.ms_ssim(img, dist) == pytest.approx(expected, abs=1e-5)
 
 
 def test_ms_ssim_small_image_uses_fewer_scales():
     img = _img(64, 64)
     dist = _noisy(img, 10)
+    # 64 px: 64 > 10*2**2 but not > 10*2**3, so three scales.
+    assert M.MSSSIMScorer(img).levels == 3
+    assert M.ms_ssim(img, dist) == pytest.approx(M.MSSSIMScorer(img, levels=3).score(dist))
+    assert M.ms_ssim(img, dist) != pytest.approx(M.MSSSIMScorer(img, levels=2).score(dist))
+    # One scale is plain SSIM.
+    from pytorch_msssim import ssim as ref_ssim
+
     x = torch.from_numpy(img).permute(2, 0, 1)[None].double()
     y = torch.from_numpy(dist).permute(2, 0, 1)[None].double()
-    # 64 px: 64 > 10*2**2 but not > 10*2**3, so three scales.
-    assert M.ms_ssim(img, dist) == pytest.approx(M._ms_ssim_levels(x, y, 3, 255.0))
-    assert M.ms_ssim(img, dist) != pytest.approx(M._ms_ssim_levels(x, y, 2, 255.0))
+    expected = float(ref_ssim(x, y, data_range=255.0))
+    assert M.MSSSIMScorer(img, levels=1).score(dist) == pytest.approx(expected, abs=1e-5)
 
 
 def test_ms_ssim_rejects_tiny_image():

@@ -99,13 +99,13 @@ def _save_avif(im: Image.Image, buf: io.BytesIO, q: float) -> None:
     im.save(buf, format="AVIF", quality=int(q))
 
 
-_Q_SWEEP = (5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 95.0)
+_Q_SWEEP = (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 75.0, 90.0, 95.0)
 
 IMAGE_BASELINES: dict[str, ImageBaseline] = {
     "webp": ImageBaseline("webp", "webp", _Q_SWEEP, 0, 100, True, _save_webp),
     "jpeg": ImageBaseline("jpeg", "jpg", _Q_SWEEP, 1, 95, True, _save_jpeg),
     "jpeg2000": ImageBaseline(
-        "jpeg2000", "jpg_2000", (400.0, 200.0, 100.0, 60.0, 40.0, 24.0, 16.0, 10.0, 6.0),
+        "jpeg2000", "jpg_2000", (400.0, 200.0, 100.0, 60.0, 40.0, 24.0, 14.0, 8.0, 5.0),
         2.0, 1000.0, False, _save_jpeg2000,
     ),
     "avif": ImageBaseline("avif", "avif", _Q_SWEEP, 0, 100, True, _save_avif),
@@ -145,20 +145,28 @@ def sweep_image(
         yield _image_point(codec, img, q)
 
 
-def match_image_bpp(img: np.ndarray, codec: ImageBaseline, target_bpp: float) -> ImagePoint:
+def match_image_bpp(
+    img: np.ndarray, codec: ImageBaseline, target_bpp: float, known: Sequence[ImagePoint] = ()
+) -> ImagePoint:
     """The operating point whose bits per pixel is closest to ``target_bpp``.
 
     JPEG 2000 is asked for the ratio ``24 / target_bpp`` directly; the integer-quality codecs
     are bisected over their quality range (bitrate grows with quality) and the nearer of the
-    two bracketing points is returned.
+    two bracketing points is returned. ``known`` points of the same image and codec (e.g. a
+    sweep) are reused and narrow the bracket, saving encodes.
     """
     if target_bpp <= 0:
         raise BaselineCodecError(f"target bpp must be positive, got {target_bpp}")
     if not codec.integer_quality:
         ratio = min(max(24.0 / target_bpp, codec.q_min), codec.q_max)
         return _image_point(codec, img, ratio)
+    cache: dict[int, ImagePoint] = {int(p.quality): p for p in known if p.codec == codec.name}
     lo, hi = int(codec.q_min), int(codec.q_max)
-    cache: dict[int, ImagePoint] = {}
+    for q, p in cache.items():
+        if p.bpp < target_bpp:
+            lo = max(lo, q)
+        else:
+            hi = min(hi, q)
 
     def at(q: int) -> ImagePoint:
         if q not in cache:

@@ -17,6 +17,7 @@ __all__ = [
     "MS_SSIM_FULL_MIN_SIDE",
     "MS_SSIM_WEIGHTS",
     "SPATIAL_DB_CEILING",
+    "MSSSIMScorer",
     "SpatialScores",
     "audio_psnr",
     "distance_db",
@@ -78,54 +79,82 @@ def psnr_rgb8(reference: np.ndarray, distorted: np.ndarray) -> float:
 
 
 def _to_nchw(img: np.ndarray) -> torch.Tensor:
-    return torch.tensor(img, dtype=torch.float64).permute(2, 0, 1)[None]
+    return torch.tensor(img, dtype=torch.float32).permute(2, 0, 1)[None]
 
 
 def _gauss_window() -> torch.Tensor:
     x = torch.arange(_WIN_SIZE, dtype=torch.float64) - _WIN_SIZE // 2
     g = torch.exp(-(x**2) / (2 * _WIN_SIGMA**2))
-    return g / g.sum()
+    return (g / g.sum()).float()
 
 
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     # Separable Gaussian, 'valid' borders, one filter per channel.
     c = x.shape[1]
-    x = F.conv2d(x, g.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, g.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, data_range: float) -> tuple[torch.Tensor, ...]:
-    g = _gauss_window()
-    c1 = (_K1 * data_range) ** 2
-    c2 = (_K2 * data_range) ** 2
-    mu_x, mu_y = _blur(x, g), _blur(y, g)
-    sxx = _blur(x * x, g) - mu_x**2
-    syy = _blur(y * y, g) - mu_y**2
-    sxy = _blur(x * y, g) - mu_x * mu_y
-    cs_map = (2 * sxy + c2) / (sxx + syy + c2)
-    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs_map
-    return ssim_map.mean(dim=(2, 3)), cs_map.mean(dim=(2, 3))
+def _halve(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, kernel_size=2, padding=[s % 2 for s in x.shape[2:]])
 
 
-def _ms_ssim_levels(x: torch.Tensor, y: torch.Tensor, levels: int, data_range: float) -> float:
-    """MS-SSIM over ``levels`` scales with the first ``levels`` standard weights renormalised.
+def _levels_for(min_side: int) -> int:
+    levels = 1
+    while levels < len(MS_SSIM_WEIGHTS) and min_side > (_WIN_SIZE - 1) * 2**levels:
+        levels += 1
+    return levels
 
-    Same per-scale definition as pytorch-msssim (valid Gaussian window, ReLU on the contrast
-    terms, 2x2 average pooling with padding on odd sizes, per-channel result averaged).
+
+class MSSSIMScorer:
+    """MS-SSIM of many distorted versions of one reference (HxWx3 uint8, data range 255).
+
+    The reference pyramid and its local means and variances are computed once; each
+    :meth:`score` then blurs only the distorted terms. Per scale this is pytorch-msssim's
+    definition (valid 11-tap Gaussian, sigma 1.5, K = 0.01/0.03, ReLU on the contrast terms,
+    2x2 average pooling padded on odd sizes, per-channel values averaged), computed in float32.
+    ``levels`` defaults to five, or as many as the image size allows (see :func:`ms_ssim`),
+    with the first ``levels`` standard weights renormalised to sum to 1.
     """
-    w = torch.tensor(MS_SSIM_WEIGHTS[:levels], dtype=torch.float64)
-    w = w / w.sum()
-    terms = []
-    for level in range(levels):
-        ssim_c, cs_c = _ssim_and_cs(x, y, data_range)
-        if level < levels - 1:
-            terms.append(torch.relu(cs_c))
-            pad = [s % 2 for s in x.shape[2:]]
-            x = F.avg_pool2d(x, kernel_size=2, padding=pad)
-            y = F.avg_pool2d(y, kernel_size=2, padding=pad)
-    terms.append(torch.relu(ssim_c))
-    stacked = torch.stack(terms, dim=0)  # (levels, N, C)
-    return float(torch.prod(stacked ** w.view(-1, 1, 1), dim=0).mean())
+
+    def __init__(self, reference: np.ndarray, levels: int | None = None) -> None:
+        ref, _ = _check_rgb8(reference, reference)
+        min_side = min(ref.shape[:2])
+        if min_side < _WIN_SIZE:
+            raise MetricInputError(f"image {ref.shape[:2]} is smaller than the {_WIN_SIZE}px window")
+        self.levels = levels or _levels_for(min_side)
+        self.shape = ref.shape
+        weights = torch.tensor(MS_SSIM_WEIGHTS[: self.levels], dtype=torch.float64)
+        self._weights = weights / weights.sum()
+        self._g = _gauss_window()
+        self._ref = []
+        x = _to_nchw(ref)
+        for level in range(self.levels):
+            mu, ex2 = _blur(torch.cat([x, x * x], 1), self._g).split(3, dim=1)
+            self._ref.append((x, mu, ex2 - mu**2))
+            if level < self.levels - 1:
+                x = _halve(x)
+
+    def score(self, distorted: np.ndarray) -> float:
+        """MS-SSIM of ``distorted`` against the reference."""
+        _check_rgb8(np.empty(self.shape, np.uint8), distorted)
+        c1 = (_K1 * 255.0) ** 2
+        c2 = (_K2 * 255.0) ** 2
+        y = _to_nchw(distorted)
+        terms = []
+        for level, (x, mu_x, sxx) in enumerate(self._ref):
+            mu_y, ey2, exy = _blur(torch.cat([y, y * y, x * y], 1), self._g).split(3, dim=1)
+            syy = ey2 - mu_y**2
+            sxy = exy - mu_x * mu_y
+            cs_map = (2 * sxy + c2) / (sxx + syy + c2)
+            if level < self.levels - 1:
+                terms.append(torch.relu(cs_map.mean(dim=(2, 3))))
+                y = _halve(y)
+            else:
+                lum = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+                terms.append(torch.relu((lum * cs_map).mean(dim=(2, 3))))
+        stacked = torch.stack(terms, dim=0).double()  # (levels, N, C)
+        return float(torch.prod(stacked ** self._weights.view(-1, 1, 1), dim=0).mean())
 
 
 def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
@@ -139,19 +168,13 @@ def ms_ssim(reference: np.ndarray, distorted: np.ndarray) -> float:
     """
     ref, dist = _check_rgb8(reference, distorted)
     min_side = min(ref.shape[:2])
-    if min_side < _WIN_SIZE:
-        raise MetricInputError(f"image {ref.shape[:2]} is smaller than the {_WIN_SIZE}px window")
-    x, y = _to_nchw(ref), _to_nchw(dist)
-    if min_side >= MS_SSIM_FULL_MIN_SIDE:
-        try:
-            from pytorch_msssim import ms_ssim as _pt_ms_ssim
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise MissingEvalDependencyError("pytorch-msssim") from exc
-        return float(_pt_ms_ssim(x, y, data_range=255.0, size_average=True))
-    levels = 1
-    while levels < len(MS_SSIM_WEIGHTS) and min_side > (_WIN_SIZE - 1) * 2**levels:
-        levels += 1
-    return _ms_ssim_levels(x, y, levels, 255.0)
+    if min_side < MS_SSIM_FULL_MIN_SIDE:
+        return MSSSIMScorer(ref).score(dist)
+    try:
+        from pytorch_msssim import ms_ssim as _pt_ms_ssim
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingEvalDependencyError("pytorch-msssim") from exc
+    return float(_pt_ms_ssim(_to_nchw(ref), _to_nchw(dist), data_range=255.0, size_average=True))
 
 
 def ms_ssim_db(value: float) -> float:
