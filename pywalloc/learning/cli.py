@@ -1,0 +1,99 @@
+"""``walloc encode-dataset``: encode a folder of images or audio into sharded latents for
+compressed-domain learning. Wired into ``walloc`` via add_parser/run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_parser", "main", "run"]
+
+_DESCRIPTION = """Encode every image (or audio file) under --data with a WaLLoC codec into
+OUT_DIR/shard-NNNNN.safetensors (latents int8, or float16 with --continuous; labels from the
+class subfolders) plus manifest.json. Re-running resumes: finished shards are verified and
+skipped. On several machines, give each process --rank R --world-size W (or let torchrun set
+RANK/WORLD_SIZE): each encodes a disjoint set of shards into the same OUT_DIR (a shared
+filesystem), and the last one to finish writes manifest.json."""
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``encode-dataset`` subcommand on an ``argparse`` subparsers object."""
+    ap = subparsers.add_parser("encode-dataset", help="encode a folder into sharded latents "
+                               "for training models on them", description=_DESCRIPTION)
+    ap.add_argument("--codec", required=True, help="codec preset, e.g. rgb-16x or stereo-20x")
+    ap.add_argument("--data", required=True, type=Path,
+                    help="input folder; first-level subfolders are the class labels")
+    ap.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
+    ap.add_argument("--size", type=int, default=None,
+                    help="images: resize the shorter side and center-crop to SIZE x SIZE; "
+                         "audio: crop/zero-pad to SIZE frames (needed if inputs differ)")
+    ap.add_argument("--sample-rate", type=int, default=44100,
+                    help="audio: resample inputs to this rate (default 44100)")
+    ap.add_argument("--continuous", action="store_true",
+                    help="store companded latents before rounding (float16) instead of int8")
+    ap.add_argument("--shard-size", type=int, default=1024, help="items per shard")
+    ap.add_argument("--batch-size", type=int, default=16, help="items per encoder call")
+    ap.add_argument("--workers", type=int, default=2,
+                    help="DataLoader processes decoding the inputs (0: in this process)")
+    ap.add_argument("--rank", type=int, default=None, help="this process's index (default "
+                    "$RANK or 0)")
+    ap.add_argument("--world-size", type=int, default=None,
+                    help="number of processes sharing the work (default $WORLD_SIZE or 1)")
+    ap.add_argument("--device", default="cpu", help="torch device for the encoder")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.set_defaults(func=run)
+    return ap
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``walloc encode-dataset``; returns the exit status. Errors become one stderr line."""
+    import torch
+
+    from ..errors import WallocError
+    from ..presets import UnknownPresetError, WeightsNotFoundError, load
+    from .encode import encode_dataset
+
+    def log(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr)
+
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        codec = load(args.codec, device=args.device)
+        manifest = encode_dataset(
+            codec, args.data, args.out, continuous=args.continuous, shard_size=args.shard_size,
+            size=args.size, sample_rate=args.sample_rate, workers=args.workers,
+            batch_size=args.batch_size, rank=args.rank, world_size=args.world_size,
+            progress=not args.quiet, log=log)
+    except (WallocError, WeightsNotFoundError, UnknownPresetError, OSError, RuntimeError) as exc:
+        text = str(exc).strip().splitlines()
+        print(f"walloc encode-dataset: error: {text[0] if text else type(exc).__name__}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("walloc encode-dataset: interrupted (finished shards are kept; rerun to resume)",
+              file=sys.stderr)
+        return 130
+    if manifest is None:
+        print(f"shards of this rank done in {args.out}; manifest.json is written by the last "
+              "rank to finish (or rerun with --world-size 1 to check and write it)")
+    else:
+        shape = manifest["latent_shape"]
+        print(f"{manifest['count']} items in {len(manifest['shards'])} shards -> {args.out} "
+              f"(latents {manifest['dtype']} {shape}, {len(manifest['label_names'])} labels)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Standalone entry point: ``python -m pywalloc.learning.cli encode-dataset ...``."""
+    parser = argparse.ArgumentParser(prog="walloc")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
