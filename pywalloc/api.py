@@ -57,15 +57,9 @@ def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
         raise UnsupportedInputError(f"expected an H x W x 3 or H x W image, got shape {pixels.shape}")
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise UnsupportedInputError("the image is empty")
-    pixels = np.ascontiguousarray(pixels)
-    if not pixels.flags.writeable:  # torch.from_numpy warns on read-only memory; we only read
-        pixels = pixels.view()
-        pixels.flags.writeable = False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            x = torch.from_numpy(pixels)
-    else:
-        x = torch.from_numpy(pixels)
+    with warnings.catch_warnings():  # read-only arrays (PIL) warn; this tensor is only read
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(np.ascontiguousarray(pixels))
     x = x.permute(2, 0, 1).unsqueeze(0)
     return x.to(torch.float32).mul_(1.0 / 255.0).sub_(0.5), mode
 
