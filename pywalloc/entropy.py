@@ -176,6 +176,10 @@ def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VAL
     ``max_values`` values (checked before anything is decoded)."""
     lay = layout(shape, max_values)
     rows, cols = lay.size
+    # pack writes the simple lossless form: RIFF header, then a single VP8L chunk. Anything else
+    # (lossy VP8, extended VP8X with animation or metadata) was not made by pack.
+    if data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8L":
+        raise FormatError("payload is not a simple lossless WebP (RIFF/WEBP/VP8L) image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -146,6 +146,13 @@ def test_unpack_enforces_size_cap_before_decoding() -> None:
         unpack(pack(np.zeros((3, 8, 8), np.int8)), (3, 8, 8), max_values=100)
 
 
+def test_unpack_rejects_lossy_webp() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (2, 2), (1, 2, 3)).save(buf, "WEBP", quality=90)
+    with pytest.raises(FormatError, match="lossless"):
+        unpack(buf.getvalue(), (3, 2, 2))
+
+
 def test_unpack_rejects_webp_with_alpha() -> None:
     buf = io.BytesIO()
     Image.new("RGBA", (2, 2), (1, 2, 3, 4)).save(buf, "WEBP", lossless=True)
