@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -124,17 +125,26 @@ def image_baseline(name: str) -> ImageBaseline:
 
 @dataclass(frozen=True)
 class ImagePoint:
+    """One encode/decode of an image: real size, decoded pixels and wall times (seconds)."""
+
     codec: str
     quality: float
     nbytes: int
     bpp: float
     decoded: np.ndarray
+    enc_s: float
+    dec_s: float
 
 
 def _image_point(codec: ImageBaseline, img: np.ndarray, quality: float) -> ImagePoint:
+    t0 = time.perf_counter()
     blob = codec.encode(img, quality)
+    t1 = time.perf_counter()
+    decoded = codec.decode(blob)
+    t2 = time.perf_counter()
     h, w = img.shape[:2]
-    return ImagePoint(codec.name, quality, len(blob), 8.0 * len(blob) / (h * w), codec.decode(blob))
+    return ImagePoint(codec.name, quality, len(blob), 8.0 * len(blob) / (h * w), decoded,
+                      t1 - t0, t2 - t1)
 
 
 def sweep_image(
@@ -267,18 +277,25 @@ def audio_baseline(name: str) -> AudioBaseline:
 
 @dataclass(frozen=True)
 class AudioPoint:
+    """One encode/decode of a clip: real size, decoded audio and wall times (seconds)."""
+
     codec: str
     level: float
     nbytes: int
     kbps: float
     decoded: np.ndarray
+    enc_s: float
+    dec_s: float
 
 
 def _audio_point(codec: AudioBaseline, x: np.ndarray, sr: int, level: float) -> AudioPoint:
+    t0 = time.perf_counter()
     blob = codec.encode(x, sr, level)
-    seconds = x.shape[0] / sr
-    kbps = 8.0 * len(blob) / seconds / 1000.0
-    return AudioPoint(codec.name, level, len(blob), kbps, codec.decode(blob, sr, x.shape[0]))
+    t1 = time.perf_counter()
+    decoded = codec.decode(blob, sr, x.shape[0])
+    t2 = time.perf_counter()
+    kbps = 8.0 * len(blob) / (x.shape[0] / sr) / 1000.0
+    return AudioPoint(codec.name, level, len(blob), kbps, decoded, t1 - t0, t2 - t1)
 
 
 def sweep_audio(
