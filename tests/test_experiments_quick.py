@@ -1,0 +1,60 @@
+"""Smoke runs of the compressed-learning experiments' --quick modes (skipped without the
+shared data): they must finish, and write results with sane numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path("/work/shared/data")
+
+
+def _run(script: str, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--quick",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    name = script.replace(".py", "-quick")
+    assert (out / f"{name}.md").read_text().startswith("Command:")
+    return json.loads((out / f"{name}.json").read_text())
+
+
+@pytest.mark.slow
+def test_classify_quick(tmp_path):
+    if not (DATA / "imagenette").is_dir():
+        pytest.skip("shared imagenette data absent")
+    r = _run("classify.py", tmp_path)
+    assert {x["variant"] for x in r["runs"]} == {"resize-56", "rgb-16x", "resize-112",
+                                                 "rgb-4x", "full-224"}
+    for run in r["runs"]:
+        assert 0.0 <= run["top1"] <= 100.0 and run["epoch_seconds"] > 0
+        assert all(math.isfinite(v) for v in run["train_loss"])
+    assert r["data"]["classes"][0] == "n01440764" and len(r["data"]["classes"]) == 10
+    # The cache was written: encoding is not repeated by the next run.
+    assert any((tmp_path / "cache").glob("classify-quick-rgb-16x-*.safetensors"))
+
+
+@pytest.mark.slow
+def test_separate_quick(tmp_path):
+    if not (DATA / "stems").is_dir():
+        pytest.skip("shared stems data absent")
+    r = _run("separate.py", tmp_path)
+    assert {(x["codec"], x["domain"]) for x in r["runs"]} == {
+        ("stereo-20x", "latent"), ("stereo-20x", "wave"), ("stereo-5x", "latent"),
+        ("stereo-5x", "wave")}
+    for run in r["runs"]:
+        assert math.isfinite(run["psnr"]) and math.isfinite(run["si_sdr"])
+    # Equal dimension: waveform at 44.1 kHz * C_z / 512 has as many values as the latents.
+    s = r["summary"]
+    for codec in ("stereo-20x", "stereo-5x"):
+        lat, wav = s[f"{codec}/latent"]["values"], s[f"{codec}/wave"]["values"]
+        assert abs(lat - wav) / lat < 0.01
+    b = r["baselines"]
+    # Sanity of the references: the codec round trip of the true lead beats the mixture.
+    assert b["stereo-5x round trip of the true lead"]["psnr"] > b["mixture"]["psnr"] + 10
