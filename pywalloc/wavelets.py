@@ -36,6 +36,11 @@ _LOW_T0, _HIGH_T0 = -4, -2
 MAX_FUSE_1D = 4
 MAX_FUSE_2D = 3
 
+# Layout copies whose source is read with a large stride go in slabs of this many bytes, about
+# the size of one core's L2 cache.
+_SLAB = 1 << 19
+_PLANE_GAP = 16  # floats between gathered subband planes (see _synthesis_2d)
+
 
 def _dwt1_reference(x: np.ndarray) -> np.ndarray:
     """One periodized level along the last axis: [..., N] -> [..., 2, N/2] (float64)."""
@@ -206,6 +211,23 @@ def _fill_pad(z: torch.Tensor, dim: int, lo: int, n: int) -> None:
         z.narrow(dim, j, 1).copy_(z.narrow(dim, lo + (j - lo) % n, 1))
 
 
+def _copy_in_slabs(dst: torch.Tensor, src: torch.Tensor, dim: int, slab_bytes: int) -> None:
+    """``dst.copy_(src)`` in slabs along ``dim`` of about ``slab_bytes`` each.
+
+    A copy walks the destination in memory order; when the source is read with a large stride
+    from a block bigger than the cache, one slab at a time keeps the source block cached.
+    """
+    size = dst.shape[dim]
+    per_index = dst.numel() // max(size, 1) * dst.element_size()
+    step = max(1, slab_bytes // max(per_index, 1))
+    if step >= size:
+        dst.copy_(src)
+        return
+    for start in range(0, size, step):
+        length = min(step, size - start)
+        dst.narrow(dim, start, length).copy_(src.narrow(dim, start, length))
+
+
 def _plan(levels: int, max_fuse: int) -> list[int]:
     """Split ``levels`` into near-equal fused stages of at most ``max_fuse`` levels."""
     if levels <= 0:
@@ -236,7 +258,8 @@ def _analysis_1d(x: torch.Tensor, s: int) -> torch.Tensor:
     rows, _, lo = _weights(s, False, x.device, x.dtype)
     out = x.new_empty(m, b, n)
     for start, piece in _periodic_conv(x.reshape(1, m, n, b), rows, lo):
-        out[:, :, start : start + piece.shape[2]] = piece[0].transpose(1, 2)
+        span = piece.shape[2]
+        _copy_in_slabs(out[:, :, start : start + span], piece[0].transpose(1, 2), 2, _SLAB)
     return out
 
 
@@ -245,7 +268,10 @@ def _synthesis_1d(y: torch.Tensor, s: int) -> torch.Tensor:
     m, b, n = y.shape
     rows, _, lo = _weights(s, True, y.device, y.dtype)
     z = y.new_empty(1, m, n + rows.shape[-1] - 1, b)
-    z[0, :, lo : lo + n] = y.transpose(1, 2)
+    # Each subband row is a read stream, and rows of power-of-two length share cache sets: at
+    # most eight streams (the cache's ways) per copy keeps them from evicting each other.
+    for g in range(0, b, 8):
+        z[0, :, lo : lo + n, g : g + 8] = y[:, g : g + 8].transpose(1, 2)
     _fill_pad(z, 2, lo, n)
     return _conv_blocks(z, rows).reshape(m, n * b)
 
@@ -282,18 +308,11 @@ def _digit_perm(s: int) -> tuple[int, ...]:
     return (0, *bits, 1, 2 + s)
 
 
-def _band_order(s: int, device: torch.device) -> torch.Tensor:
-    """Channel index of subband (p_w, p_h), listed in p_w-major order."""
-    key = ("bands", s, device)
-    hit = _TENSOR_CACHE.get(key)
-    if hit is None:
-        b = 2**s
-        index = torch.arange(4**s).view(*([2] * (2 * s)))
-        # Channel bits are (w1, h1, w2, h2, ...); list them as (w1, w2, ..., h1, h2, ...).
-        order = [2 * level for level in range(s)] + [2 * level + 1 for level in range(s)]
-        hit = index.permute(order).reshape(b * b).to(device)
-        _TENSOR_CACHE[key] = hit
-    return hit
+@functools.cache
+def _band_perm(s: int) -> tuple[int, ...]:
+    """Permutation of [N, channel bits, plane] listing channel bits as (p_w bits, p_h bits)."""
+    return (0, *[1 + 2 * level for level in range(s)], *[2 + 2 * level for level in range(s)],
+            1 + 2 * s)
 
 
 def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -317,7 +336,7 @@ def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
     grid = F.conv2d(z.view(n, nh + k - 1, w, b).permute(0, 3, 1, 2), cols)
     grid = grid.permute(0, 2, 3, 1).reshape(n, nh, *([2] * s), nw, *([2] * s))
     out = x.new_empty(n, 4**s, nh, nw)
-    out.view(n, *([2] * (2 * s)), nh, nw).copy_(grid.permute(_digit_perm(s)))
+    _copy_in_slabs(out.view(n, *([2] * (2 * s)), nh, nw), grid.permute(_digit_perm(s)), -2, _SLAB)
     return out
 
 
@@ -328,8 +347,15 @@ def _synthesis_2d(y: torch.Tensor, s: int) -> torch.Tensor:
     rows, cols, lo = _weights(s, True, y.device, y.dtype)
     k = rows.shape[-1]
     # Gather the subband planes into (p_w, p_h) order first: a transpose whose innermost
-    # dimensions are single channel digits (size 2) would crawl.
-    bands = y.index_select(1, _band_order(s, y.device)).view(n, b, b, nh, nw)
+    # dimensions are single channel digits (size 2) would crawl. The planes are spaced by a
+    # little more than their size, so the transpose's eight read streams (one per p_h) do not
+    # all fall into the same cache sets.
+    plane = nh * nw
+    spaced = y.new_empty(n, b, b, plane + _PLANE_GAP)[..., :plane]
+    spaced.view(n, *([2] * (2 * s)), plane).copy_(
+        y.reshape(n, *([2] * (2 * s)), plane).permute(_band_perm(s))
+    )
+    bands = spaced.view(n, b, b, nh, nw)
     z = y.new_empty(n, nh + k - 1, b, nw, b)  # [N, nh (padded), p_w, nw, p_h]
     z[:, lo : lo + nh] = bands.permute(0, 3, 1, 4, 2)
     _fill_pad(z, 1, lo, nh)
