@@ -106,8 +106,8 @@ def compress_audio(samples: np.ndarray, sample_rate: int, codec: str | Codec | N
     stereo = a if channels == 2 else np.repeat(a, 2, axis=1)
     if sample_rate != CODEC_RATE:
         stereo = resample_audio(stereo, int(sample_rate), CODEC_RATE)
-    peak = float(np.abs(stereo).max())
-    gain = AUDIO_PEAK / peak if peak > 1e-6 else 1.0
+    # Peak normalisation; the floor (-80 dBFS) caps the gain so silence decodes to near-silence.
+    gain = AUDIO_PEAK / max(float(np.abs(stereo).max()), 1e-4)
     x = torch.from_numpy(np.ascontiguousarray(stereo.T)).unsqueeze(0).mul_(gain)
     with torch.inference_mode():
         z = model.encode(x)[0]

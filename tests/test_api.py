@@ -1,0 +1,117 @@
+"""compress/decompress in memory and on files, with the bundled codecs."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+import pywalloc
+from pywalloc import api, container
+from pywalloc.errors import FormatError, UnsupportedInputError, WeightsMismatchError
+
+SAMPLES = Path(pywalloc.__file__).parent / "samples"
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    with Image.open(SAMPLES / "kodim23.png") as im:
+        return np.asarray(im.convert("RGB"))[100:228, 200:360].copy()  # 128x160 crop
+
+
+def _psnr(a, b, peak=255.0):
+    err = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return 10 * np.log10(peak**2 / max(err, 1e-12))
+
+
+@pytest.mark.parametrize("name,min_psnr", [("rgb-16x", 27.0), ("rgb-4x", 33.0)])
+def test_image_roundtrip_quality(photo, name, min_psnr):
+    blob = pywalloc.compress(photo, codec=name)
+    out = pywalloc.decompress(blob)
+    assert out.shape == photo.shape and out.dtype == np.uint8
+    assert _psnr(out, photo) > min_psnr
+    header, _ = container.read(blob)
+    assert header.preset == name and header.shape == photo.shape[:2]
+    assert len(blob) < photo.nbytes / 4
+
+
+def test_tiny_and_gray_images(photo):
+    for shape in [(1, 1, 3), (5, 3, 3), (1, 37, 3), (9, 1, 3)]:
+        img = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        assert pywalloc.decompress(pywalloc.compress(img)).shape == shape
+    gray = np.round(photo.mean(axis=2)).astype(np.uint8)
+    out = pywalloc.decompress(pywalloc.compress(gray))
+    assert out.shape == gray.shape
+    assert _psnr(out, gray) > 25
+
+
+def test_audio_roundtrip_mono_stereo_rates():
+    rng = np.random.default_rng(1)
+    t = np.arange(22050) / 44100
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 440 * t), 0.2 * np.sin(2 * np.pi * 660 * t)], 1)
+    stereo = (stereo + 0.01 * rng.normal(size=stereo.shape)).astype(np.float32)
+    for name, min_psnr in (("stereo-20x", 20.0), ("stereo-5x", 30.0)):
+        out, rate = pywalloc.decompress(pywalloc.compress(stereo, codec=name, sample_rate=44100))
+        assert rate == 44100 and out.shape == stereo.shape and out.dtype == np.float32
+        assert _psnr(out, stereo, 1.0) > min_psnr
+    mono = stereo[:, :1]
+    out, _ = pywalloc.decompress(pywalloc.compress(mono, sample_rate=44100))
+    assert out.shape == mono.shape
+    out, rate = pywalloc.decompress(pywalloc.compress(stereo[:16000], sample_rate=16000))
+    assert rate == 16000 and out.shape == (16000, 2)
+    silent = np.zeros((300, 2), np.float32)
+    out, _ = pywalloc.decompress(pywalloc.compress(silent, sample_rate=44100))
+    assert np.abs(out).max() < 1e-3
+
+
+def test_gain_is_stored_and_undone():
+    t = np.arange(8192) / 44100
+    quiet = (0.01 * np.sin(2 * np.pi * 300 * t))[:, None].repeat(2, 1).astype(np.float32)
+    blob = pywalloc.compress(quiet, sample_rate=44100)
+    header, _ = container.read(blob)
+    assert header.gain == pytest.approx(0.9 / np.abs(quiet).max(), rel=1e-4)
+    out, _ = pywalloc.decompress(blob)
+    assert np.abs(out).max() == pytest.approx(0.01, rel=0.2)
+
+
+def test_bad_inputs_raise_specific_errors(photo):
+    with pytest.raises(UnsupportedInputError):
+        pywalloc.compress(photo.astype(np.float32))
+    with pytest.raises(UnsupportedInputError):
+        pywalloc.compress(np.zeros((4, 4, 4), np.uint8))
+    with pytest.raises(UnsupportedInputError):
+        pywalloc.compress(np.zeros((10, 3), np.float32), sample_rate=44100)
+    with pytest.raises(UnsupportedInputError):
+        pywalloc.compress(photo, codec="stereo-5x")
+    with pytest.raises(UnsupportedInputError):
+        pywalloc.compress(np.zeros((0, 2), np.float32), sample_rate=44100)
+    with pytest.raises(FormatError):
+        pywalloc.decompress(b"not a wlc file at all")
+
+
+def test_other_weights_fail_clearly(photo):
+    blob = pywalloc.compress(photo[:16, :16], codec="rgb-16x")
+    header, payload = container.read(blob)
+    forged = container.write(
+        container.Header(**{**header.__dict__, "weights_hash": bytes(8)}), payload)
+    with pytest.raises(WeightsMismatchError, match="other rgb-16x weights"):
+        pywalloc.decompress(forged)
+    with pytest.raises(WeightsMismatchError):
+        api.decompress(blob, codec="rgb-4x")
+
+
+def test_files(tmp_path, photo):
+    src = tmp_path / "p.png"
+    Image.fromarray(photo).save(src)
+    blob = api.compress_file(src)
+    out = api.decompress_file(blob, tmp_path / "p_out.png")
+    assert out.header.modality == "image"
+    with Image.open(tmp_path / "p_out.png") as im:
+        assert im.size == (photo.shape[1], photo.shape[0])
+    wav = tmp_path / "a.flac"
+    sf.write(wav, np.zeros((5000, 1), np.float32) + 0.1, 22050)
+    blob = api.compress_file(wav)
+    api.decompress_file(blob, tmp_path / "a_out.wav")
+    data, rate = sf.read(tmp_path / "a_out.wav", always_2d=True)
+    assert rate == 22050 and data.shape == (5000, 1)

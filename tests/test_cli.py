@@ -1,0 +1,126 @@
+"""The walloc command through subprocess: round trips, batches and every error path."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+
+def walloc(*args, cwd=None):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "pywalloc.cli", *map(str, args)], cwd=cwd, check=False,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def _one_line_error(res):
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("walloc: error:") and "Traceback" not in res.stderr
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("media")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:56]
+    img = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2) + rng.integers(0, 20, (40, 56, 3))
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(d / "a.png")
+    Image.fromarray(img[:24, :30].clip(0, 255).astype(np.uint8)).save(d / "b.jpg", quality=95)
+    t = np.arange(6000) / 44100
+    sf.write(d / "s.wav", np.stack([np.sin(2 * np.pi * 330 * t), np.cos(2 * np.pi * 220 * t)],
+                                   1).astype(np.float32) * 0.5, 44100)
+    (d / "notes.txt").write_text("not media")
+    return d
+
+
+def test_image_roundtrip_info_and_decode(media, tmp_path):
+    out = tmp_path / "a.wlc"
+    res = walloc("encode", media / "a.png", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert "ratio" in res.stdout
+    info = walloc("info", out, "--json")
+    d = json.loads(info.stdout)
+    assert d["codec"] == "rgb-16x" and d["shape"] == [40, 56] and d["modality"] == "image"
+    assert "bpp" in walloc("info", out).stdout
+    res = walloc("decode", out, "-o", tmp_path / "a.bmp")
+    assert res.returncode == 0, res.stderr
+    with Image.open(tmp_path / "a.bmp") as im:
+        assert im.format == "BMP" and im.size == (56, 40)
+
+
+def test_audio_roundtrip(media, tmp_path):
+    res = walloc("encode", media / "s.wav", "-o", tmp_path / "s.wlc", "--codec", "stereo-5x")
+    assert res.returncode == 0, res.stderr
+    res = walloc("decode", tmp_path / "s.wlc", "-o", tmp_path / "s.flac")
+    assert res.returncode == 0, res.stderr
+    data, rate = sf.read(tmp_path / "s.flac", always_2d=True)
+    assert rate == 44100 and data.shape == (6000, 2)
+    res = walloc("roundtrip", media / "s.wav", "--json")
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["codec"] == "stereo-20x" and d["psnr_db"] > 15 and d["kbps"] > 0
+
+
+def test_default_output_names(media, tmp_path):
+    src = tmp_path / "c.png"
+    src.write_bytes((media / "a.png").read_bytes())
+    assert walloc("encode", src).returncode == 0
+    assert (tmp_path / "c.wlc").is_file()
+    (tmp_path / "c.png").unlink()
+    assert walloc("decode", tmp_path / "c.wlc").returncode == 0
+    assert (tmp_path / "c.png").is_file()
+
+
+def test_batch_with_a_bad_file(media, tmp_path):
+    (media / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    try:
+        res = walloc("encode", media, "-o", tmp_path / "out")
+    finally:
+        (media / "bad.png").unlink()
+    assert res.returncode == 1
+    assert "bad.png" in res.stderr and "Traceback" not in res.stderr
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["a.wlc", "b.wlc", "s.wlc"]  # txt skipped, bad one reported, others written
+    assert "encoded 3 files (1 failed)" in res.stdout
+    res = walloc("decode", tmp_path / "out", "-o", tmp_path / "dec")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in (tmp_path / "dec").iterdir()) == ["a.png", "b.png", "s.wav"]
+    assert not list((tmp_path / "dec").glob(".*"))  # no temporary files left
+
+
+def test_errors_are_one_line(media, tmp_path):
+    _one_line_error(walloc("encode", tmp_path / "missing.png"))
+    _one_line_error(walloc("encode", media / "notes.txt", "-o", tmp_path / "x.wlc"))
+    assert not (tmp_path / "x.wlc").exists()
+    out = tmp_path / "a.wlc"
+    assert walloc("encode", media / "a.png", "-o", out).returncode == 0
+    before = out.read_bytes()
+    _one_line_error(walloc("encode", media / "a.png", "-o", out))
+    assert out.read_bytes() == before
+    assert walloc("encode", media / "a.png", "-o", out, "--force").returncode == 0
+    corrupt = tmp_path / "corrupt.wlc"
+    corrupt.write_bytes(before[: len(before) // 2])
+    _one_line_error(walloc("decode", corrupt, "-o", tmp_path / "c.png"))
+    assert not (tmp_path / "c.png").exists()
+    flipped = bytearray(before)
+    flipped[len(flipped) // 2] ^= 0x10
+    corrupt.write_bytes(bytes(flipped))
+    _one_line_error(walloc("decode", corrupt, "-o", tmp_path / "c.png"))
+    _one_line_error(walloc("info", corrupt))
+    _one_line_error(walloc("encode", media / "a.png", "--codec", "stereo-5x", "-o",
+                           tmp_path / "y.wlc"))
+    res = walloc("encode", media / "a.png", "--codec", "nope")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert list(tmp_path.glob(".*part")) == []
+
+
+def test_models_and_version():
+    res = walloc("models")
+    assert res.returncode == 0 and "rgb-16x" in res.stdout and "bundled" in res.stdout
+    assert walloc("--version").returncode == 0
