@@ -292,3 +292,41 @@ def test_cli_output_path_is_a_file(tmp_path, fake_pywalloc, capsys):
 def test_cli_rejects_bad_limit(tmp_path, capsys):
     code = eval_cli.main(["eval", "--codec", "x", "--data", str(tmp_path), "--limit", "0"])
     assert code == 2 and "--limit" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- real codecs
+def _real_codecs(*names: str) -> None:
+    if not hasattr(pywalloc, "compress"):
+        pytest.skip("pywalloc.compress not available")
+    missing = [n for n in names if n not in pywalloc.available()]
+    if missing:
+        pytest.skip(f"no bundled weights for {missing}")
+
+
+def test_end_to_end_real_image_codecs(tmp_path, capsys):
+    _real_codecs("rgb-16x", "rgb-4x")
+    imgs = _write_images(tmp_path / "data", n=2, size=(64, 96))
+    out = tmp_path / "results"
+    code = eval_cli.main(["eval", "--codec", "rgb-16x", "--codec", "rgb-4x", "--data",
+                          str(tmp_path / "data"), "--baselines", "jpeg", "--no-sweep",
+                          "--no-perceptual", "--out", str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads((out / "results.json").read_text())
+    rows = [r for r in data["items"] if r["kind"] == "walloc" and r["codec"] == "rgb-16x"]
+    for r, img in zip(rows, imgs):
+        blob = pywalloc.compress(img, codec="rgb-16x")
+        assert r["bytes"] == len(blob)
+        assert r["psnr"] == pytest.approx(M.psnr_rgb8(img, pywalloc.decompress(blob)))
+    summary = {(s["codec"], s["match"]): s for s in data["summary"]}
+    assert summary[("rgb-16x", None)]["dr"] == pytest.approx(16.0)
+    assert summary[("rgb-4x", None)]["bpp"] > summary[("rgb-16x", None)]["bpp"]
+
+
+def test_end_to_end_real_audio_codec(tmp_path):
+    _real_codecs("stereo-20x")
+    _write_audio(tmp_path, sr=44100, seconds=1.0)
+    res = H.evaluate(H.EvalConfig(codecs=["stereo-20x"], data=tmp_path, baselines=["opus"],
+                                  sweep=False, progress=False))
+    walloc = [r for r in res["items"] if r["kind"] == "walloc"]
+    assert len(walloc) == 2 and all(r["kbps"] > 0 and r["cr"] > 1 for r in walloc)
+    assert all(np.isfinite(r["si_sdr"]) and np.isfinite(r["ssdr"]) for r in walloc)
