@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from PIL import Image
 
 import pywalloc
@@ -289,9 +290,14 @@ def test_cli_output_path_is_a_file(tmp_path, fake_pywalloc, capsys):
     assert blocker.read_text() == "not a folder"
 
 
-def test_cli_rejects_bad_limit(tmp_path, capsys):
+def test_cli_rejects_bad_limit_and_device(tmp_path, capsys):
     code = eval_cli.main(["eval", "--codec", "x", "--data", str(tmp_path), "--limit", "0"])
     assert code == 2 and "--limit" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        code = eval_cli.main(["eval", "--codec", "x", "--data", str(tmp_path),
+                              "--metrics-device", "cuda"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and "CUDA is not available" in err[0]
 
 
 # ----------------------------------------------------------------------------- real codecs

@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         print("walloc eval: error: --limit must be at least 1", file=sys.stderr)
         return 2
+    if args.metrics_device.startswith("cuda") and not torch.cuda.is_available():
+        print("walloc eval: error: --metrics-device cuda, but CUDA is not available",
+              file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = getattr(args, "argv", None) or sys.argv
