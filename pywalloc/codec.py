@@ -155,10 +155,13 @@ class Codec(nn.Module):
 
         Cached until any weight tensor changes (tensor version counters tell in-place updates).
         """
-        state = sorted(self.state_dict().items())
-        stamp = tuple((id(t), t._version) for _, t in state)
+        state = sorted(self.state_dict(keep_vars=True).items())
+        try:
+            stamp = tuple((id(t), t._version) for _, t in state)
+        except RuntimeError:  # inference tensors carry no version counter: do not cache
+            stamp = None
         cached = getattr(self, "_hash_cache", None)
-        if cached and cached[0] == stamp:
+        if cached and stamp is not None and cached[0] == stamp:
             return cached[1]
         h = hashlib.sha256()
         for name, t in state:

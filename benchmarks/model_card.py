@@ -1,0 +1,180 @@
+"""Measure the bundled codecs against the issue's quality bars and the best linear decoders.
+
+    python benchmarks/model_card.py [--shared ../shared/data] [--quick] [--out docs/models_figures.md]
+
+Images: mean over Kodak of PSNR (8-bit RGB), MS-SSIM and bpp from the real .wlc byte count.
+Audio: the mixtures (lead + accomp) of stems/test, PSNR with peak 1 over the whole clip, SI-SDR.
+Baseline: PCA of the wavelet channels fitted on the training data (BSDS500; music-train and
+stems/train mixtures), no quantisation. Also parameter counts, CPU decode time and the
+training logs' steps and minutes. Exit status 1 if a quality bar is missed (unless --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pywalloc
+from pywalloc import api
+from pywalloc.training.init import wpt_statistics
+from pywalloc.wavelets import iwpt, wpt
+
+BARS = {  # (min PSNR dB, max bpp) from the issue; audio has no rate bar
+    "rgb-16x": (29.0, 0.75), "rgb-4x": (37.5, 3.0), "stereo-20x": (29.0, None),
+    "stereo-5x": (40.0, None),
+}
+
+
+def _pca(mean, cov, k):
+    ev, vec = torch.linalg.eigh(cov)
+    top = vec[:, ev.argsort(descending=True)[:k]].T.float()
+    return top, mean.float()
+
+
+def _project(coeffs, top, mu):
+    n = coeffs.shape[1]
+    flat = coeffs.reshape(n, -1) if coeffs.dim() == 3 else coeffs[0].reshape(n, -1)
+    rec = top.T @ (top @ (flat - mu[:, None])) + mu[:, None]
+    return rec.reshape(coeffs.shape)
+
+
+def image_rows(shared: Path, quick: bool) -> list[dict]:
+    from pytorch_msssim import ms_ssim
+
+    files = sorted((shared / "kodak").glob("*.png"))[: 3 if quick else None]
+    train = shared / "train-images" / "bsds500"
+    rows = []
+    for name in ("rgb-16x", "rgb-4x"):
+        codec = pywalloc.load(name)
+        mean, cov = wpt_statistics(codec, train, max_files=40 if quick else 200)
+        top, mu = _pca(mean, cov, codec.preset.latent_channels)
+        ps, ss, bpps, pca, dec_s = [], [], [], [], []
+        for f in files:
+            with Image.open(f) as im:
+                img = np.asarray(im.convert("RGB"))
+            blob = api.compress_image(img, codec)
+            t0 = time.perf_counter()
+            out = api.decompress(blob)
+            dec_s.append(time.perf_counter() - t0)
+            ref = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()
+            rec = torch.from_numpy(out.copy()).permute(2, 0, 1)[None].float()
+            ps.append(10 * math.log10(255**2 / float(((rec - ref) ** 2).mean())))
+            ss.append(float(ms_ssim(rec, ref, data_range=255)))
+            bpps.append(8 * len(blob) / (img.shape[0] * img.shape[1]))
+            x = ref / 255 - 0.5
+            lin = iwpt(_project(wpt(x, 3), top, mu), 3).clamp(-0.5, 0.5)
+            lin = torch.round((lin + 0.5) * 255)
+            pca.append(10 * math.log10(255**2 / float(((lin - ref) ** 2).mean())))
+        rows.append({"codec": name, "items": len(files), "psnr": float(np.mean(ps)),
+                     "ms_ssim": float(np.mean(ss)), "bpp": float(np.mean(bpps)),
+                     "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
+                     "params": codec.num_parameters()})
+    return rows
+
+
+def audio_rows(shared: Path, quick: bool) -> list[dict]:
+    import soundfile as sf
+
+    pieces = sorted(p for p in (shared / "stems" / "test").iterdir() if p.is_dir())
+    pieces = pieces[: 2 if quick else None]
+    rows = []
+    for name in ("stereo-20x", "stereo-5x"):
+        codec = pywalloc.load(name)
+        mean, cov = wpt_statistics(codec, shared / "music-train", max_files=2 if quick else 200)
+        top, mu = _pca(mean, cov, codec.preset.latent_channels)
+        ps, si, kbps, pca, dec_s = [], [], [], [], []
+        for p in pieces:
+            a = sf.read(p / "lead.flac", dtype="float32")[0] + sf.read(p / "accomp.flac",
+                                                                       dtype="float32")[0]
+            blob = api.compress_audio(a, 44100, codec)
+            t0 = time.perf_counter()
+            out, _ = api.decompress(blob)
+            dec_s.append(time.perf_counter() - t0)
+            ps.append(10 * math.log10(1 / float(np.mean((out - a) ** 2))))
+            r, e = a.ravel().astype(np.float64), out.ravel().astype(np.float64)
+            s = (e @ r) / (r @ r) * r
+            si.append(10 * math.log10(float(s @ s) / float((e - s) @ (e - s))))
+            kbps.append(8 * len(blob) / (a.shape[0] / 44100) / 1000)
+            n = a.shape[0] // 256 * 256
+            x = torch.from_numpy(np.ascontiguousarray(a[:n].T))[None]
+            lin = iwpt(_project(wpt(x, 8), top, mu), 8)[0].numpy().T
+            pca.append(10 * math.log10(1 / float(np.mean((lin - a[:n]) ** 2))))
+        rows.append({"codec": name, "items": len(pieces), "psnr": float(np.mean(ps)),
+                     "si_sdr": float(np.mean(si)), "kbps": float(np.mean(kbps)),
+                     "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
+                     "params": codec.num_parameters()})
+    return rows
+
+
+def training_summary() -> dict:
+    logs = ROOT / "docs" / "training-logs"
+    out = {}
+    for name in BARS:
+        steps, minutes = 0, 0.0
+        for part in (f"{name}.csv", f"{name}-finetune.csv"):
+            f = logs / part
+            if f.is_file():
+                rows = list(csv.DictReader(f.open()))
+                if rows:
+                    steps += int(rows[-1]["step"])
+                    minutes += float(rows[-1]["minutes"])
+        out[name] = {"steps": steps, "minutes": minutes}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "models_figures.md"))
+    ap.add_argument("--quick", action="store_true", help="few items, no bar check, no docs")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    shared = Path(args.shared)
+    if not (shared / "kodak").is_dir():
+        print(f"shared data not found at {shared}", file=sys.stderr)
+        return 2
+    with torch.inference_mode():
+        img, aud = image_rows(shared, args.quick), audio_rows(shared, args.quick)
+    train = training_summary()
+    head = ("| codec | params | train steps | train min | bpp / kbps | PSNR dB | MS-SSIM / SI-SDR "
+            "| PCA (no quant.) dB | bar | CPU decode s |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+    ok = True
+    for r in img + aud:
+        lo, cap = BARS[r["codec"]]
+        rate = r.get("bpp", r.get("kbps"))
+        passed = r["psnr"] >= lo and (cap is None or rate <= cap)
+        ok &= passed
+        bar = f"≥{lo} dB" + (f", ≤{cap} bpp" if cap else "") + (": pass" if passed else ": MISS")
+        second = f"{r['ms_ssim']:.4f}" if "ms_ssim" in r else f"{r['si_sdr']:.2f} dB"
+        t = train[r["codec"]]
+        lines.append(f"| {r['codec']} | {r['params'] / 1e6:.2f} M | {t['steps']} | "
+                     f"{t['minutes']:.1f} | {rate:.3f} | {r['psnr']:.2f} | {second} | "
+                     f"{r['pca_psnr']:.2f} | {bar} | {r['decode_s']:.2f} |")
+    table = "\n".join(lines)
+    print(table)
+    if not args.quick:
+        cmd = "python benchmarks/model_card.py"
+        Path(args.out).write_text(
+            f"<!-- generated by `{cmd}`; do not edit -->\n\n{table}\n\n"
+            f"Images: {img[0]['items']} Kodak images; audio: {aud[0]['items']} stems/test "
+            f"mixtures. Threads: {torch.get_num_threads()}.\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(
+            {"images": img, "audio": aud, "training": train}, indent=2))
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
