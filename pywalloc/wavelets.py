@@ -147,7 +147,7 @@ def tune_allocator() -> bool:
     """Keep large freed blocks in glibc's heap so big tensors reuse already-mapped pages.
 
     By default glibc serves every allocation above 32 MiB with a fresh mmap and unmaps it on
-    free, so each such tensor pays its page faults again (about 30 ms per 50 MB here, more than
+    free, so each such tensor pays its page faults again (30-40 ms per 50 MB here, more than
     a whole convolution pass). Raising the mmap and trim thresholds once per process removes
     that cost; the price is that the process keeps its peak heap instead of returning it to
     the OS. Returns False (and changes nothing) where glibc's ``mallopt`` is unavailable.
@@ -173,7 +173,7 @@ def _conv_blocks(xb: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """
     n, r, length, ci = xb.shape
     # Rows go into the batch so the batch is never 1: PyTorch sends small batch-1 inputs to
-    # its reference convolution, which is orders of magnitude slower on channels-last data.
+    # its reference convolution instead of oneDNN.
     out = F.conv2d(xb.reshape(n * r, 1, length, ci).permute(0, 3, 1, 2), weight)
     return out.permute(0, 2, 3, 1).reshape(n, r, out.shape[-1], -1)
 
