@@ -33,12 +33,16 @@ def add_parser(sub) -> argparse.ArgumentParser:
             continue
         flag = "--" + f.name.replace("_", "-")
         required = f.name in ("preset", "data", "out")
+        # Defaults stay None so that a --config file's values are not overridden by them;
+        # TrainConfig supplies the real defaults (shown in the help).
+        shown = "" if required else f" (default: {f.default})"
         if f.type in ("bool", bool):
-            ap.add_argument(flag, action="store_true", help=_HELP.get(f.name))
+            ap.add_argument(flag, action="store_true", default=None,
+                            help=(_HELP.get(f.name) or "") + shown)
         else:
             typ = {"int": int, "float": float}.get(str(f.type), str)
-            ap.add_argument(flag, type=typ, required=required,
-                            default=None if required else f.default, help=_HELP.get(f.name))
+            ap.add_argument(flag, type=typ, required=required, default=None,
+                            help=(_HELP.get(f.name) or f.name.replace("_", " ")) + shown)
     ap.add_argument("--config", help="JSON file of the same keys; flags given override it")
     ap.add_argument("--width", type=int, help="override the decoder width")
     ap.add_argument("--blocks", type=int, help="override the decoder depth")

@@ -109,6 +109,23 @@ class AudioSegments(Dataset):
         return torch.stack(out)
 
 
+class ResumableSampler(torch.utils.data.Sampler):
+    """Endless epochs of seeded permutations, starting at any position (for exact resume)."""
+
+    def __init__(self, n: int, seed: int, start: int = 0) -> None:
+        self.n, self.seed, self.start = n, seed, start
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __iter__(self):
+        block, pos = divmod(self.start, self.n)
+        while True:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + block)
+            yield from torch.randperm(self.n, generator=gen)[pos:].tolist()
+            block, pos = block + 1, 0
+
+
 def make_dataset(modality: str, root: str | Path, crop: int, repeats: int = 1,
                  per_item: int = 1) -> Dataset:
     if modality == "image":

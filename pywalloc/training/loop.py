@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from ..codec import Codec
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import collate, make_dataset
+from .data import ResumableSampler, collate, make_dataset
 from .init import DEFAULT_GAIN, analysis_row_norms, pca_init, renorm_analysis, wpt_statistics
 from .validate import validate
 
@@ -136,11 +136,13 @@ def train(cfg: TrainConfig) -> dict:
     if world > 1:
         sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:
-        gen = torch.Generator().manual_seed(cfg.seed + step)
-        sampler = RandomSampler(ds, replacement=True, num_samples=10**9, generator=gen)
+        sampler = ResumableSampler(len(ds), cfg.seed, start=step * per_batch)
+    # A generator of its own, so creating the loader draws nothing from the global RNG
+    # (which the checkpoint restores, and the bottleneck noise uses).
+    loader_gen = torch.Generator().manual_seed(cfg.seed * 7919 + step)
     loader = DataLoader(ds, batch_size=per_batch, sampler=sampler, num_workers=cfg.workers,
                         collate_fn=collate, drop_last=True, persistent_workers=cfg.workers > 0,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", generator=loader_gen)
 
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -223,5 +225,8 @@ def train(cfg: TrainConfig) -> dict:
     if rank == 0:
         (out / "result.json").write_text(json.dumps(result, indent=2))
     if world > 1:
+        # Every rank records its final weights' hash: they must agree (tests check it).
+        (out / f"weights_rank{rank}.hash").write_text(result["weight_hash"])
         dist.barrier()
+        dist.destroy_process_group()
     return result
