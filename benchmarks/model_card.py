@@ -118,6 +118,28 @@ def audio_rows(shared: Path, quick: bool) -> list[dict]:
     return rows
 
 
+def size_rows(quick: bool) -> list[dict]:
+    """Parameters and CPU decode time of each preset at each size (random weights suffice)."""
+    from pywalloc.codec import Codec
+    from pywalloc.presets import PRESETS, SIZES
+
+    rows = []
+    for name, p in PRESETS.items():
+        for size in SIZES[p.modality]:
+            codec = Codec(name, size).eval()
+            shape = (512, 768) if p.modality == "image" else (12 * 44100,)
+            if quick:
+                shape = (64, 64) if p.modality == "image" else (44100,)
+            z = torch.zeros(1, p.latent_channels, *codec.latent_size(shape))
+            codec.decode(z, shape)  # warm-up
+            t0 = time.perf_counter()
+            codec.decode(z, shape)
+            rows.append({"codec": name, "size": size, "params": codec.num_parameters(),
+                         "decode_s": time.perf_counter() - t0,
+                         "input": "x".join(map(str, shape))})
+    return rows
+
+
 def training_summary() -> dict:
     logs = ROOT / "docs" / "training-logs"
     out = {}
@@ -147,6 +169,7 @@ def main() -> int:
         return 2
     with torch.inference_mode():
         img, aud = image_rows(shared, args.quick), audio_rows(shared, args.quick)
+        sizes = size_rows(args.quick)
     train = training_summary()
     head = ("| codec | params | train steps | train min | bpp / kbps | PSNR dB | MS-SSIM / SI-SDR "
             "| PCA (no quant.) dB | bar | CPU decode s |")
@@ -163,6 +186,9 @@ def main() -> int:
         lines.append(f"| {r['codec']} | {r['params'] / 1e6:.2f} M | {t['steps']} | "
                      f"{t['minutes']:.1f} | {rate:.3f} | {r['psnr']:.2f} | {second} | "
                      f"{r['pca_psnr']:.2f} | {bar} | {r['decode_s']:.2f} |")
+    lines += ["", "| codec | size | params | CPU decode s | input |", "|---|---|---|---|---|"]
+    lines += [f"| {r['codec']} | {r['size']} | {r['params'] / 1e6:.2f} M | {r['decode_s']:.2f} | "
+              f"{r['input']} |" for r in sizes]
     table = "\n".join(lines)
     print(table)
     if not args.quick:
@@ -172,7 +198,7 @@ def main() -> int:
             f"Images: {img[0]['items']} Kodak images; audio: {aud[0]['items']} stems/test "
             f"mixtures. Threads: {torch.get_num_threads()}.\n")
         Path(args.out).with_suffix(".json").write_text(json.dumps(
-            {"images": img, "audio": aud, "training": train}, indent=2))
+            {"images": img, "audio": aud, "sizes": sizes, "training": train}, indent=2))
     return 0 if ok or args.quick else 1
 
 
