@@ -1,0 +1,55 @@
+"""Plot the bundled codecs' training curves (train PSNR against step) from docs/training-logs.
+
+    python benchmarks/plot_training.py [--out docs/training-curves.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--logs", default=str(ROOT / "docs" / "training-logs"))
+    ap.add_argument("--out", default=str(ROOT / "docs" / "training-curves.png"))
+    args = ap.parse_args()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, names in zip(axes, (("rgb-16x", "rgb-4x"), ("stereo-20x", "stereo-5x"))):
+        for name in names:
+            steps, psnr, offset = [], [], 0
+            for part in (f"{name}.csv", f"{name}-finetune.csv"):
+                f = Path(args.logs) / part
+                if not f.is_file():
+                    continue
+                rows = list(csv.DictReader(f.open()))
+                steps += [offset + int(r["step"]) for r in rows]
+                psnr += [float(r["train_psnr"]) for r in rows]
+                if part.endswith("finetune.csv") and rows:
+                    ax.axvline(offset, color="gray", lw=0.5, ls="--")
+                offset = steps[-1] if steps else 0
+            # a running mean over 10 log points: the raw per-100-step PSNR is noisy
+            smooth = [sum(psnr[max(0, i - 9): i + 1]) / len(psnr[max(0, i - 9): i + 1])
+                      for i in range(len(psnr))]
+            ax.plot(steps, smooth, label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("training PSNR, dB (noisy bottleneck, running mean)")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("images: 256x256 BSDS500 crops, batch 32")
+    axes[1].set_title("audio: 32768-frame segments, batch 32")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
