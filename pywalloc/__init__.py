@@ -5,7 +5,7 @@ Public API: ``load``, ``compress``, ``decompress``, ``wpt``, ``iwpt``, ``Codec``
 
 from .codec import Codec, CodecConfig, compand, decompand
 from .presets import PRESETS, Preset, WeightsNotFoundError, available, load
-from .wavelets import iwpt, wpt
+from .wavelets import iwpt, tune_allocator, wpt
 
 __version__ = "0.1.0"
 
@@ -21,6 +21,7 @@ __all__ = [
     "decompand",
     "iwpt",
     "load",
+    "tune_allocator",
     "wpt",
 ]
 

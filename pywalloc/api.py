@@ -60,8 +60,7 @@ def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
     with warnings.catch_warnings():  # read-only arrays (PIL) warn; this tensor is only read
         warnings.simplefilter("ignore", UserWarning)
         x = torch.from_numpy(np.ascontiguousarray(pixels))
-    x = x.permute(2, 0, 1).unsqueeze(0)
-    return x.to(torch.float32).mul_(1.0 / 255.0).sub_(0.5), mode
+    return x.permute(2, 0, 1).unsqueeze(0), mode  # uint8 [1, 3, H, W] (a view)
 
 
 def compress_image(pixels: np.ndarray, codec: str | Codec | None = None) -> bytes:
@@ -70,7 +69,7 @@ def compress_image(pixels: np.ndarray, codec: str | Codec | None = None) -> byte
     x, mode = _image_tensor(pixels)
     h, w = x.shape[2:]
     with torch.inference_mode():
-        z = model.encode(x)[0]
+        z = model.encode_uint8(x)[0]
     b = model.preset.block
     header = container.Header(
         modality="image", preset=model.preset.name, weights_hash=_hash(model), shape=(h, w),

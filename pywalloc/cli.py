@@ -358,6 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     from .presets import UnknownPresetError, WeightsNotFoundError
 
     args = build_parser().parse_args(argv)
+    from .wavelets import tune_allocator
+
+    tune_allocator()  # a CLI process may keep its peak heap; big tensors stop page-faulting
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

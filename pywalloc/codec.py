@@ -128,6 +128,33 @@ class Codec(nn.Module):
         """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio)."""
         return torch.round(self.latents(x)).clamp_(-127, 127).to(torch.int8)
 
+    def encode_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
+        into the analysis layer (the transform is linear), saving two passes over the input."""
+        if self.preset.modality != "image" or pixels.dtype != torch.uint8:
+            raise ValueError("encode_uint8 takes uint8 images for an image codec")
+        w, b = self._folded_analysis()
+        coeffs = wpt(self._pad(pixels.to(w.dtype)), self.preset.levels)
+        a = F.conv2d(coeffs, w, b)
+        return torch.round(compand(a)).clamp_(-127, 127).to(torch.int8)
+
+    def _folded_analysis(self) -> tuple[torch.Tensor, torch.Tensor]:
+        w, b = self.analysis.weight, self.analysis.bias
+        key = (w._version, b._version, w.device, w.dtype) if not w.is_inference() else None
+        cached = getattr(self, "_fold_cache", None)
+        if cached is not None and key is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            # wpt of a constant image: the DC response of every wavelet channel.
+            block = self.preset.block
+            dc = wpt(torch.ones(1, self.preset.channels, block, block, dtype=w.dtype,
+                                device=w.device), self.preset.levels)[0, :, 0, 0]
+            w2 = w / 255.0
+            b2 = b - 0.5 * (w.flatten(1) @ dc)
+        if key is not None:
+            self._fold_cache = (key, (w2, b2))
+        return w2, b2
+
     # -- decoder --------------------------------------------------------------------------
     def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
         """Reconstruction from int8 (or float) latents, cropped to ``size`` and clamped."""
