@@ -1,6 +1,6 @@
 """Throughput of pywalloc's wavelet packet transform against a PyWavelets per-level loop.
 
-Usage: python benchmarks/wavelets.py [--quick] [--repeats N]
+Usage: python benchmarks/wavelets.py [--quick] [--repeats N] [--threads N] [--no-pywt]
 Exit status is nonzero when a target is missed (never with --quick, which uses tiny inputs).
 """
 
@@ -115,7 +115,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny inputs, never fails")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (best)")
     parser.add_argument("--no-pywt", action="store_true", help="skip the PyWavelets reference")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
     try:
         import pywt  # noqa: F401
