@@ -231,6 +231,19 @@ def test_to_jsonable_and_table_shape(tmp_path):
     assert rows[1].startswith("| **WaLLoC fake-16x** | 16.0× |")
 
 
+def test_table_flags_baselines_that_miss_the_rate():
+    meta = {"modality": "audio", "items": 1, "data": "d", "torch_threads": 1, "cpu_count": 1,
+            "metrics_device": "cpu"}
+    base = {"dr": None, "cr": 1.0, "psnr": 1.0, "si_sdr": 1.0, "ssdr": 1.0, "srdr": 1.0,
+            "enc_mps": 1.0, "dec_mps": 1.0}
+    summary = [{**base, "codec": "w", "match": None, "dr": 5.0, "kbps": 32.0},
+               {**base, "codec": "mp3", "match": "w", "kbps": 64.0},
+               {**base, "codec": "opus", "match": "w", "kbps": 33.0}]
+    table = R.markdown_table({"meta": meta, "summary": summary})
+    assert "| MP3 @ w rate † |" in table and "| Opus @ w rate |" in table
+    assert "†: mean kbps more than 10% away" in table
+
+
 # ----------------------------------------------------------------------------- CLI
 @pytest.fixture
 def fake_pywalloc(monkeypatch):

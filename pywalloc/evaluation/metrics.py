@@ -121,7 +121,7 @@ class MSSSIMScorer:
         ref, _ = _check_rgb8(reference, reference)
         min_side = min(ref.shape[:2])
         if min_side < _WIN_SIZE:
-            raise MetricInputError(f"image {ref.shape[:2]} is smaller than the {_WIN_SIZE}px window")
+            raise MetricInputError(f"image {ref.shape[:2]} is under the {_WIN_SIZE}px window")
         self.levels = levels or _levels_for(min_side)
         self.shape = ref.shape
         weights = torch.tensor(MS_SSIM_WEIGHTS[: self.levels], dtype=torch.float64)

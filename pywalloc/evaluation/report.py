@@ -17,6 +17,9 @@ __all__ = ["markdown_table", "plot_rd", "to_jsonable", "write_outputs"]
 _NAMES = {"webp": "WebP", "jpeg": "JPEG", "jpeg2000": "JPEG 2000", "avif": "AVIF",
           "opus": "Opus", "vorbis": "Vorbis", "mp3": "MP3"}
 
+# A matched baseline whose mean rate is further than this from its target gets a dagger.
+_RATE_TOLERANCE = 0.1
+
 _IMAGE_NOTES = (
     ("DR: input values per latent value. CR: raw 24-bit RGB bytes / compressed bytes (container "
     "header included). MS-SSIM dB = -10·log10(1 - MS-SSIM); LPIPS and DISTS dB = -10·log10(d). "
@@ -55,15 +58,21 @@ def _f(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def _label(row: dict) -> str:
+def _label(row: dict, rates: dict[str, float], rate_key: str) -> str:
     if row["match"] is None:
         return f"**WaLLoC {row['codec']}**"
-    return f"{_NAMES.get(row['codec'], row['codec'])} @ {row['match']} rate"
+    label = f"{_NAMES.get(row['codec'], row['codec'])} @ {row['match']} rate"
+    target = rates.get(row["match"])
+    if target and abs(row[rate_key] - target) > _RATE_TOLERANCE * target:
+        label += " †"
+    return label
 
 
 def markdown_table(results: dict) -> str:
     """The summary as a Markdown table (dB forms, raw values in parentheses) plus notes."""
     meta, summary = results["meta"], results["summary"]
+    rate_key = "bpp" if meta["modality"] == "image" else "kbps"
+    rates = {r["codec"]: r[rate_key] for r in summary if r["match"] is None}
     lines = []
     if meta["modality"] == "image":
         perceptual = meta.get("perceptual", False)
@@ -73,7 +82,8 @@ def markdown_table(results: dict) -> str:
         head += ["Enc MPix/s", "Dec MPix/s"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in summary:
-            cells = [_label(r), _f(r["dr"], 1) + "×" if r["dr"] else "—", _f(r["cr"], 1) + "×",
+            dr = _f(r["dr"], 1) + "×" if r["dr"] else "—"
+            cells = [_label(r, rates, rate_key), dr, _f(r["cr"], 1) + "×",
                      _f(r["bpp"], 3), _f(r["psnr"]),
                      f"{_f(r['ms_ssim_db'])} ({_f(r['ms_ssim'], 4)})"]
             if perceptual:
@@ -87,11 +97,15 @@ def markdown_table(results: dict) -> str:
                 "SRDR (dB)", "Enc MSamples/s", "Dec MSamples/s"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in summary:
-            cells = [_label(r), _f(r["dr"], 1) + "×" if r["dr"] else "—", _f(r["cr"], 1) + "×",
+            dr = _f(r["dr"], 1) + "×" if r["dr"] else "—"
+            cells = [_label(r, rates, rate_key), dr, _f(r["cr"], 1) + "×",
                      _f(r["kbps"], 1), _f(r["psnr"]), _f(r["si_sdr"]), _f(r["ssdr"]),
                      _f(r["srdr"]), _f(r["enc_mps"], 1), _f(r["dec_mps"], 1)]
             lines.append("| " + " | ".join(cells) + " |")
         notes = list(_AUDIO_NOTES)
+    if any(" †" in line for line in lines):
+        notes.append(f"†: mean {rate_key} more than {_RATE_TOLERANCE:.0%} away from the WaLLoC "
+                     "codec's: the baseline cannot reach that rate (its lowest setting is used).")
     notes.append(f"{meta['items']} items from `{meta['data']}`; timings are wall clock, "
                  f"warm-up excluded, torch threads = {meta['torch_threads']} "
                  f"({meta['cpu_count']} CPUs), metrics device {meta['metrics_device']}.")
