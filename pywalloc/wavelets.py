@@ -41,7 +41,6 @@ MAX_FUSE_2D = 3
 # slab is a parallel region, and on a busy machine every region can wait a time slice for its
 # second thread: 512 KB slabs measured 2 s instead of 0.1 s under load).
 _SLAB = 1 << 22
-_PLANE_GAP = 16  # floats between gathered subband planes (see _synthesis_2d)
 
 
 def _dwt1_reference(x: np.ndarray) -> np.ndarray:
@@ -182,24 +181,13 @@ def _conv_blocks(xb: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return out.permute(0, 2, 3, 1).reshape(n, r, out.shape[-1], -1)
 
 
-def _periodic_conv(xb: torch.Tensor, weight: torch.Tensor, lo: int):
-    """Periodic correlation along dim 2 of [N, R, n, Ci] blocks, as (first block, piece) pairs.
-
-    The bulk is computed straight from the input; only the K-1 outputs whose window wraps
-    around come from a small stitched strip, so the input is never copied whole.
-    """
-    n = xb.shape[2]
-    k = weight.shape[-1]
-    hi = k - 1 - lo
-    if n < 2 * k:
-        idx = (torch.arange(n + k - 1, device=xb.device) - lo) % n
-        return [(0, _conv_blocks(xb.index_select(2, idx), weight))]
-    strip = torch.cat([xb[:, :, n - k + 1 :], xb[:, :, : k - 1]], dim=2)
-    edge = _conv_blocks(strip, weight)  # blocks n-hi .. n-1, then 0 .. lo-1
-    pieces = [(lo, _conv_blocks(xb, weight)), (n - hi, edge[:, :, :hi])]
-    if lo:
-        pieces.append((0, edge[:, :, hi:]))
-    return pieces
+def _wrap(x: torch.Tensor, dim: int, lo: int, hi: int) -> torch.Tensor:
+    """``x`` extended periodically along ``dim`` by ``lo`` entries before and ``hi`` after."""
+    n = x.shape[dim]
+    if n >= lo and n >= hi:
+        return torch.cat([x.narrow(dim, n - lo, lo), x, x.narrow(dim, 0, hi)], dim)
+    idx = (torch.arange(n + lo + hi, device=x.device) - lo) % n
+    return x.index_select(dim, idx)
 
 
 def _fill_pad(z: torch.Tensor, dim: int, lo: int, n: int) -> None:
@@ -260,10 +248,11 @@ def _analysis_1d(x: torch.Tensor, s: int) -> torch.Tensor:
     m, length = x.shape
     n = length // b
     rows, _, lo = _weights(s, False, x.device, x.dtype)
+    k = rows.shape[-1]
+    xp = _wrap(x, 1, lo * b, (k - 1 - lo) * b)
+    bands = _conv_blocks(xp.view(1, m, n + k - 1, b), rows)[0]  # [M, n, 2^s]
     out = x.new_empty(m, b, n)
-    for start, piece in _periodic_conv(x.reshape(1, m, n, b), rows, lo):
-        span = piece.shape[2]
-        _copy_in_slabs(out[:, :, start : start + span], piece[0].transpose(1, 2), 2, _SLAB)
+    _copy_in_slabs(out, bands.transpose(1, 2), 2, _SLAB)
     return out
 
 
@@ -312,11 +301,15 @@ def _digit_perm(s: int) -> tuple[int, ...]:
     return (0, *bits, 1, 2 + s)
 
 
-@functools.cache
-def _band_perm(s: int) -> tuple[int, ...]:
-    """Permutation of [N, channel bits, plane] listing channel bits as (p_w bits, p_h bits)."""
-    return (0, *[1 + 2 * level for level in range(s)], *[2 + 2 * level for level in range(s)],
-            1 + 2 * s)
+@functools.lru_cache(maxsize=64)
+def _gather_rows(s: int, nh: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
+    """Row indices into [4^s·nh, nw] listing subbands in (p_w, p_h) order, rows wrapped."""
+    chans = torch.arange(4**s).view(*([2] * (2 * s)))
+    # Channel bits are (w1, h1, w2, h2, ...); list them as (w1, w2, ..., h1, h2, ...).
+    order = [2 * level for level in range(s)] + [2 * level + 1 for level in range(s)]
+    chans = chans.permute(order).reshape(-1, 1)
+    wrapped = (torch.arange(nh + lo + hi) - lo) % nh
+    return (chans * nh + wrapped).reshape(-1).to(device)
 
 
 def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -326,16 +319,14 @@ def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
     nh, nw = h // b, w // b
     rows, cols, lo = _weights(s, False, x.device, x.dtype)
     k = rows.shape[-1]
-    # Along W, straight from the input. Its result is copied with the row phase q_h moved
+    # Along W first. Its result is copied with the row phase q_h moved
     # innermost (so the H pass is a channels-last convolution too) and the column subband p_w
     # moved in front of nw; each block row is reordered within itself, which keeps the copy
     # cache-local, and the H pass treats (p_w, nw) as one long spatial axis.
+    xp = _wrap(x, 2, lo * b, (k - 1 - lo) * b)
+    bands = _conv_blocks(xp.view(n, h, nw + k - 1, b), rows)  # [N, H, nw, p_w]
     z = x.new_empty(n, nh + k - 1, b, nw, b)  # [N, row block (padded), p_w, nw, q_h]
-    for start, piece in _periodic_conv(x.reshape(n, h, nw, b), rows, lo):
-        span = piece.shape[2]
-        z[:, lo : lo + nh, :, start : start + span] = piece.reshape(n, nh, b, span, b).permute(
-            0, 1, 4, 3, 2
-        )
+    z[:, lo : lo + nh] = bands.view(n, nh, b, nw, b).permute(0, 1, 4, 3, 2)
     _fill_pad(z, 1, lo, nh)
     grid = F.conv2d(z.view(n, nh + k - 1, w, b).permute(0, 3, 1, 2), cols)
     grid = grid.permute(0, 2, 3, 1).reshape(n, nh, *([2] * s), nw, *([2] * s))
@@ -350,19 +341,13 @@ def _synthesis_2d(y: torch.Tensor, s: int) -> torch.Tensor:
     n, _, nh, nw = y.shape
     rows, cols, lo = _weights(s, True, y.device, y.dtype)
     k = rows.shape[-1]
-    # Gather the subband planes into (p_w, p_h) order first: a transpose whose innermost
-    # dimensions are single channel digits (size 2) would crawl. The planes are spaced by a
-    # little more than their size, so the transpose's eight read streams (one per p_h) do not
-    # all fall into the same cache sets.
-    plane = nh * nw
-    spaced = y.new_empty(n, b, b, plane + _PLANE_GAP)[..., :plane]
-    spaced.view(n, *([2] * (2 * s)), plane).copy_(
-        y.reshape(n, *([2] * (2 * s)), plane).permute(_band_perm(s))
-    )
-    bands = spaced.view(n, b, b, nh, nw)
-    z = y.new_empty(n, nh + k - 1, b, nw, b)  # [N, nh (padded), p_w, nw, p_h]
-    z[:, lo : lo + nh] = bands.permute(0, 3, 1, 4, 2)
-    _fill_pad(z, 1, lo, nh)
+    # One row gather puts the subband planes in (p_w, p_h) order and wraps them along H: a
+    # transpose whose innermost dimensions are single channel digits (size 2) would crawl.
+    # The wrapped planes are nh + K - 1 rows long, which also keeps the next copy's eight read
+    # streams (one per p_h) out of each other's cache sets.
+    rows_index = _gather_rows(s, nh, lo, k - 1 - lo, y.device)
+    bands = y.reshape(n, -1, nw).index_select(1, rows_index).view(n, b, b, nh + k - 1, nw)
+    z = bands.permute(0, 3, 1, 4, 2).contiguous()  # [N, nh (padded), p_w, nw, p_h]
     mid = F.conv2d(z.view(n, nh + k - 1, nw * b, b).permute(0, 3, 1, 2), cols)
     mid = mid.permute(0, 2, 3, 1).reshape(n, nh, b, nw, b)  # [N, nh, p_w, nw, q_h]
     u = y.new_empty(n, nh, b, nw + k - 1, b)  # [N, nh, q_h, nw (padded), p_w]
