@@ -5,7 +5,6 @@ Vorbis and MP3 through libsndfile (soundfile) for audio. Sizes are real encoded 
 from __future__ import annotations
 
 import io
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -249,10 +248,10 @@ class AudioBaseline:
 
 
 def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    from scipy.signal import resample_poly
+    # The library's own polyphase resampler (scipy), so baselines and codecs resample alike.
+    from ..media import resample_audio
 
-    g = math.gcd(src, dst)
-    return resample_poly(x, dst // g, src // g, axis=0).astype(np.float32)
+    return resample_audio(x, src, dst)
 
 
 _LEVELS = (0.99, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0)
