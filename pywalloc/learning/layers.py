@@ -30,6 +30,7 @@ __all__ = [
     "LatentConvSeq",
     "LatentPatchEmbed",
     "LatentViT",
+    "sincos_2d",
 ]
 
 # Latents lie in [-127.5, 127.5] (int8 after rounding): this maps them into [-1, 1].
