@@ -242,17 +242,27 @@ def _check(x: torch.Tensor, levels: int, spatial: int) -> None:
 # --------------------------------------------------------------------------------------- 1D
 
 
-def _analysis_1d(x: torch.Tensor, s: int) -> torch.Tensor:
-    """[M, L] -> [M, 2^s, L/2^s] for one fused stage."""
+def _margins(s: int, synthesis: bool) -> tuple[int, int]:
+    """Periodic margins (samples before, after) a fused stage's convolution reads."""
+    weight, lo = _poly_weights(s, synthesis)
+    return lo << s, (weight.shape[-1] - 1 - lo) << s
+
+
+def _analysis_1d(xp: torch.Tensor, s: int, margins: tuple[int, int]) -> torch.Tensor:
+    """Rows already wrapped by this stage's margins, [M, L + pad] -> [M, 2^s, L/2^s + pad'].
+
+    The output rows come wrapped by ``margins`` (the next stage's), so no stage copies its
+    input just to extend it.
+    """
     b = 2**s
-    m, length = x.shape
-    n = length // b
-    rows, _, lo = _weights(s, False, x.device, x.dtype)
+    rows = _weights(s, False, xp.device, xp.dtype)[0]
     k = rows.shape[-1]
-    xp = _wrap(x, 1, lo * b, (k - 1 - lo) * b)
+    m = xp.shape[0]
+    n = xp.shape[1] // b - (k - 1)
     bands = _conv_blocks(xp.view(1, m, n + k - 1, b), rows)[0]  # [M, n, 2^s]
-    out = x.new_empty(m, b, n)
-    _copy_in_slabs(out, bands.transpose(1, 2), 2, _SLAB)
+    out = xp.new_empty(m, b, margins[0] + n + margins[1])
+    _copy_in_slabs(out.narrow(2, margins[0], n), bands.transpose(1, 2), 2, _SLAB)
+    _fill_pad(out, 2, margins[0], n)
     return out
 
 
@@ -271,9 +281,12 @@ def _synthesis_1d(y: torch.Tensor, s: int) -> torch.Tensor:
 
 def _wpt1(x: torch.Tensor, levels: int) -> torch.Tensor:
     bsz, ch, length = x.shape
-    out = x.reshape(bsz * ch, length)
-    for s in _plan(levels, MAX_FUSE_1D):
-        out = _analysis_1d(out, s).reshape(-1, out.shape[-1] >> s)
+    plan = _plan(levels, MAX_FUSE_1D)
+    out = _wrap(x.reshape(bsz * ch, length), 1, *_margins(plan[0], False))
+    for i, s in enumerate(plan):
+        margins = _margins(plan[i + 1], False) if i + 1 < len(plan) else (0, 0)
+        out = _analysis_1d(out, s, margins)
+        out = out.reshape(-1, out.shape[-1])
     return out.reshape(bsz, ch << levels, length >> levels)
 
 

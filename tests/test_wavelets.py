@@ -131,7 +131,9 @@ def test_1d_perfect_reconstruction_float32(shape, levels):
 
 
 @pytest.mark.parametrize(
-    ("shape", "levels"), [((1, 2, 64, 48), 3), ((2, 1, 32, 32), 4), ((1, 2, 4096), 8), ((1, 1, 96), 5)]
+    ("shape", "levels"),
+    [((1, 2, 64, 48), 3), ((2, 1, 32, 32), 4), ((1, 1, 8, 8), 3), ((1, 1, 16, 8), 3),
+     ((1, 2, 4096), 8), ((1, 1, 96), 5), ((1, 1, 8), 3), ((1, 1, 256), 8)],
 )
 def test_perfect_reconstruction_float64(shape, levels):
     x = torch.randn(*shape, dtype=torch.float64)
