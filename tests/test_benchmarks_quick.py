@@ -1,0 +1,35 @@
+"""Smoke runs of the benchmark scripts' quick modes (they print tables; no timing is checked)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def _run(*args, timeout=600):
+    res = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def test_encode_benchmark_quick():
+    out = _run("benchmarks/encode.py", "--quick")
+    assert "rgb-16x encode" in out and "JPEG q75" in out and "stereo-20x encode" in out
+
+
+def test_model_card_quick():
+    if not (SHARED / "kodak").is_dir():
+        pytest.skip("../shared/data not available")
+    out = _run("benchmarks/model_card.py", "--quick")
+    assert "rgb-16x" in out and "PCA (no quant.)" in out and "| paper |" in out
+
+
+def test_plot_training(tmp_path):
+    pytest.importorskip("matplotlib")
+    _run("benchmarks/plot_training.py", "--out", tmp_path / "c.png")
+    assert (tmp_path / "c.png").stat().st_size > 10_000
