@@ -344,7 +344,10 @@ def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:
     grid = F.conv2d(z.view(n, nh + k - 1, w, b).permute(0, 3, 1, 2), cols)
     grid = grid.permute(0, 2, 3, 1).reshape(n, nh, *([2] * s), nw, *([2] * s))
     out = x.new_empty(n, 4**s, nh, nw)
-    _copy_in_slabs(out.view(n, *([2] * (2 * s)), nh, nw), grid.permute(_digit_perm(s)), -2, _SLAB)
+    # Each subband's source is spread over whole rows of the grid; per-slab reuse matters less
+    # here than in 1D (measured 23 vs 27 ms unslabbed), so fewer, larger slabs.
+    dst = out.view(n, *([2] * (2 * s)), nh, nw)
+    _copy_in_slabs(dst, grid.permute(_digit_perm(s)), -2, 4 * _SLAB)
     return out
 
 
