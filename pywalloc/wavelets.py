@@ -317,12 +317,13 @@ def _digit_perm(s: int) -> tuple[int, ...]:
 @functools.lru_cache(maxsize=64)
 def _gather_rows(s: int, nh: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
     """Row indices into [4^s·nh, nw] listing subbands in (p_w, p_h) order, rows wrapped."""
-    chans = torch.arange(4**s).view(*([2] * (2 * s)))
-    # Channel bits are (w1, h1, w2, h2, ...); list them as (w1, w2, ..., h1, h2, ...).
-    order = [2 * level for level in range(s)] + [2 * level + 1 for level in range(s)]
-    chans = chans.permute(order).reshape(-1, 1)
-    wrapped = (torch.arange(nh + lo + hi) - lo) % nh
-    return (chans * nh + wrapped).reshape(-1).to(device)
+    with torch.inference_mode(False):  # cached: must stay usable outside inference mode
+        chans = torch.arange(4**s).view(*([2] * (2 * s)))
+        # Channel bits are (w1, h1, w2, h2, ...); list them as (w1, w2, ..., h1, h2, ...).
+        order = [2 * level for level in range(s)] + [2 * level + 1 for level in range(s)]
+        chans = chans.permute(order).reshape(-1, 1)
+        wrapped = (torch.arange(nh + lo + hi) - lo) % nh
+        return (chans * nh + wrapped).reshape(-1).to(device)
 
 
 def _analysis_2d(x: torch.Tensor, s: int) -> torch.Tensor:

@@ -243,3 +243,20 @@ def test_benchmark_quick_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "MPix/s" in proc.stdout and "MSamples/s" in proc.stdout
+
+
+def test_cached_tensors_survive_inference_mode():
+    """Index and kernel caches filled under inference_mode must still work with autograd."""
+    from pywalloc import wavelets as wv
+
+    wv._TENSOR_CACHE.clear()
+    wv._gather_rows.cache_clear()
+    with torch.inference_mode():
+        wv.iwpt(wv.wpt(torch.randn(1, 3, 24, 40), 3), 3)
+        wv.iwpt(wv.wpt(torch.randn(1, 2, 512), 8), 8)
+    x = torch.randn(1, 3, 24, 40, requires_grad=True)
+    wv.iwpt(wv.wpt(x, 3), 3).sum().backward()
+    a = torch.randn(1, 2, 512, requires_grad=True)
+    wv.iwpt(wv.wpt(a, 8), 8).sum().backward()
+    assert torch.allclose(x.grad, torch.ones_like(x), atol=1e-4)
+    assert torch.allclose(a.grad, torch.ones_like(a), atol=1e-4)
