@@ -1,12 +1,13 @@
 """Throughput of pywalloc's wavelet packet transform against a PyWavelets per-level loop.
 
-Usage: python benchmarks/wavelets.py [--quick] [--repeats N] [--threads N] [--no-pywt]
+Usage: python benchmarks/wavelets.py [--quick] [--repeats N] [--threads N] [--no-pywt] [--impl FILE]
 Exit status is nonzero when a target is missed (never with --quick, which uses tiny inputs).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 import time
@@ -17,7 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pywalloc.wavelets import iwpt, tune_allocator, wpt
+from pywalloc import wavelets
+from pywalloc.wavelets import tune_allocator
 
 # (name, minimum throughput) per case; MPix/s counts H*W pixels, MSamples/s time steps x channels.
 TARGETS = {
@@ -80,8 +82,9 @@ def time_pywt(data, coeffs, levels, dims, count, repeats) -> tuple[float, float]
     return fwd, inv
 
 
-def run_cases(quick: bool, repeats: int, with_pywt: bool) -> list[tuple[str, str, float, float | None]]:
-    """Rows of (case, unit, ours, pywavelets) throughputs."""
+def run_cases(quick: bool, repeats: int, with_pywt: bool, impl=wavelets):
+    """Rows of (case, unit, ours, pywavelets) throughputs; ``impl`` provides wpt/iwpt."""
+    wpt, iwpt = impl.wpt, impl.iwpt
     gen = torch.Generator().manual_seed(0)
     if quick:
         image, image_levels = torch.randn(1, 3, 128, 128, generator=gen), 3
@@ -116,7 +119,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (best)")
     parser.add_argument("--no-pywt", action="store_true", help="skip the PyWavelets reference")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--impl", type=Path, default=None,
+                        help="time wpt/iwpt from this file instead (e.g. an older wavelets.py)")
     args = parser.parse_args()
+    impl = wavelets
+    if args.impl:
+        spec = importlib.util.spec_from_file_location("impl_under_test", args.impl)
+        impl = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(impl)
+        print(f"timing wpt/iwpt from {args.impl}")
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -148,7 +159,7 @@ def main() -> int:
             print("tune_allocator() unavailable here; skipping the tuned rows")
             break
         torch.set_num_threads(count)
-        rows = run_cases(args.quick, repeats, with_pywt and not tuned)
+        rows = run_cases(args.quick, repeats, with_pywt and not tuned, impl)
         name = f"{label}, {count} thread{'s' if count > 1 else ''}"
         print(f"[{name}]")
         print(f"{'case':12s} {'unit':>10s} {'pywalloc':>10s} {'PyWavelets':>11s}")
