@@ -30,7 +30,7 @@ import pywalloc
 from pywalloc.learning.encode import resize_center_crop
 from pywalloc.learning.layers import LatentConvNet
 
-DATA = Path("/work/shared/data/imagenette")
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "imagenette"
 SIDE = 224
 GRID = 28  # latent grid of a 224x224 image (block 8); every variant is embedded to 14x14
 # name -> (kind, resize side or codec, patch). Patches make every embedded grid 14x14 and

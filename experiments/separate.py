@@ -33,7 +33,7 @@ from pywalloc.evaluation.metrics import audio_psnr, si_sdr
 from pywalloc.learning import AUDIO_PEAK
 from pywalloc.learning.layers import LatentConvSeq
 
-DATA = Path("/work/shared/data/stems")
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stems"
 RATE = 44100
 TOKEN = 512  # input samples at 44.1 kHz per network position: 2 latents or ~27*k waveform samples
 CODECS = ("stereo-20x", "stereo-5x")
