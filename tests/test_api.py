@@ -115,3 +115,10 @@ def test_files(tmp_path, photo):
     api.decompress_file(blob, tmp_path / "a_out.wav")
     data, rate = sf.read(tmp_path / "a_out.wav", always_2d=True)
     assert rate == 22050 and data.shape == (5000, 1)
+
+
+def test_effort_changes_size_not_pixels(photo):
+    fast = pywalloc.compress(photo, codec="rgb-16x", effort=0)
+    slow = pywalloc.compress(photo, codec="rgb-16x", effort=6)
+    assert len(slow) <= len(fast)
+    assert np.array_equal(pywalloc.decompress(fast), pywalloc.decompress(slow))

@@ -115,6 +115,7 @@ def test_errors_are_one_line(media, tmp_path):
     _one_line_error(walloc("info", corrupt))
     _one_line_error(walloc("encode", media / "a.png", "--codec", "stereo-5x", "-o",
                            tmp_path / "y.wlc"))
+    assert walloc("encode", media / "a.png", "-o", tmp_path / "e.wlc", "--effort", "6").returncode == 0
     res = walloc("encode", media / "a.png", "--codec", "nope")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert list(tmp_path.glob(".*part")) == []
