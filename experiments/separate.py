@@ -29,8 +29,8 @@ from scipy.signal import resample_poly
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pywalloc
+from pywalloc.codec import peak_gain
 from pywalloc.evaluation.metrics import audio_psnr, si_sdr
-from pywalloc.learning import AUDIO_PEAK
 from pywalloc.learning.layers import LatentConvSeq
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stems"
@@ -76,8 +76,7 @@ def training_mixes(pieces: list[dict], remixes: int, seed: int) -> list[tuple]:
 
 
 def gain_of(mix: np.ndarray) -> float:
-    peak = float(np.abs(mix).max())
-    return AUDIO_PEAK / peak if peak > 1e-6 else 1.0
+    return peak_gain(np.abs(mix).max())
 
 
 def to_domain(x: np.ndarray, domain: str, codec: str) -> torch.Tensor:

@@ -12,12 +12,11 @@ import numpy as np
 import torch
 
 from . import container, entropy
-from .codec import Codec
+from .codec import Codec, peak_gain
 from .errors import FormatError, MediaError, UnsupportedInputError, WeightsMismatchError
 from .presets import DEFAULT_AUDIO, DEFAULT_IMAGE, get_preset, load
 
 CODEC_RATE = 44100  # the audio codecs were trained at this rate; others are resampled to it
-AUDIO_PEAK = 0.9  # each clip's peak is scaled to this before encoding (gain kept in the header)
 
 
 @dataclass(frozen=True)
@@ -107,8 +106,7 @@ def compress_audio(samples: np.ndarray, sample_rate: int, codec: str | Codec | N
     stereo = a if channels == 2 else np.repeat(a, 2, axis=1)
     if sample_rate != CODEC_RATE:
         stereo = resample_audio(stereo, int(sample_rate), CODEC_RATE)
-    # Peak normalisation; the floor (-80 dBFS) caps the gain so silence decodes to near-silence.
-    gain = AUDIO_PEAK / max(float(np.abs(stereo).max()), 1e-4)
+    gain = peak_gain(np.abs(stereo).max())
     x = torch.from_numpy(np.ascontiguousarray(stereo.T)).unsqueeze(0).mul_(gain)
     with torch.inference_mode():
         z = model.encode(x)[0]

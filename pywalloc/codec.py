@@ -23,6 +23,17 @@ COMPAND_L = 127.499
 COMPAND_S = 127.0 / 1.85
 _PHI_EPS = 1e-4
 
+# Audio input convention: each clip is scaled so that its peak is AUDIO_PEAK before encoding
+# (the inverse gain travels with the latents). The floor (-80 dBFS) caps the gain, so a
+# silent clip decodes to near-silence instead of amplified decoder noise.
+AUDIO_PEAK = 0.9
+_PEAK_FLOOR = 1e-4
+
+
+def peak_gain(peak: float) -> float:
+    """The gain that brings a clip with this peak to ``AUDIO_PEAK``."""
+    return AUDIO_PEAK / max(float(peak), _PEAK_FLOOR)
+
 
 def compand(x: torch.Tensor) -> torch.Tensor:
     return COMPAND_L * torch.erf(x / (COMPAND_S * math.sqrt(2.0)))

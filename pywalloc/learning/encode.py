@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..codec import Codec
+from ..codec import AUDIO_PEAK, Codec, peak_gain
 from ..errors import MediaError, WallocError
 
 __all__ = [
@@ -34,7 +34,6 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pywalloc-latents-1"
 # Each audio clip is scaled to this peak before encoding, as the codec expects (and as
 # pywalloc.compress does); the gain is stored per item to undo it after decoding.
-AUDIO_PEAK = 0.9
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
                   ".pgm", ".pbm", ".tga"}
 AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
@@ -121,8 +120,7 @@ class _Inputs(Dataset):
             if self.size:
                 data = data[: self.size]
                 data = np.pad(data, ((0, self.size - data.shape[0]), (0, 0)))
-            peak = float(np.abs(data).max())
-            gain = AUDIO_PEAK / peak if peak > 1e-6 else 1.0
+            gain = peak_gain(np.abs(data).max())
             return {"x": torch.from_numpy(data.T.copy()) * gain, "gain": gain, "i": i}
         except (MediaError, OSError, ValueError) as exc:
             return {"error": str(exc).splitlines()[0], "i": i}

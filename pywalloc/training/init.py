@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec import Codec
+from ..codec import AUDIO_PEAK, Codec
 from ..wavelets import wpt
 from .data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, list_files
 
@@ -44,8 +44,8 @@ def _audio_chunks(files: list[Path], block: int, chunk: int = 1 << 20):
                     break
                 a = a[:n, :2] if a.shape[1] >= 2 else np.repeat(a[:n], 2, axis=1)
                 peak = np.abs(a).max()
-                if peak > 1e-4:  # match the codec's per-clip peak normalisation (roughly)
-                    a = a * (0.9 / peak)
+                if peak > 1e-4:  # the codec's per-clip normalisation; near-silence left alone
+                    a = a * (AUDIO_PEAK / peak)
                 yield torch.from_numpy(np.ascontiguousarray(a.T))[None]
 
 

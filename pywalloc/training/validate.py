@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec import Codec
+from ..codec import Codec, peak_gain
 from .data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, list_files
-
-AUDIO_PEAK = 0.9  # the codec normalises each clip's peak to this before encoding
 
 
 @torch.no_grad()
@@ -40,8 +38,7 @@ def validate(codec: Codec, root: str | Path, limit: int = 8, max_seconds: float 
             a, _ = sf.read(str(f), frames=int(max_seconds * info.samplerate), dtype="float32",
                            always_2d=True)
             a = a[:, :2] if a.shape[1] >= 2 else np.repeat(a, 2, axis=1)
-            peak = float(np.abs(a).max())
-            gain = AUDIO_PEAK / peak if peak > 1e-4 else 1.0
+            gain = peak_gain(np.abs(a).max())
             x = torch.from_numpy(np.ascontiguousarray(a.T))[None].to(dev)
             x_hat = codec.decode(codec.encode(x * gain), x.shape[2:]) / gain
             mse = float(((x_hat - x) ** 2).mean())
