@@ -112,7 +112,6 @@ def _batch(jobs, work, label: str, quiet: bool) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     from . import container
     from .api import compress_file
-    from .media import detect_modality
 
     pairs = _expand(args.inputs, _MEDIA_SUFFIXES)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
@@ -121,8 +120,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
-        detect_modality(src)
-        blob = compress_file(src, args.codec, args.effort)
+        blob = compress_file(src, args.codec, args.effort)  # detects the modality itself
         _atomic_write(dst, blob, args.force)
         header, _ = container.read(blob)
         return _raw_bytes(header), len(blob)

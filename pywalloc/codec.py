@@ -170,11 +170,13 @@ class Codec(nn.Module):
     def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
         """Reconstruction from int8 (or float) latents, cropped to ``size`` and clamped."""
         y = z.to(self.analysis.weight.dtype) if not z.is_floating_point() else z
-        coeffs = self.synthesis(decompand(y), y)
-        x = iwpt(coeffs, self.preset.levels)
-        if size is not None:
-            x = x[(..., *(slice(0, n) for n in size))]
+        x = self._reconstruct(self.synthesis(decompand(y), y), size)
         return x.clamp(self.lo, self.hi)
+
+    def _reconstruct(self, coeffs: torch.Tensor, size) -> torch.Tensor:
+        """Inverse WPT of synthesised coefficients, cropped to ``size`` (None: no crop)."""
+        x = iwpt(coeffs, self.preset.levels)
+        return x if size is None else x[(..., *(slice(0, n) for n in size))]
 
     def forward(self, x: torch.Tensor) -> CodecOutput:
         """Training pass: noisy (train) or rounded (eval) bottleneck, MSE in both domains."""
@@ -183,7 +185,7 @@ class Codec(nn.Module):
         y = compand(self.analysis(target))
         y_q = self.bottleneck(y)
         coeffs = self.synthesis(decompand(y_q), y_q)
-        x_hat = iwpt(coeffs, self.preset.levels)[(..., *(slice(0, n) for n in x.shape[2:]))]
+        x_hat = self._reconstruct(coeffs, x.shape[2:])
         return CodecOutput(x_hat, F.mse_loss(x_hat, x), F.mse_loss(coeffs, target), y)
 
     # -- weights --------------------------------------------------------------------------
