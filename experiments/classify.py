@@ -10,10 +10,8 @@ Writes ``results/compressed_learning/classify.json`` and ``classify.md`` (``--ou
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +23,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _results  # experiments/_results.py, beside this script
 
 import pywalloc
 from pywalloc.learning.encode import resize_center_crop
@@ -251,15 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         "codecs": {v: pywalloc.load(VARIANTS[v][1]).weight_hash for v in args.variants
                    if VARIANTS[v][0] == "latent"},
         "runs": runs, "summary": summarise(runs), "prepare_seconds": prep_seconds,
-        "wall_seconds": time.perf_counter() - t_start, "torch": torch.__version__,
-        "threads": args.threads, "machine": platform.machine(), "cpus": os.cpu_count(),
+        "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
     }
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    (args.out / f"{name}.md").write_text(
-        f"Command: `{result['command']}` — wall time {result['wall_seconds'] / 60:.1f} min "
-        f"({args.threads} torch thread(s), {os.cpu_count()} CPUs)\n\n" + table)
-    print(table)
+    _results.write(args.out, name, result, markdown(result))
     return 0
 
 

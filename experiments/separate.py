@@ -12,10 +12,7 @@ Writes ``results/compressed_learning/separate.json`` and ``separate.md`` (``--ou
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +24,8 @@ import torch
 from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _results  # experiments/_results.py, beside this script
 
 import pywalloc
 from pywalloc.codec import peak_gain
@@ -261,17 +260,10 @@ def main(argv: list[str] | None = None) -> int:
                  "test_pieces": [p["name"] for p in test_p]},
         "codecs": {c: pywalloc.load(c).weight_hash for c in args.codecs},
         "runs": runs, "summary": summary(runs), "baselines": baselines(test_p, args.codecs),
-        "wall_seconds": time.perf_counter() - t_start, "torch": torch.__version__,
-        "threads": args.threads, "machine": platform.machine(), "cpus": os.cpu_count(),
+        "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     name = "separate-quick" if args.quick else "separate"
-    (args.out / f"{name}.json").write_text(json.dumps(result, indent=1))
-    table = markdown(result)
-    (args.out / f"{name}.md").write_text(
-        f"Command: `{result['command']}` — wall time {result['wall_seconds'] / 60:.1f} min "
-        f"({args.threads} torch thread(s), {os.cpu_count()} CPUs)\n\n" + table)
-    print(table)
+    _results.write(args.out, name, result, markdown(result))
     return 0
 
 
