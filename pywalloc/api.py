@@ -196,10 +196,10 @@ def compress_file(path: str | os.PathLike, codec: str | None = None,
     from .media import detect_modality, read_audio, read_image
 
     modality = detect_modality(path)
-    if codec is not None and get_preset(codec).modality != modality:
+    if codec is not None and get_preset(codec).modality != modality:  # fail before decoding
         raise UnsupportedInputError(
-            f"'{os.fspath(path)}' is {'an' if modality == 'image' else ''} {modality} file; "
-            f"codec {codec} is for {get_preset(codec).modality}")
+            f"'{os.fspath(path)}' holds {modality}; codec {codec} is for "
+            f"{get_preset(codec).modality}")
     if modality == "image":
         pixels, info = read_image(path)
         return compress_image(pixels[:, :, 0] if info.mode == "L" else pixels, codec, effort)

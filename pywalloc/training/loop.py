@@ -204,8 +204,7 @@ def train(cfg: TrainConfig) -> dict:
                     logf.flush()
                 seen, last_t, loss_acc, n_acc = 0, now, 0.0, 0
             if cfg.val and rank == 0 and (step % cfg.val_every == 0 or done):
-                val_psnr = validate(codec, cfg.val, limit=cfg.val_limit)["psnr"]
-                model.train()
+                val_psnr = validate(codec, cfg.val, limit=cfg.val_limit)["psnr"]  # restores train()
             if rank == 0 and (step % cfg.ckpt_every == 0 or done):
                 save_checkpoint(ckpt_dir, codec, opt, step, {
                     "norms": norms.tolist(), "minutes": minutes_before + (time.time() - t0) / 60})
