@@ -2,8 +2,10 @@
 
     python experiments/prepare_audio.py --shared ../shared/data --out .devdata/audio
 
-Writes OUT/train/ (mixture FLACs of stems/train minus the held-out pieces, and links to the
-music-train tracks) and OUT/val/ (mixtures of the held-out pieces, for monitoring only).
+Writes OUT/train/ (mixture FLACs of stems/train minus the held-out pieces, links to the
+44.1 kHz music-train tracks, and the 48 kHz `singularity/` tracks resampled to 44.1 kHz as FLAC),
+OUT/val/ (mixtures of the held-out pieces, for monitoring only) and OUT/heldout-music/ (every
+fifth singularity track, resampled: real music no codec trains on, for the Opus comparison).
 """
 
 from __future__ import annotations
@@ -37,7 +39,21 @@ def main() -> None:
         link = out / "train" / track.name
         if not link.exists():
             os.symlink(track.resolve(), link)
-    print(f"{len(pieces) - len(val)} train mixtures, {len(val)} val, plus music tracks -> {out}")
+    tracks = sorted((shared / "music-train" / "singularity").glob("*.ogg"))
+    held = set(tracks[2::5])
+    (out / "heldout-music").mkdir(parents=True, exist_ok=True)
+    for track in tracks:
+        dest = out / ("heldout-music" if track in held else "train") / f"{track.stem}.flac"
+        if dest.exists():
+            continue
+        data, sr = sf.read(track, dtype="float32", always_2d=True)
+        if sr != 44100:
+            from pywalloc.media import resample_audio
+
+            data = resample_audio(data, sr, 44100)
+        sf.write(dest, np.clip(data, -1, 1), 44100, subtype="PCM_16")
+    print(f"{len(pieces) - len(val)} train mixtures, {len(val)} val, plus music tracks "
+          f"({len(tracks) - len(held)} resampled, {len(held)} held out) -> {out}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -60,12 +60,14 @@ class CodecConfig:
     width: int | None = None
     blocks: int | None = None
     attention: bool | None = None
+    norm: str | None = None
 
     def resolved(self) -> tuple[Preset, Size]:
         preset = get_preset(self.preset)
         size = get_size(preset, self.size)
         over = {k: v for k, v in (("width", self.width), ("blocks", self.blocks),
-                                   ("attention", self.attention)) if v is not None}
+                                   ("attention", self.attention),
+                                   ("norm", self.norm)) if v is not None}
         if over:
             size = Size(**{**asdict(size), **over})
         return preset, size
@@ -84,11 +86,13 @@ class Codec(nn.Module):
         name = preset.name if isinstance(preset, Preset) else preset
         self.config = CodecConfig(name, size, **overrides)
         self.preset, self.size_spec = self.config.resolved()
+        # Record the norm explicitly, so saved configs do not depend on a later default.
+        self.config = replace(self.config, norm=self.size_spec.norm)
         p, s = self.preset, self.size_spec
         conv = nn.Conv2d if p.dims == 2 else nn.Conv1d
         self.analysis = conv(p.wpt_channels, p.latent_channels, 1)
         self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
-                                   s.attention, s.kernel, s.kernel_1d)
+                                   s.attention, s.kernel, s.kernel_1d, s.norm)
         self.lo, self.hi = (-0.5, 0.5) if p.modality == "image" else (-1.0, 1.0)
         # Training bottleneck: additive uniform noise (the published recipe); False rounds
         # instead, for fine-tuning the decoder alone on the latents it will really see.
@@ -231,7 +235,10 @@ class Codec(nn.Module):
             if "config" not in meta:
                 raise ValueError(f"{path} is not a pywalloc codec file (no config metadata)")
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
-        codec = cls(**json.loads(meta["config"]))
+        config = json.loads(meta["config"])
+        # Files written before the norm was configurable hold GroupNorm decoders.
+        config.setdefault("norm", "group")
+        codec = cls(**config)
         codec.load_state_dict({k: v.float() for k, v in tensors.items()})
         return codec.eval()
 

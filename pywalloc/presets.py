@@ -51,6 +51,9 @@ class Size:
     attention: bool = False
     kernel: int = 3  # 2D kernel; 1D uses kernel_1d
     kernel_1d: int = 7
+    # "channel": position-local ChannelNorm (exact tiling); "group": GroupNorm over the whole
+    # input, the norm of the first bundled decoders (kept so that their files still decode).
+    norm: str = "channel"
 
 
 PRESETS: dict[str, Preset] = {

@@ -27,17 +27,49 @@ class Snake(nn.Module):
         return x + torch.sin(a * x).pow(2) / (a + 1e-9)
 
 
-class ResBlock2d(nn.Module):
-    """GroupNorm → SiLU → 3x3 conv, twice, with an identity skip."""
+class ChannelNorm(nn.Module):
+    """LayerNorm over the channels at each position, with a per-channel affine.
 
-    def __init__(self, width: int, kernel: int = 3) -> None:
+    Position-local: every output position depends on that position alone, so tiled decoding
+    with enough overlap is exact and a 1x1 input behaves like a patch of a large one. Its
+    parameters are named like GroupNorm's, so weights of the older decoders load as a start.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(1, keepdim=True)
+        xc = x - mu
+        var = xc.square().mean(1, keepdim=True)
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return xc * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
+def make_norm(kind: str, width: int) -> nn.Module:
+    """``"group"``: GroupNorm over the whole input (legacy decoders, not position-local);
+    ``"channel"``: :class:`ChannelNorm`."""
+    if kind == "group":
+        return nn.GroupNorm(_groups(width), width)
+    if kind == "channel":
+        return ChannelNorm(width)
+    raise ValueError(f"unknown norm '{kind}' (group or channel)")
+
+
+class ResBlock2d(nn.Module):
+    """Norm → SiLU → 3x3 conv, twice, with an identity skip."""
+
+    def __init__(self, width: int, kernel: int = 3, norm: str = "group") -> None:
         super().__init__()
         pad = kernel // 2
         self.body = nn.Sequential(
-            nn.GroupNorm(_groups(width), width),
+            make_norm(norm, width),
             nn.SiLU(),
             nn.Conv2d(width, width, kernel, padding=pad),
-            nn.GroupNorm(_groups(width), width),
+            make_norm(norm, width),
             nn.SiLU(),
             nn.Conv2d(width, width, kernel, padding=pad),
         )
@@ -90,16 +122,18 @@ class Synthesis(nn.Module):
     """
 
     def __init__(self, latent: int, out: int, width: int, blocks: int, dims: int,
-                 attention: bool = False, kernel: int = 3, kernel_1d: int = 7) -> None:
+                 attention: bool = False, kernel: int = 3, kernel_1d: int = 7,
+                 norm: str = "group") -> None:
         super().__init__()
         conv = nn.Conv2d if dims == 2 else nn.Conv1d
         self.linear = conv(latent, out, 1)
         layers: list[nn.Module] = [conv(latent, width, 1)]
         for i in range(blocks):
-            layers.append(ResBlock2d(width, kernel) if dims == 2 else ResUnit1d(width, kernel_1d))
+            layers.append(ResBlock2d(width, kernel, norm) if dims == 2
+                          else ResUnit1d(width, kernel_1d))
             if attention and i == blocks // 2 - 1:
                 layers.append(SelfAttention(width, dims))
-        layers += [nn.GroupNorm(_groups(width), width), nn.SiLU(),
+        layers += [make_norm(norm, width), nn.SiLU(),
                    conv(width, out, kernel if dims == 2 else kernel_1d,
                         padding=(kernel if dims == 2 else kernel_1d) // 2)]
         self.net = nn.Sequential(*layers)
