@@ -33,3 +33,16 @@ def test_plot_training(tmp_path):
     pytest.importorskip("matplotlib")
     _run("benchmarks/plot_training.py", "--out", tmp_path / "c.png")
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_pipelines_quick(tmp_path):
+    out = _run("benchmarks/pipelines.py", "--quick", "--json", tmp_path / "p.json")
+    for row in ("(a) JPEG decode + resize to 56x56", "(b) .wlc -> latents",
+                "(c) latent shards", "(d) JPEG decode + EncodeTransform"):
+        assert row in out
+    import json
+
+    r = json.loads((tmp_path / "p.json").read_text())["results"]
+    # every pipeline delivers the same number of values per sample (equal dimension)
+    assert {v["values"] for v in r.values()} == {9408}
+    assert all(v["samples_per_s"] > 0 and v["samples"] == 64 for v in r.values())
