@@ -1,0 +1,80 @@
+"""Pack a training subset small enough to travel to a borrowed GPU machine (<= --max-mb).
+
+    python experiments/make_gpu_bundle.py --shared ../shared/data --audio .devdata/audio \
+        --out .devdata/gpu-bundle --max-mb 30
+
+Images: every photo and graphic of train-images (re-encoded as JPEG q92 when that is smaller)
+plus as many BSDS500 photos as fit in half the budget. Audio: experiments/prepare_audio.py's
+train folder (never the held-out tracks or stems/test), as Ogg Vorbis q0.6 excerpts of at most
+--excerpt seconds per file, as many as fit in the other half. Prints what it packed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from PIL import Image
+
+
+def _size_mb(root: Path) -> float:
+    return sum(f.stat().st_size for f in root.rglob("*") if f.is_file()) / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", default="../shared/data")
+    ap.add_argument("--audio", default=".devdata/audio", help="prepare_audio.py output")
+    ap.add_argument("--out", default=".devdata/gpu-bundle")
+    ap.add_argument("--max-mb", type=float, default=30)
+    ap.add_argument("--excerpt", type=float, default=75.0, help="seconds per audio file")
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "images").mkdir(parents=True)
+    (out / "audio").mkdir(parents=True)
+    half = args.max_mb / 2 * 2**20
+    src = Path(args.shared) / "train-images"
+    used = 0
+    first = sorted((src / "photos").glob("*.jpg")) + sorted((src / "graphics").glob("*.jpg"))
+    for f in first + sorted((src / "bsds500").glob("*.jpg")):
+        data = f.read_bytes()
+        if f.parent.name != "bsds500":
+            with Image.open(f) as im:
+                buf = io.BytesIO()
+                im.convert("RGB").save(buf, "JPEG", quality=92)
+            if buf.tell() < len(data):
+                data = buf.getvalue()
+        if used + len(data) > half:
+            break
+        (out / "images" / f"{f.parent.name}-{f.name}").write_bytes(data)
+        used += len(data)
+    used = 0
+    rng = np.random.default_rng(0)
+    for f in sorted((Path(args.audio) / "train").iterdir()):
+        info = sf.info(str(f))
+        n = min(info.frames, int(args.excerpt * info.samplerate))
+        start = int(rng.integers(0, max(1, info.frames - n)))
+        a, sr = sf.read(str(f), start=start, frames=n, dtype="float32", always_2d=True)
+        dest = out / "audio" / f"{f.stem}.ogg"
+        # Written in blocks: libsndfile's Vorbis encoder crashes on very large single writes.
+        with sf.SoundFile(str(dest), "w", sr, a.shape[1], format="OGG", subtype="VORBIS") as g:
+            for i in range(0, len(a), 1 << 15):
+                g.write(a[i : i + (1 << 15)])
+        size = dest.stat().st_size
+        if used + size > half:
+            dest.unlink()
+            continue
+        used += size
+    for kind in ("images", "audio"):
+        files = list((out / kind).iterdir())
+        print(f"{kind}: {len(files)} files, {_size_mb(out / kind):.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Train all four presets side by side on one GPU, within MINUTES each (the device call's budget).
+# Prepared by experiments/gpu_prepare.sh; the device command (carry .devdata/gpu-bundle and .whl):
+#
+#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
+#   export PYTHONPATH=/tmp/site:$PWD && MINUTES=8 SIZE=small INIT=1 DEST=$OUT bash experiments/train_gpu.sh
+#
+# SIZE: decoder size (small, medium, ...). INIT=1 starts from the bundled weights of that size
+# (pywalloc/weights/<preset>-<size>.safetensors, when present), otherwise from the PCA start.
+# DEST receives <preset>-<size>.safetensors (fp16) and <preset>-<size>.csv (the log).
+# CPU dry run: MINUTES=0.3 BATCH=4 WORKERS=1 DEST=/tmp/gpu-dry bash experiments/train_gpu.sh
+set -u
+MINUTES=${MINUTES:-8}; SIZE=${SIZE:-small}; DEST=${DEST:-runs/gpu}
+DATA=${DATA:-.devdata/gpu-bundle}; RUNS=${RUNS:-/tmp/walloc-gpu}
+BATCH=${BATCH:-32}; WORKERS=${WORKERS:-3}
+mkdir -p "$DEST" "$RUNS"
+for p in rgb-16x rgb-4x stereo-20x stereo-5x; do
+    case $p in rgb-*) data="$DATA/images"; lr=1e-3 ;; *) data="$DATA/audio"; lr=1e-3 ;; esac
+    init=()
+    w=pywalloc/weights/$p-$SIZE.safetensors
+    if [ "${INIT:-0}" = 1 ] && [ -f "$w" ]; then init=(--init "$w"); lr=4e-4; fi
+    python3 -m pywalloc.training --preset "$p" --size "$SIZE" --data "$data" --out "$RUNS/$p" \
+        "${init[@]}" --batch "$BATCH" --per-item 4 --lr "$lr" --warmup 200 --steps 1000000 \
+        --max-minutes "$MINUTES" --workers "$WORKERS" --log-every 100 --ckpt-every 1000 \
+        ${BF16:+--bf16} 2>"$RUNS/$p.err" &
+done
+wait
+for p in rgb-16x rgb-4x stereo-20x stereo-5x; do
+    echo "== $p"; tail -c 400 "$RUNS/$p.err" | tr '\r' '\n' | tail -2; tail -n 2 "$RUNS/$p/log.csv"
+    python3 -c "import sys; from pywalloc.codec import Codec; Codec.from_file(sys.argv[1]).save(sys.argv[2])" \
+        "$RUNS/$p/model.safetensors" "$DEST/$p-$SIZE.safetensors"
+    cp "$RUNS/$p/log.csv" "$DEST/$p-$SIZE.csv"
+done
