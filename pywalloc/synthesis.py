@@ -49,14 +49,86 @@ class ChannelNorm(nn.Module):
         return xc * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
 
+class ChannelAffine(nn.Module):
+    """A fixed per-channel scale and shift: a normalisation whose statistics were measured
+    once on training data (like BatchNorm at inference) instead of on each input.
+
+    Position-local. :func:`freeze_group_norms` turns a GroupNorm decoder into this form.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+NORMS = ("group", "channel", "affine")
+
+
 def make_norm(kind: str, width: int) -> nn.Module:
     """``"group"``: GroupNorm over the whole input (legacy decoders, not position-local);
-    ``"channel"``: :class:`ChannelNorm`."""
+    ``"channel"``: :class:`ChannelNorm`; ``"affine"``: :class:`ChannelAffine`."""
     if kind == "group":
         return nn.GroupNorm(_groups(width), width)
     if kind == "channel":
         return ChannelNorm(width)
-    raise ValueError(f"unknown norm '{kind}' (group or channel)")
+    if kind == "affine":
+        return ChannelAffine(width)
+    raise ValueError(f"unknown norm '{kind}' (choose from {', '.join(NORMS)})")
+
+
+@torch.no_grad()
+def group_norm_statistics(net: nn.Module, batches) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Mean and variance of each GroupNorm's input groups, pooled over every position of every
+    batch that ``batches`` yields (inputs to ``net``). Keys: the GroupNorms' module names."""
+    sums: dict[str, list] = {}
+    hooks = []
+    for name, m in net.named_modules():
+        if isinstance(m, nn.GroupNorm):
+            def hook(mod, args, _out, name=name):
+                x = args[0].double()
+                g = x.reshape(x.shape[0], mod.num_groups, -1)
+                acc = sums.setdefault(name, [0.0, 0.0, 0])
+                acc[0] = acc[0] + g.sum(dim=(0, 2))
+                acc[1] = acc[1] + g.square().sum(dim=(0, 2))
+                acc[2] += g.shape[0] * g.shape[2]
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        for b in batches:
+            net(b)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for name, (s, s2, n) in sums.items():
+        mean = s / n
+        out[name] = (mean, (s2 / n - mean.square()).clamp_min(0))
+    return out
+
+
+def freeze_group_norms(net: nn.Module, stats: dict) -> int:
+    """Replace every GroupNorm of ``net`` by the :class:`ChannelAffine` that applies the pooled
+    statistics ``stats`` (from :func:`group_norm_statistics`); returns how many it replaced."""
+    count = 0
+    for name, m in list(net.named_modules()):
+        for child_name, child in list(m.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if not isinstance(child, nn.GroupNorm):
+                continue
+            mean, var = stats[full]
+            per = child.num_channels // child.num_groups
+            mean_c = mean.repeat_interleave(per).float()
+            inv = torch.rsqrt(var.repeat_interleave(per) + child.eps).float()
+            aff = ChannelAffine(child.num_channels)
+            aff.weight.data = child.weight.data * inv
+            aff.bias.data = child.bias.data - child.weight.data * inv * mean_c
+            setattr(m, child_name, aff)
+            count += 1
+    return count
 
 
 class ResBlock2d(nn.Module):

@@ -98,13 +98,21 @@ def train(cfg: TrainConfig) -> dict:
 
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"
-    codec = Codec(cfg.preset, cfg.size, **cfg.overrides)
+    if cfg.init:
+        # The architecture (size, norm, overrides) comes from the weights being fine-tuned.
+        start = Codec.from_file(cfg.init)
+        if start.preset.name != cfg.preset:
+            raise ValueError(f"--init {cfg.init} is a {start.preset.name} codec, not {cfg.preset}")
+        arch = {k: v for k, v in asdict(start.config).items() if k not in ("preset", "size")}
+        codec = Codec(cfg.preset, start.config.size, **{**arch, **cfg.overrides})
+    else:
+        codec = Codec(cfg.preset, cfg.size, **cfg.overrides)
     p = codec.preset
     crop = cfg.crop or (256 if p.modality == "image" else 32768)
     gain = cfg.gain or DEFAULT_GAIN.get(p.name, 8.0)
     resuming = cfg.resume and (ckpt_dir / "state.json").is_file()
     if not resuming and cfg.init:
-        codec.load_state_dict(Codec.from_file(cfg.init).state_dict())
+        codec.load_state_dict(start.state_dict())
     elif not resuming:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
