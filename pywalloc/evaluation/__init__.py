@@ -20,10 +20,8 @@ class MetricInputError(EvaluationError, ValueError):
 class MissingEvalDependencyError(EvaluationError, ImportError):
     """An optional evaluation dependency (the ``eval`` extra) is not installed."""
 
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what} is not installed; install the evaluation extra: pip install \"pywalloc[eval]\""
-        )
+    def __init__(self, what: str, install: str = 'pip install "pywalloc[eval]"') -> None:
+        super().__init__(f"{what} is not installed; install it with: {install}")
 
 
 class UnsafeWeightsError(EvaluationError):

