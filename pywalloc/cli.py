@@ -354,14 +354,18 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+_LIGHT_COMMANDS = {"info", "models"}
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import WallocError
     from .presets import UnknownPresetError, WeightsNotFoundError
 
     args = build_parser().parse_args(argv)
-    from .wavelets import tune_allocator
+    if args.command not in _LIGHT_COMMANDS:  # these never import torch: keep them fast
+        from .wavelets import tune_allocator
 
-    tune_allocator()  # a CLI process may keep its peak heap; big tensors stop page-faulting
+        tune_allocator()  # a CLI process may keep its peak heap; big tensors stop page-faulting
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -46,3 +46,9 @@ def test_pipelines_quick(tmp_path):
     # every pipeline delivers the same number of values per sample (equal dimension)
     assert {v["values"] for v in r.values()} == {9408}
     assert all(v["samples_per_s"] > 0 and v["samples"] == 64 for v in r.values())
+
+
+def test_startup_benchmark_quick():
+    out = _run("benchmarks/startup.py", "--quick")
+    for name in ("--help", "--version", "info", "models"):
+        assert f"| walloc {name} |" in out

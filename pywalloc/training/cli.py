@@ -6,24 +6,7 @@ import argparse
 import json
 from dataclasses import fields
 
-from .loop import TrainConfig
-
-_HELP = {
-    "preset": "codec preset (rgb-16x, rgb-4x, stereo-20x, stereo-5x)",
-    "data": "folder of training images or audio files (searched recursively)",
-    "out": "run folder: log.csv, checkpoint/, model.safetensors",
-    "val": "folder of validation files (PSNR with real rounding)",
-    "size": "model size: small or paper",
-    "crop": "crop size in pixels (images) or frames (audio); 0 = 256 / 32768",
-    "per_item": "crops taken from each decoded file (feeds fast GPUs)",
-    "max_minutes": "stop and save cleanly after this many minutes (0 = no limit)",
-    "gain": "latent gain (sets the bit rate); 0 = the preset's default",
-    "resume": "continue from OUT/checkpoint exactly (model, optimizer, schedule, RNG)",
-    "bf16": "bf16 autocast (GPU)",
-    "threads": "torch CPU threads (0 = torch default)",
-    "decoder_only": "freeze the encoder; train the decoder on rounded latents (fine-tuning)",
-    "init": "start from these weights (.safetensors) instead of the PCA initialisation",
-}
+from .config import HELP, METAVAR, TrainConfig
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -35,17 +18,18 @@ def add_parser(sub) -> argparse.ArgumentParser:
         required = f.name in ("preset", "data", "out")
         # Defaults stay None so that a --config file's values are not overridden by them;
         # TrainConfig supplies the real defaults (shown in the help).
-        shown = "" if required else f" (default: {f.default})"
+        shown = "" if required or f.default is None or f.default is False else f" (default: {f.default})"
         if f.type in ("bool", bool):
-            ap.add_argument(flag, action="store_true", default=None,
-                            help=(_HELP.get(f.name) or "") + shown)
+            ap.add_argument(flag, action="store_true", default=None, help=HELP[f.name])
         else:
             typ = {"int": int, "float": float}.get(str(f.type), str)
-            ap.add_argument(flag, type=typ, required=required, default=None,
-                            help=(_HELP.get(f.name) or f.name.replace("_", " ")) + shown)
-    ap.add_argument("--config", help="JSON file of the same keys; flags given override it")
-    ap.add_argument("--width", type=int, help="override the decoder width")
-    ap.add_argument("--blocks", type=int, help="override the decoder depth")
+            metavar = METAVAR.get(f.name, "N" if typ is int else "X" if typ is float else "VALUE")
+            ap.add_argument(flag, type=typ, required=required, default=None, metavar=metavar,
+                            help=HELP[f.name] + shown)
+    ap.add_argument("--config", metavar="FILE",
+                    help="JSON file of the same keys; flags given override it")
+    ap.add_argument("--width", type=int, metavar="N", help="override the decoder width")
+    ap.add_argument("--blocks", type=int, metavar="N", help="override the decoder depth")
     return ap
 
 

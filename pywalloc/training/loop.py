@@ -9,7 +9,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -19,43 +19,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..codec import Codec
 from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
 from .data import ResumableSampler, collate, make_dataset
 from .init import DEFAULT_GAIN, analysis_row_norms, pca_init, renorm_analysis, wpt_statistics
 from .validate import validate
-
-
-@dataclass
-class TrainConfig:
-    preset: str
-    data: str
-    out: str
-    size: str = "small"
-    val: str | None = None
-    steps: int = 20000
-    batch: int = 16
-    crop: int = 0  # 0: 256 for images, 32768 frames for audio
-    per_item: int = 1  # crops decoded per file read
-    lr: float = 1e-3
-    analysis_lr: float = 1e-4
-    warmup: int = 500
-    weight_decay: float = 1e-4
-    wpt_loss: float = 0.0
-    clip: float = 1.0
-    gain: float = 0.0  # 0: the preset's default
-    seed: int = 0
-    workers: int = 2
-    threads: int = 0
-    log_every: int = 50
-    val_every: int = 1000
-    ckpt_every: int = 500
-    max_minutes: float = 0.0
-    bf16: bool = False
-    resume: bool = False
-    init: str | None = None  # start from these weights (fine-tuning) instead of PCA
-    decoder_only: bool = False  # freeze the analysis layer and train on rounded latents
-    device: str = "auto"
-    val_limit: int = 8
-    overrides: dict = field(default_factory=dict)
 
 
 def lr_factor(cfg: TrainConfig, step: int, minutes: float) -> float:

@@ -1,0 +1,105 @@
+"""Start-up time of the ``walloc`` command for the subcommands that should not import torch.
+
+    python benchmarks/startup.py [--quick] [--repeat 11]
+
+Each command runs as ``python -m pywalloc ...`` in a fresh process (the repository's code, via
+PYTHONPATH). Printed per command: the median wall time, the median CPU time (user + system of
+the child: less sensitive to a busy machine than wall time), the wall time minus that of an
+empty ``python -c pass`` (what pywalloc itself adds), and whether torch was imported. Target:
+under 0.3 s for ``--help``, ``--version`` and ``info``. The verdict uses the wall time, or the CPU
+time when the machine is busy (load average above its core count, where wall time mostly
+measures waiting for a core; the table says which). Exit status 1 if one misses the target or
+imports torch (not with --quick, which only checks that everything runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_S = 0.3
+# Run after the command in the same process: did it import torch?
+_PROBE = ("import runpy, sys\n"
+          "sys.argv = ['walloc', *sys.argv[1:]]\n"
+          "try:\n"
+          "    runpy.run_module('pywalloc', run_name='__main__')\n"
+          "except SystemExit:\n"
+          "    pass\n"
+          "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', file=sys.stderr)\n")
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+def _time(cmd: list[str], repeat: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``cmd`` over ``repeat`` runs."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True)
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def _imports_torch(args: list[str]) -> bool:
+    res = subprocess.run([sys.executable, "-c", _PROBE, *args], env=_env(), capture_output=True,
+                         text=True, check=False)
+    return res.stderr.strip().endswith("\nTORCH") or res.stderr.strip() == "TORCH"
+
+
+def _sample_wlc(folder: Path) -> Path:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    import pywalloc
+
+    path = folder / "sample.wlc"
+    path.write_bytes(pywalloc.compress(np.full((64, 64, 3), 128, np.uint8)))
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 runs each, no pass/fail")
+    ap.add_argument("--repeat", type=int, default=11)
+    args = ap.parse_args()
+    repeat = 3 if args.quick else args.repeat
+    with tempfile.TemporaryDirectory() as tmp:
+        wlc = _sample_wlc(Path(tmp))
+        commands = {"--help": ["--help"], "--version": ["--version"],
+                    "info": ["info", str(wlc)], "models": ["models"]}
+        base_wall, base_cpu = _time([sys.executable, "-c", "pass"], repeat)
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+        busy = load > cores
+        print(f"python -c pass: wall {base_wall:.3f} s, cpu {base_cpu:.3f} s (median of {repeat}; "
+              f"load average {load:.1f} on {cores} cores: verdict on "
+              f"{'CPU time, the machine is busy' if busy else 'wall time'})")
+        print(f"| command | wall s | cpu s | wall - python s | imports torch | < {TARGET_S} s |")
+        print("|---|---:|---:|---:|---|---|")
+        failed = False
+        for name, cmd_args in commands.items():
+            wall, cpu = _time([sys.executable, "-m", "pywalloc", *cmd_args], repeat)
+            torch_in = _imports_torch(cmd_args)
+            ok = (cpu if busy else wall) < TARGET_S and not torch_in
+            failed |= name != "models" and not ok
+            print(f"| walloc {name} | {wall:.3f} | {cpu:.3f} | {wall - base_wall:.3f} | "
+                  f"{'yes' if torch_in else 'no'} | {'yes' if ok else 'NO'} |")
+    return 1 if failed and not args.quick else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
