@@ -140,8 +140,25 @@ class Codec(nn.Module):
         return torch.round(y)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio)."""
+        """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio).
+
+        ValueError for integer input or values outside the codec's range ([-0.5, 0.5] for
+        images, [-1, 1] for audio): [0, 1] images would silently lose about 4 dB."""
+        self._check_input(x)
         return torch.round(self.latents(x)).clamp_(-127, 127).to(torch.int8)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        from .inputs import check_range
+
+        what = f"{self.preset.name} input values"
+        if not x.is_floating_point():
+            hint = " (uint8 images: use encode_uint8)" if self.preset.modality == "image" else ""
+            raise ValueError(f"{what} must be float in [{self.lo:g}, {self.hi:g}], got "
+                             f"{x.dtype}{hint}")
+        hint = ("; for [0, 1] images (torchvision's ToTensor) pass x - 0.5"
+                if self.preset.modality == "image" else
+                "; scale the clip first (pywalloc.compress does it and stores the gain)")
+        check_range(x, self.lo, self.hi, what, ValueError, hint)
 
     def encode_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
         """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
