@@ -268,6 +268,16 @@ def test_cli_writes_all_outputs(tmp_path, fake_pywalloc, capsys):
     assert (out / "rd_psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_no_sweep_writes_no_single_point_curves(tmp_path, fake_pywalloc, capsys):
+    _write_images(tmp_path / "data")
+    out = tmp_path / "results"
+    code = eval_cli.main(["eval", "--codec", "fake-16x", "--data", str(tmp_path / "data"),
+                          "--baselines", "jpeg", "--out", str(out), "--limit", "1",
+                          "--no-perceptual", "--no-sweep", "--quiet"])
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["results.json", "results.md"]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

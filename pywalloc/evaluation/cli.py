@@ -9,6 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..cliopts import option
+
 __all__ = ["add_parser", "main", "run"]
 
 _DESCRIPTION = """Evaluate WaLLoC codecs end to end (compress -> bytes -> decompress) on every
@@ -28,8 +30,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--baselines", default=None, metavar="LIST",
                     help="comma-separated baselines, or 'none' (default: webp,jpeg,jpeg2000,"
                          "avif for images; opus,vorbis,mp3 for audio)")
-    ap.add_argument("--out", type=Path, default=None, metavar="RESULTS_DIR",
-                    help="write results.json, results.md and rd_*.png here")
+    option(ap, "-o", "--output", aliases=("--out",), dest="out", type=Path, default=None,
+           metavar="RESULTS_DIR", help="write results.json, results.md and rd_*.png here")
     ap.add_argument("--limit", type=int, default=None, metavar="N",
                     help="evaluate only the first N items (sorted by name)")
     ap.add_argument("--no-sweep", action="store_true",
@@ -40,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                          "pywalloc puts them")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads (0 = torch default); reported with the timings")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ap.set_defaults(func=run)
     return ap
 

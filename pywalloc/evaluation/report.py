@@ -155,6 +155,11 @@ def plot_rd(results: dict, out_dir: Path) -> list[Path]:
     return written
 
 
+def has_curves(results: dict) -> bool:
+    """True when some baseline was swept at two or more settings (a real RD curve)."""
+    return any(len(pts) >= 2 for pts in results.get("rd", {}).values())
+
+
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
@@ -166,6 +171,7 @@ def _tmp(path: Path) -> Path:
 def write_outputs(results: dict, out_dir: str | Path) -> list[Path]:
     """Write results.json, results.md and the RD plots into ``out_dir``.
 
+    The plots are written only when there are RD curves (not with ``--no-sweep``).
     Everything is first written to ``*.part`` files and only renamed into place once all of
     them succeeded, so a failure leaves no half-written output behind.
     """
@@ -178,7 +184,8 @@ def write_outputs(results: dict, out_dir: str | Path) -> list[Path]:
     try:
         _tmp(targets[0]).write_text(json.dumps(to_jsonable(results), indent=1) + "\n")
         _tmp(targets[1]).write_text(markdown_table(results))
-        targets += plot_rd(results, out)
+        if has_curves(results):  # without sweeps there is nothing to draw lines through
+            targets += plot_rd(results, out)
     except BaseException as exc:
         for t in targets + [out / "rd_psnr.png", out / "rd_msssim.png", out / "rd_sisdr.png"]:
             _tmp(t).unlink(missing_ok=True)

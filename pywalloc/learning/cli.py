@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cliopts import option, require
+
 __all__ = ["add_parser", "main", "run"]
 
 _DESCRIPTION = """Encode every image (or audio file) under --data with a WaLLoC codec into
@@ -24,7 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--codec", required=True, help="codec preset, e.g. rgb-16x or stereo-20x")
     ap.add_argument("--data", required=True, type=Path,
                     help="input folder; first-level subfolders are the class labels")
-    ap.add_argument("--out", required=True, type=Path, metavar="OUT_DIR")
+    option(ap, "-o", "--output", aliases=("--out",), dest="out", required=True, type=Path,
+           metavar="OUT_DIR", help="folder for the shards and manifest.json")
     ap.add_argument("--size", type=int, default=None,
                     help="images: resize the shorter side and center-crop to SIZE x SIZE; "
                          "audio: crop/zero-pad to SIZE frames (needed if inputs differ)")
@@ -42,13 +45,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     help="number of processes sharing the work (default $WORLD_SIZE or 1)")
     ap.add_argument("--device", default="cpu", help="torch device for the encoder")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ap.set_defaults(func=run)
     return ap
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``walloc encode-dataset``; returns the exit status. Errors become one stderr line."""
+    if require(args, "walloc encode-dataset"):
+        return 2
     import torch
 
     from ..errors import WallocError

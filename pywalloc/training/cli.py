@@ -6,7 +6,12 @@ import argparse
 import json
 from dataclasses import fields
 
+from ..cliopts import option
 from .config import HELP, METAVAR, TrainConfig
+
+# Fields whose flags are spelled as in the other subcommands (old spellings stay as aliases).
+_FLAGS = {"preset": (("--codec",), ("--preset",)), "out": (("-o", "--output"), ("--out",)),
+          "quiet": (("-q", "--quiet"), ())}
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -14,18 +19,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     for f in fields(TrainConfig):
         if f.name == "overrides":
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flags, aliases = _FLAGS.get(f.name, (("--" + f.name.replace("_", "-"),), ()))
         required = f.name in ("preset", "data", "out")
         # Defaults stay None so that a --config file's values are not overridden by them;
         # TrainConfig supplies the real defaults (shown in the help).
         shown = "" if required or f.default is None or f.default is False else f" (default: {f.default})"
         if f.type in ("bool", bool):
-            ap.add_argument(flag, action="store_true", default=None, help=HELP[f.name])
+            option(ap, *flags, aliases=aliases, dest=f.name, action="store_true", default=None,
+                   help=HELP[f.name])
         else:
             typ = {"int": int, "float": float}.get(str(f.type), str)
             metavar = METAVAR.get(f.name, "N" if typ is int else "X" if typ is float else "VALUE")
-            ap.add_argument(flag, type=typ, required=required, default=None, metavar=metavar,
-                            help=HELP[f.name] + shown)
+            option(ap, *flags, aliases=aliases, dest=f.name, type=typ, required=required,
+                   default=None, metavar=metavar, help=HELP[f.name] + shown)
     ap.add_argument("--config", metavar="FILE",
                     help="JSON file of the same keys; flags given override it")
     ap.add_argument("--width", type=int, metavar="N", help="override the decoder width")
@@ -42,16 +48,31 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     for k, v in vars(args).items():
         if k in names and v is not None:
             values[k] = v
+    missing = [flag for dest, flag in getattr(args, "_required_options", [])
+               if dest not in values]
+    if missing:  # neither a flag nor the --config file gave them
+        raise MissingOptionError(f"the following arguments are required: {', '.join(missing)}")
     over = {k: getattr(args, k) for k in ("width", "blocks") if getattr(args, k, None)}
     if over:
         values["overrides"] = over
     return TrainConfig(**values)
 
 
+class MissingOptionError(ValueError):
+    """A required setting is given neither as a flag nor in the --config file."""
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    try:
+        cfg = config_from_args(args)
+    except MissingOptionError as exc:
+        print(f"walloc train: error: {exc}", file=sys.stderr)
+        return 2
     from .loop import train
 
-    result = train(config_from_args(args))
+    result = train(cfg)
     print(json.dumps(result))
     return 0
 

@@ -39,6 +39,7 @@ class TrainConfig:
     decoder_only: bool = False  # freeze the analysis layer and train on rounded latents
     device: str = "auto"
     val_limit: int = 8
+    quiet: bool = False  # no progress bar
     overrides: dict = field(default_factory=dict)
 
 
@@ -73,6 +74,7 @@ HELP = {
     "decoder_only": "freeze the encoder; train the decoder on rounded latents (fine-tuning)",
     "device": "auto (CUDA when available), cpu, cuda or cuda:N",
     "val_limit": "at most this many validation files per validation",
+    "quiet": "no progress bar",
 }
 # Metavariables shown in the usage line instead of the upper-cased flag name.
 METAVAR = {"preset": "NAME", "data": "DIR", "out": "DIR", "val": "DIR", "size": "NAME",

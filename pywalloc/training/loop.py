@@ -132,7 +132,7 @@ def train(cfg: TrainConfig) -> dict:
 
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, dynamic_ncols=True,
+    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0 or cfg.quiet, dynamic_ncols=True,
                file=sys.stderr, mininterval=2.0)
     t0 = time.time()
     deadline = t0 + (cfg.max_minutes - minutes_before) * 60 if cfg.max_minutes > 0 else float("inf")

@@ -1,0 +1,44 @@
+"""One spelling of each option across subcommands; old spellings still parse but are hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from pywalloc.cli import build_parser
+
+
+def _sub(name: str):
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+def _parse(*argv: str):
+    return build_parser().parse_args(list(argv))
+
+
+@pytest.mark.parametrize(("argv", "dest", "value"), [
+    (["train", "--codec", "rgb-4x", "--data", "d", "-o", "r"], "preset", "rgb-4x"),
+    (["train", "--preset", "rgb-4x", "--data", "d", "--out", "r"], "preset", "rgb-4x"),
+    (["train", "--codec", "rgb-4x", "--data", "d", "--output", "r", "-q"], "out", "r"),
+    (["train", "--codec", "rgb-4x", "--data", "d", "--out", "r"], "out", "r"),
+    (["eval", "--codec", "rgb-16x", "--data", "d", "-o", "r", "-q"], "quiet", True),
+    (["eval", "--codec", "rgb-16x", "--data", "d", "--out", "r"], "out", "r"),
+    (["encode-dataset", "--codec", "rgb-16x", "--data", "d", "-o", "r", "-q"], "quiet", True),
+    (["encode-dataset", "--codec", "rgb-16x", "--data", "d", "--out", "r"], "out", "r"),
+])
+def test_new_and_old_spellings_parse_the_same(argv, dest, value):
+    assert str(getattr(_parse(*argv), dest)) == str(value)
+
+
+@pytest.mark.parametrize("name", ["train", "eval", "encode-dataset"])
+def test_help_shows_one_spelling(name):
+    text = _sub(name).format_help()
+    assert "--codec" in text and "-o OUT" in text.replace("-o DIR", "-o OUT").replace(
+        "-o RESULTS_DIR", "-o OUT").replace("-o OUT_DIR", "-o OUT") and "-q, --quiet" in text
+    assert "--preset" not in text and "--out " not in text
+
+
+def test_required_option_given_by_neither_spelling(capsys):
+    from pywalloc.training.cli import run
+
+    assert run(_parse("train", "--data", "d", "-o", "r")) == 2
+    assert "required: --codec" in capsys.readouterr().err
