@@ -28,7 +28,8 @@ class Decoded:
     sample_rate: int = 0
 
 
-def _codec(codec: str | Codec | None, modality: str) -> Codec:
+def _codec(codec: str | Codec | None, modality: str, device=None) -> Codec:
+    """A codec instance as given, or the bundled one (on ``device``, default CPU)."""
     if isinstance(codec, Codec):
         if codec.preset.modality != modality:
             raise UnsupportedInputError(
@@ -38,7 +39,19 @@ def _codec(codec: str | Codec | None, modality: str) -> Codec:
     preset = get_preset(name)
     if preset.modality != modality:
         raise UnsupportedInputError(f"codec {name} is for {preset.modality}, not {modality}")
-    return load(name)
+    return load(name, device=_device(device))
+
+
+def _device(device) -> str:
+    """``device`` as a string for ``load``; a clear error when CUDA is asked for and missing."""
+    name = "cpu" if device is None else str(device)
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UnsupportedInputError(f"device {name!r} was asked for, but CUDA is not available")
+    return name
+
+
+def _model_device(model: Codec) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _hash(codec: Codec) -> bytes:
@@ -47,7 +60,8 @@ def _hash(codec: Codec) -> bytes:
 
 def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
     if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise UnsupportedInputError("images must be numpy uint8 arrays (H x W x 3 or H x W)")
+        raise UnsupportedInputError("images must be numpy uint8 arrays (H x W x 3 or H x W); "
+                                    "pywalloc.compress also takes PIL images, paths and tensors")
     if pixels.ndim == 2:
         mode, pixels = "L", np.repeat(pixels[:, :, None], 3, axis=2)
     elif pixels.ndim == 3 and pixels.shape[2] == 3:
@@ -63,18 +77,18 @@ def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
 
 
 def compress_image(pixels: np.ndarray, codec: str | Codec | None = None,
-                   effort: int = entropy.DEFAULT_METHOD) -> bytes:
+                   effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
     """``H x W x 3`` (or gray ``H x W``) uint8 pixels → ``.wlc`` bytes. ``effort`` is the
     lossless WebP method (0-6): higher is slower and a few percent smaller, same pixels."""
-    model = _codec(codec, "image")
+    model = _codec(codec, "image", device)
     x, mode = _image_tensor(pixels)
     h, w = x.shape[2:]
     with torch.inference_mode():
-        z = model.encode_uint8(x)[0]
+        z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
     b = model.preset.block
     header = container.Header(
         modality="image", preset=model.preset.name, weights_hash=_hash(model), shape=(h, w),
-        channels=3, latent_shape=tuple(z.shape), padding=(0, (-h) % b, 0, (-w) % b), mode=mode)
+        channels=1 if mode == "L" else 3, latent_shape=tuple(z.shape), padding=(0, (-h) % b, 0, (-w) % b), mode=mode)
     return container.write(header, entropy.pack(z.numpy(), method=effort))
 
 
@@ -85,23 +99,17 @@ def _audio_rate_length(frames: int, rate: int) -> int:
     return -(-frames * up // down)
 
 
-def compress_audio(samples: np.ndarray, sample_rate: int, codec: str | Codec | None = None,
-                   subtype: str = "", effort: int = entropy.DEFAULT_METHOD) -> bytes:
-    """float ``[frames, channels]`` (1 or 2 channels) at ``sample_rate`` → ``.wlc`` bytes."""
+def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None,
+                   subtype: str = "", effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
+    """Audio at ``sample_rate`` (a whole number of Hz, int or float) → ``.wlc`` bytes: numpy
+    ``[frames, channels]`` or torch ``[channels, frames]``, 1 or 2 channels; float, or int16 /
+    int32 / int8 / uint8 PCM scaled as soundfile and torchaudio scale it."""
+    from .inputs import audio_samples, sample_rate_int
     from .media import resample_audio
 
-    model = _codec(codec, "audio")
-    a = np.asarray(samples, dtype=np.float32)
-    if a.ndim == 1:
-        a = a[:, None]
-    if a.ndim != 2 or a.shape[1] not in (1, 2):
-        raise UnsupportedInputError(f"expected audio [frames, 1 or 2 channels], got {a.shape}")
-    if a.shape[0] == 0:
-        raise UnsupportedInputError("the audio has no samples")
-    if not np.isfinite(a).all():
-        raise UnsupportedInputError("the audio contains NaN or infinite samples")
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise UnsupportedInputError(f"invalid sample rate {sample_rate!r}")
+    sample_rate = sample_rate_int(sample_rate)
+    model = _codec(codec, "audio", device)
+    a = audio_samples(samples)
     frames, channels = a.shape
     stereo = a if channels == 2 else np.repeat(a, 2, axis=1)
     if sample_rate != CODEC_RATE:
@@ -109,7 +117,7 @@ def compress_audio(samples: np.ndarray, sample_rate: int, codec: str | Codec | N
     gain = peak_gain(np.abs(stereo).max())
     x = torch.from_numpy(np.ascontiguousarray(stereo.T)).unsqueeze(0).mul_(gain)
     with torch.inference_mode():
-        z = model.encode(x)[0]
+        z = model.encode(x.to(_model_device(model)))[0].cpu()
     n = x.shape[-1]
     header = container.Header(
         modality="audio", preset=model.preset.name, weights_hash=_hash(model), shape=(frames,),
@@ -118,16 +126,27 @@ def compress_audio(samples: np.ndarray, sample_rate: int, codec: str | Codec | N
     return container.write(header, entropy.pack(z.numpy(), method=effort))
 
 
-def compress(data, codec: str | Codec | None = None, sample_rate: int | None = None,
-             effort: int = entropy.DEFAULT_METHOD) -> bytes:
-    """Compress an image (uint8 ``H x W x 3``/``H x W``) or, with ``sample_rate``, audio
-    (float ``[frames, channels]``) into ``.wlc`` bytes. ``effort``: lossless WebP method 0-6."""
+def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
+             effort: int = entropy.DEFAULT_METHOD, *,
+             value_range: tuple[float, float] | None = None, device=None) -> bytes:
+    """Compress an image, or with ``sample_rate`` audio, into ``.wlc`` bytes.
+
+    Images: numpy ``H x W x 3`` / ``H x W`` (uint8 or uint16), a PIL image, or a torch tensor
+    ``C x H x W`` / ``1 x C x H x W``; float pixels need ``value_range`` (``(0, 1)`` for
+    torchvision's ``ToTensor``). Audio: numpy ``[frames, channels]`` or torch
+    ``[channels, frames]``, float or integer PCM. A path (``str`` or ``Path``) is read as a
+    file of either kind. ``effort``: lossless WebP method 0-6. ``device``: where the bundled
+    codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available)."""
+    from .inputs import image_pixels, is_path
+
+    if is_path(data) and sample_rate is None:
+        return compress_file(data, codec, effort, device=device)
     if sample_rate is not None:
-        return compress_audio(data, sample_rate, codec, effort=effort)
-    return compress_image(data, codec, effort=effort)
+        return compress_audio(data, sample_rate, codec, effort=effort, device=device)
+    return compress_image(image_pixels(data, value_range), codec, effort=effort, device=device)
 
 
-def _check_codec(header: container.Header, codec: str | Codec | None) -> Codec:
+def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:
     if isinstance(codec, Codec):
         model = codec
         if model.preset.name != header.preset:
@@ -140,7 +159,7 @@ def _check_codec(header: container.Header, codec: str | Codec | None) -> Codec:
             get_preset(header.preset)
         except KeyError:
             raise FormatError(f"file names an unknown codec '{header.preset}'") from None
-        model = load(header.preset)
+        model = load(header.preset, device=_device(device))
     if _hash(model) != header.weights_hash:
         raise WeightsMismatchError(
             f"file was made by other {header.preset} weights (hash {header.weights_hash.hex()}, "
@@ -150,27 +169,28 @@ def _check_codec(header: container.Header, codec: str | Codec | None) -> Codec:
     return model
 
 
-def decode_blob(blob: bytes, codec: str | Codec | None = None) -> Decoded:
+def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None) -> Decoded:
     """Parse and decode ``.wlc`` bytes, keeping the header."""
     header, payload = container.read(blob)
-    model = _check_codec(header, codec)
+    model = _check_codec(header, codec, device)
     expected = model.latent_size(
         header.shape if header.modality == "image"
         else (_audio_rate_length(header.shape[0], header.sample_rate),))
     if tuple(header.latent_shape) != (model.preset.latent_channels, *expected):
         raise FormatError(f"latent shape {header.latent_shape} does not fit geometry {header.shape}")
     z = torch.from_numpy(entropy.unpack(payload, header.latent_shape)).unsqueeze(0)
+    z = z.to(_model_device(model))
     with torch.inference_mode():
         if header.modality == "image":
             x = model.decode(z, header.shape)[0]
             pix = x.add_(0.5).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
-            pixels = pix.permute(1, 2, 0).contiguous().numpy()
+            pixels = pix.permute(1, 2, 0).contiguous().cpu().numpy()
             if header.mode == "L":
                 pixels = np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
             return Decoded(pixels, header)
         n = _audio_rate_length(header.shape[0], header.sample_rate)
         x = model.decode(z, (n,))[0] / header.gain
-    audio = x.T.contiguous().numpy()
+    audio = x.T.contiguous().cpu().numpy()
     if header.sample_rate != CODEC_RATE:
         from .media import resample_audio
 
@@ -183,36 +203,39 @@ def decode_blob(blob: bytes, codec: str | Codec | None = None) -> Decoded:
     return Decoded(np.ascontiguousarray(audio, dtype=np.float32), header, header.sample_rate)
 
 
-def decompress(blob: bytes, codec: str | Codec | None = None):
-    """``.wlc`` bytes → image pixels (uint8), or ``(samples [frames, channels], sample_rate)``."""
-    out = decode_blob(blob, codec)
+def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None):
+    """``.wlc`` bytes → image pixels (uint8), or ``(samples [frames, channels], sample_rate)``.
+    ``device``: where the bundled codec runs (``"cpu"`` by default)."""
+    out = decode_blob(blob, codec, device)
     return out.data if out.header.modality == "image" else (out.data, out.sample_rate)
 
 
 # -- files ------------------------------------------------------------------------------------
-def compress_file(path: str | os.PathLike, codec: str | None = None,
-                  effort: int = entropy.DEFAULT_METHOD) -> bytes:
+def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
+                  effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
     """Read an image or audio file (modality by content/suffix) and compress it."""
     from .media import detect_modality, read_audio, read_image
 
     modality = detect_modality(path)
-    if codec is not None and get_preset(codec).modality != modality:  # fail before decoding
+    preset = codec.preset if isinstance(codec, Codec) else get_preset(codec) if codec else None
+    if preset is not None and preset.modality != modality:  # fail before decoding
         raise UnsupportedInputError(
-            f"'{os.fspath(path)}' holds {modality}; codec {codec} is for "
-            f"{get_preset(codec).modality}")
+            f"'{os.fspath(path)}' holds {modality}; codec {preset.name} is for "
+            f"{preset.modality}")
     if modality == "image":
         pixels, info = read_image(path)
-        return compress_image(pixels[:, :, 0] if info.mode == "L" else pixels, codec, effort)
+        return compress_image(pixels[:, :, 0] if info.mode == "L" else pixels, codec, effort,
+                              device)
     samples, rate, info = read_audio(path)
     data = samples[:, :1] if info.channels == 1 else samples
-    return compress_audio(data, rate, codec, subtype=info.subtype, effort=effort)
+    return compress_audio(data, rate, codec, subtype=info.subtype, effort=effort, device=device)
 
 
-def decompress_file(blob: bytes, out_path: str | os.PathLike) -> Decoded:
+def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None) -> Decoded:
     """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio."""
     from .media import write_audio, write_image
 
-    out = decode_blob(blob)
+    out = decode_blob(blob, device=device)
     if out.header.modality == "image":
         write_image(out_path, out.data, out.header.mode or "RGB")
     else:

@@ -105,3 +105,51 @@ def test_codec_encode_refuses_totensor_range_and_integers():
     audio = pywalloc.load("stereo-20x")
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         audio.encode(torch.full((1, 2, 512), 1.5))
+
+
+# ----------------------------------------------------------------------------- through compress
+def test_compress_takes_pil_paths_and_tensors_alike(tmp_path):
+    ref = pywalloc.decompress(pywalloc.compress(PIX))
+    Image.fromarray(PIX).save(tmp_path / "p.png")
+    chw = torch.from_numpy(PIX).permute(2, 0, 1)
+    for data, kw in ((Image.fromarray(PIX), {}), (tmp_path / "p.png", {}),
+                     (str(tmp_path / "p.png"), {}), (chw, {}), (chw[None], {}),
+                     (chw.float() / 255, {"value_range": (0, 1)})):
+        np.testing.assert_array_equal(pywalloc.decompress(pywalloc.compress(data, **kw)), ref)
+    with pytest.raises(UnsupportedInputError, match="value_range"):
+        pywalloc.compress(chw.float() / 255)
+
+
+def test_compress_audio_int16_and_float_rate():
+    x = (np.sin(np.arange(8192) / 9.0)[:, None] * [0.5, 0.25]).astype(np.float32)
+    pcm = np.round(x * 32767).astype(np.int16)
+    out, rate = pywalloc.decompress(pywalloc.compress(pcm, sample_rate=44100.0))
+    assert rate == 44100 and np.abs(out).max() < 1.0
+    ref, _ = pywalloc.decompress(pywalloc.compress(pcm.astype(np.float32) / 32768,
+                                                   sample_rate=44100))
+    np.testing.assert_array_equal(out, ref)
+    t = torch.from_numpy(x.T.copy())  # torchaudio layout
+    a, _ = pywalloc.decompress(pywalloc.compress(t, sample_rate=44100))
+    b, _ = pywalloc.decompress(pywalloc.compress(x, sample_rate=44100))
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(UnsupportedInputError, match="sample rate"):
+        pywalloc.compress(x, sample_rate=44100.5)
+
+
+def test_gray_header_says_one_channel():
+    from pywalloc import container
+
+    header, _ = container.read(pywalloc.compress(PIX[:, :, 0]))
+    assert (header.channels, header.mode) == (1, "L")
+    assert pywalloc.decompress(pywalloc.compress(PIX[:, :, 0])).shape == PIX.shape[:2]
+
+
+def test_device_argument():
+    blob = pywalloc.compress(PIX, device="cpu")
+    assert pywalloc.decompress(blob, device=torch.device("cpu")).shape == PIX.shape
+    if not torch.cuda.is_available():
+        with pytest.raises(UnsupportedInputError, match="CUDA is not available"):
+            pywalloc.compress(PIX, device="cuda")
+    else:  # same bytes on the GPU up to float rounding of a few latents
+        assert pywalloc.decompress(pywalloc.compress(PIX, device="cuda"), device="cuda").shape \
+            == PIX.shape
