@@ -72,9 +72,10 @@ def test_default_output_names(media, tmp_path):
     src.write_bytes((media / "a.png").read_bytes())
     assert walloc("encode", src).returncode == 0
     assert (tmp_path / "c.wlc").is_file()
-    (tmp_path / "c.png").unlink()
-    assert walloc("decode", tmp_path / "c.wlc").returncode == 0
-    assert (tmp_path / "c.png").is_file()
+    res = walloc("decode", tmp_path / "c.wlc")  # the README's flow: the source stays
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "c.decoded.png").is_file() and src.read_bytes() == (
+        media / "a.png").read_bytes()
 
 
 def test_batch_with_a_bad_file(media, tmp_path):

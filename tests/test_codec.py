@@ -38,7 +38,10 @@ def test_encode_int8_range_and_odd_sizes(tiny_codecs, name):
     codec = tiny_codecs[name].eval()
     sizes = [(1, 1), (7, 13), (9, 8), (1, 40)] if codec.preset.modality == "image" else [(1,), (300,), (777,)]
     for size in sizes:
-        x = _input(codec, size) * 50  # far outside the range: must still saturate into int8
+        x = _input(codec, size)
+        with pytest.raises(ValueError, match="outside the expected"):
+            codec.encode(x * 50)  # far outside the range: refused, not silently saturated
+        x = torch.where(x >= 0, codec.hi, codec.lo)  # the range's extremes: still int8
         z = codec.encode(x)
         assert z.dtype == torch.int8
         assert int(z.min()) >= -127 and int(z.max()) <= 127
