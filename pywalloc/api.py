@@ -76,12 +76,16 @@ def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
     return x.permute(2, 0, 1).unsqueeze(0), mode  # uint8 [1, 3, H, W] (a view)
 
 
-def compress_image(pixels: np.ndarray, codec: str | Codec | None = None,
-                   effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
-    """``H x W x 3`` (or gray ``H x W``) uint8 pixels → ``.wlc`` bytes. ``effort`` is the
-    lossless WebP method (0-6): higher is slower and a few percent smaller, same pixels."""
+def compress_image(pixels, codec: str | Codec | None = None,
+                   effort: int = entropy.DEFAULT_METHOD, device=None, *,
+                   value_range: tuple[float, float] | None = None) -> bytes:
+    """An image → ``.wlc`` bytes: ``H x W x 3`` (or gray ``H x W``) uint8 pixels, or any form
+    :func:`compress` takes. ``effort`` is the lossless WebP method (0-6): higher is slower and
+    a few percent smaller, same pixels."""
+    from .inputs import image_pixels
+
     model = _codec(codec, "image", device)
-    x, mode = _image_tensor(pixels)
+    x, mode = _image_tensor(image_pixels(pixels, value_range))
     h, w = x.shape[2:]
     with torch.inference_mode():
         z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
@@ -137,13 +141,13 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     ``[channels, frames]``, float or integer PCM. A path (``str`` or ``Path``) is read as a
     file of either kind. ``effort``: lossless WebP method 0-6. ``device``: where the bundled
     codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available)."""
-    from .inputs import image_pixels, is_path
+    from .inputs import is_path
 
     if is_path(data) and sample_rate is None:
         return compress_file(data, codec, effort, device=device)
     if sample_rate is not None:
         return compress_audio(data, sample_rate, codec, effort=effort, device=device)
-    return compress_image(image_pixels(data, value_range), codec, effort=effort, device=device)
+    return compress_image(data, codec, effort=effort, device=device, value_range=value_range)
 
 
 def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:

@@ -153,3 +153,12 @@ def test_device_argument():
     else:  # same bytes on the GPU up to float rounding of a few latents
         assert pywalloc.decompress(pywalloc.compress(PIX, device="cuda"), device="cuda").shape \
             == PIX.shape
+
+
+def test_compress_image_helper_takes_the_same_forms():
+    from pywalloc.api import compress_image
+
+    ref = compress_image(PIX)
+    assert compress_image(Image.fromarray(PIX)) == ref
+    assert compress_image(torch.from_numpy(PIX).permute(2, 0, 1)) == ref
+    assert compress_image(PIX / 255.0, value_range=(0, 1)) == ref
