@@ -245,9 +245,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     from . import container
 
     path = Path(args.file)
-    if not path.is_file():
+    if args.file == STDIO:
+        blob = _read_stdin()
+    elif not path.is_file():
         raise CliError(f"'{path}': file not found")
-    blob = path.read_bytes()
+    else:
+        blob = path.read_bytes()
     header, payload = container.read(blob)
     d = _header_dict(header)
     d["file_bytes"], d["payload_bytes"] = len(blob), len(payload)
@@ -421,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="print a .wlc file's header")
-    p.add_argument("file", metavar="FILE.wlc")
+    p.add_argument("file", metavar="FILE.wlc", help="- reads stdin")
     p.add_argument("--json", action="store_true", help="print JSON")
     common(p)
     p.set_defaults(func=cmd_info)

@@ -36,6 +36,8 @@ def test_stdin_to_stdout_and_back(photo, tmp_path):
     assert enc.stdout[:4] == b"\x89WLC"
     (tmp_path / "x.wlc").write_bytes(enc.stdout)
     assert walloc("info", tmp_path / "x.wlc").returncode == 0
+    info = walloc("info", "-", "--json", stdin=enc.stdout)
+    assert json.loads(info.stdout)["codec"] == "rgb-16x"
     dec = walloc("decode", "-", stdin=enc.stdout)
     assert dec.returncode == 0 and dec.stdout[:8] == b"\x89PNG\r\n\x1a\n"
     dec2 = walloc("decode", tmp_path / "x.wlc", "-o", "-")
