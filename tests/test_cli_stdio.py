@@ -101,3 +101,11 @@ def test_device_flag(photo, tmp_path):
     if not torch.cuda.is_available():
         res = walloc("decode", tmp_path / "d.wlc", "--device", "cuda")
         assert res.returncode == 1 and b"CUDA is not available" in res.stderr
+
+
+def test_demo_the_readme_main_job(tmp_path):
+    res = walloc("demo", "-o", tmp_path / "d", "-q", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    names = {p.name for p in (tmp_path / "d").iterdir()}
+    assert {"kodim23.rgb-16x.wlc", "kodim23.rgb-16x.png", "chimes.stereo-20x.wav"} <= names
+    assert b"PSNR" in res.stdout
