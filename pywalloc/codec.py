@@ -160,6 +160,30 @@ class Codec(nn.Module):
                 "; scale the clip first (pywalloc.compress does it and stores the gain)")
         check_range(x, self.lo, self.hi, what, ValueError, hint)
 
+    def prepare(self, data, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """What users hold → this codec's input ``[1, C, ...]`` on its device, in its range.
+
+        Images: a PIL image, a path, numpy ``H x W x 3`` / ``H x W`` or a torch ``C x H x W``
+        tensor (uint8, or float with ``value_range``), as :func:`pywalloc.compress` takes them;
+        gray is replicated to RGB. Audio: numpy ``[frames, channels]`` or torch
+        ``[channels, frames]``, float or integer PCM, mono duplicated to stereo; it is not
+        peak-normalised (``pywalloc.compress`` does that), so values must lie in [-1, 1]."""
+        from .inputs import audio_samples, image_pixels
+
+        device = self.analysis.weight.device
+        if self.preset.modality == "image":
+            pixels = image_pixels(data, value_range)
+            if pixels.ndim == 2:
+                pixels = pixels[:, :, None].repeat(3, axis=2)
+            x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].to(device)
+            return x.to(self.analysis.weight.dtype).div_(255.0).sub_(0.5)
+        samples = audio_samples(data)
+        if samples.shape[1] == 1:
+            samples = samples.repeat(2, axis=1)
+        x = torch.from_numpy(samples.T.copy())[None].to(device, self.analysis.weight.dtype)
+        self._check_input(x)
+        return x
+
     def encode_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
         """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
         into the analysis layer (the transform is linear), saving two passes over the input."""

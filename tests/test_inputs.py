@@ -162,3 +162,18 @@ def test_compress_image_helper_takes_the_same_forms():
     assert compress_image(Image.fromarray(PIX)) == ref
     assert compress_image(torch.from_numpy(PIX).permute(2, 0, 1)) == ref
     assert compress_image(PIX / 255.0, value_range=(0, 1)) == ref
+
+
+def test_codec_prepare_turns_user_data_into_codec_input():
+    codec = pywalloc.load("rgb-16x")
+    x = codec.prepare(Image.fromarray(PIX))
+    assert x.shape == (1, 3, *PIX.shape[:2]) and float(x.min()) >= -0.5
+    folded = codec.encode_uint8(torch.from_numpy(PIX).permute(2, 0, 1)[None])
+    assert int((codec.encode(x).int() - folded.int()).abs().max()) <= 1  # float rounding only
+    assert torch.equal(codec.prepare(PIX[:, :, 0])[0, 0], codec.prepare(PIX[:, :, 0])[0, 2])
+    audio = pywalloc.load("stereo-20x")
+    pcm = (np.arange(1000, dtype=np.int16) * 13)
+    a = audio.prepare(pcm)
+    assert a.shape == (1, 2, 1000) and float(a.abs().max()) <= 1
+    with pytest.raises(ValueError, match="outside"):
+        audio.prepare(np.full((100, 2), 2.0, np.float32))
