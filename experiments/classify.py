@@ -1,8 +1,17 @@
-"""Compressed-domain classification on Imagenette: the same small CNN trained on WaLLoC
-latents versus on resized images with the same number of values (and on full 224x224).
+"""Compressed-domain classification on Imagenette: a resolution-scaling curve. The same small
+network (CNN, or a ViT-Tiny-like model with --model vit) is trained on WaLLoC latents and on
+resized images with the same number of values, at three equivalents, plus the full 224x224
+images as the validity reference (it must beat every reduced input, or the set-up cannot tell
+what resolution is worth).
 
-    python experiments/classify.py            # full run (3 seeds x 5 variants, ~25 min on 2 cores)
-    python experiments/classify.py --quick    # smoke test, well under a minute
+Augmentation happens on the image, before any reduction: each training image gets --views
+random views (random resized crop, horizontal flip, colour jitter), and every variant is made
+from the same views (resized, or encoded with pywalloc.learning.EncodeTransform). The views are
+computed once and cached; each epoch draws one view per image.
+
+    python experiments/classify.py                     # full run (5 seeds)
+    python experiments/classify.py --quick             # smoke test (< 30 s)
+    python experiments/classify.py --codec16 new-rgb-16x.safetensors --codec4 new-rgb-4x.safetensors
 
 Writes ``results/compressed_learning/classify.json`` and ``classify.md`` (``--out``).
 """
@@ -20,33 +29,36 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _results  # experiments/_results.py, beside this script
 
-import pywalloc
+from pywalloc.learning import EncodeTransform, LearningError, resolve_codec
 from pywalloc.learning.encode import resize_center_crop
-from pywalloc.learning.layers import LatentConvNet
+from pywalloc.learning.layers import LatentConvNet, LatentViT
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "imagenette"
 SIDE = 224
-GRID = 28  # latent grid of a 224x224 image (block 8); every variant is embedded to 14x14
-# name -> (kind, resize side or codec, patch). Patches make every embedded grid 14x14 and
-# every token see the same number of input values (48 for the 16x pair, 192 for the 4x pair).
+# name -> (kind, base side the view is brought to, resize side or codec slot, patch). Patches
+# map each pair onto one grid (7x7 for the 28 pair, 14x14 otherwise) with equal values/token.
 VARIANTS = {
-    "resize-56": ("resize", 56, 4),
-    "rgb-16x": ("latent", "rgb-16x", 2),
-    "resize-112": ("resize", 112, 8),
-    "rgb-4x": ("latent", "rgb-4x", 2),
-    "full-224": ("resize", 224, 16),
+    "resize-28": ("resize", 224, 28, 4),
+    "rgb-16x@112": ("latent", 112, "16", 2),
+    "resize-56": ("resize", 224, 56, 4),
+    "rgb-16x@224": ("latent", 224, "16", 2),
+    "resize-112": ("resize", 224, 112, 8),
+    "rgb-4x@224": ("latent", 224, "4", 2),
+    "full-224": ("resize", 224, 224, 16),
 }
-# (resolution equivalent, resized variant, latent variant): rows of the table.
-PAIRS = [("56x56 (9,408 values)", "resize-56", "rgb-16x"),
-         ("112x112 (37,632 values)", "resize-112", "rgb-4x")]
+# (equivalent, resize variant, latent variant): the points of the scaling curve.
+PAIRS = [("28x28 (2,352 values)", "resize-28", "rgb-16x@112"),
+         ("56x56 (9,408 values)", "resize-56", "rgb-16x@224"),
+         ("112x112 (37,632 values)", "resize-112", "rgb-4x@224")]
+FULL = "full-224"
 # The WaLLoC paper's Table 3 (ImageNet-1k top-1), quoted for context only.
-PAPER = {"resize-56": ("64x64", 23.1, 50.3), "resize-112": ("128x128", 55.8, 64.3)}
+PAPER = {"64x64": (23.1, 50.3), "128x128": (55.8, 64.3)}
 
 
 def load_split(split: str, per_class: int | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -54,10 +66,9 @@ def load_split(split: str, per_class: int | None) -> tuple[np.ndarray, np.ndarra
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     images, labels = [], []
     for y, c in enumerate(classes):
-        files = sorted((root / c).iterdir())[:per_class]
-        for f in files:
+        for f in sorted((root / c).iterdir())[:per_class]:
             with Image.open(f) as im:
-                arr = np.asarray(im.convert("RGB"))
+                arr = np.asarray(im.convert("RGB"))  # 49 images are grayscale
             if arr.shape[:2] != (SIDE, SIDE):
                 arr = resize_center_crop(arr, SIDE)
             images.append(arr)
@@ -65,91 +76,113 @@ def load_split(split: str, per_class: int | None) -> tuple[np.ndarray, np.ndarra
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-def represent(images: np.ndarray, variant: str, batch: int = 50) -> torch.Tensor:
+def augment(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random resized crop (area 35-100 %, aspect 3/4-4/3) back to 224, flip, colour jitter."""
+    h, w = img.shape[:2]
+    for _ in range(10):
+        area = h * w * rng.uniform(0.35, 1.0)
+        ratio = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+        if cw <= w and ch <= h:
+            break
+    else:
+        cw, ch = w, h
+    x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    im = Image.fromarray(img).resize((SIDE, SIDE), Image.BICUBIC, box=(x0, y0, x0 + cw, y0 + ch))
+    if rng.random() < 0.5:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    for enh in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        im = enh(im).enhance(rng.uniform(0.75, 1.25))
+    return np.asarray(im)
+
+
+def reduce(images: np.ndarray, side: int) -> np.ndarray:
+    if side == images.shape[1]:
+        return images
+    return np.stack([np.asarray(Image.fromarray(a).resize((side, side), Image.BICUBIC))
+                     for a in images])
+
+
+def represent(images: np.ndarray, variant: str, codecs: dict, batch: int = 50) -> torch.Tensor:
     """[N, C, h, w] uint8 pixels (resize variants) or int8 latents (codec variants)."""
-    kind, arg, _ = VARIANTS[variant]
+    kind, base, arg, _ = VARIANTS[variant]
     if kind == "resize":
-        if arg == SIDE:
-            return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
-        small = [np.asarray(Image.fromarray(a).resize((arg, arg), Image.BICUBIC)) for a in images]
-        return torch.from_numpy(np.stack(small)).permute(0, 3, 1, 2).contiguous()
-    codec = pywalloc.load(arg)
+        return torch.from_numpy(reduce(images, arg)).permute(0, 3, 1, 2).contiguous()
+    tf = EncodeTransform(codecs[arg], dtype=torch.int8)
     out = []
-    with torch.inference_mode():
-        for s in range(0, len(images), batch):
-            x = torch.from_numpy(images[s:s + batch]).permute(0, 3, 1, 2).float() / 255 - 0.5
-            out.append(codec.encode(x))
+    for s in range(0, len(images), batch):
+        x = torch.from_numpy(reduce(images[s:s + batch], base)).permute(0, 3, 1, 2)
+        out.append(tf.batch(x.contiguous()))
     return torch.cat(out)
 
 
-def prepare(variant: str, splits: dict, cache: Path, tag: str) -> dict[str, torch.Tensor]:
-    """Train (both orientations: flipped images are re-encoded, not flipped in latent space)
-    and val tensors, cached as safetensors so repeated runs skip the encoding."""
+def views(images: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """View j of image i depends only on (seed, i, j): every variant sees the same crops."""
+    return np.stack([augment(img, np.random.default_rng([seed, i, j]))
+                     for j in range(k) for i, img in enumerate(images)])
+
+
+def prepare(variants: list[str], splits: dict, codecs: dict, cache: Path, tag: str,
+            k: int, view_seed: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Per variant: ``train`` [views * N, ...] (view-major) and ``val``, cached on disk."""
     from safetensors.torch import load_file, save_file
 
-    kind, arg, _ = VARIANTS[variant]
-    key = pywalloc.load(arg).weight_hash if kind == "latent" else "pixels"
-    path = cache / f"classify-{tag}-{variant}-{key}.safetensors"
-    if path.is_file():
-        return load_file(str(path))
-    tr, va = splits["train"][0], splits["val"][0]
-    t = {"train": represent(tr, variant), "train_flip": represent(tr[:, :, ::-1].copy(), variant),
-         "val": represent(va, variant)}
-    cache.mkdir(parents=True, exist_ok=True)
-    save_file(t, str(path) + ".part")
-    os.replace(str(path) + ".part", path)
-    return t
+    out, missing = {}, []
+    for v in variants:
+        kind, _, arg, _ = VARIANTS[v]
+        key = codecs[arg].weight_hash if kind == "latent" else "pixels"
+        path = cache / f"classify-{tag}-{v}-{key}-v{k}s{view_seed}.safetensors"
+        if path.is_file():
+            out[v] = load_file(str(path))
+        else:
+            missing.append((v, path))
+    if missing:
+        tr = views(splits["train"][0], k, view_seed)
+        for v, path in missing:
+            t = {"train": represent(tr, v, codecs), "val": represent(splits["val"][0], v, codecs)}
+            cache.mkdir(parents=True, exist_ok=True)
+            save_file(t, str(path) + ".part")
+            os.replace(str(path) + ".part", path)
+            out[v] = t
+    return out
 
 
-def shift_batch(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Random translation by up to ``max_shift`` samples (zero padding: the standardised mean)."""
-    if max_shift == 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).tolist()
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).tolist()
-    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
-
-
-def channel_stats(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    x = t.float().transpose(0, 1).reshape(t.shape[1], -1)
-    return x.mean(1), x.std(1)
+def build(model: str, in_ch: int, classes: int, patch: int, args) -> torch.nn.Module:
+    if model == "vit":
+        return LatentViT(in_ch, classes, patch, dim=args.width * 3, depth=4, heads=3, scale=1.0)
+    return LatentConvNet(in_ch, classes, patch, dim=args.width, depths=(1, 2), scale=1.0)
 
 
 def train_eval(data: dict, ytr: torch.Tensor, yva: torch.Tensor, variant: str, seed: int,
                args: argparse.Namespace) -> dict:
-    _, _, patch = VARIANTS[variant]
+    patch = VARIANTS[variant][3]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    both = torch.cat([data["train"], data["train_flip"]])
-    mean, std = channel_stats(both)
-    # Inputs are standardised here (so that shift padding is the mean): no scaling inside.
-    model = LatentConvNet(both.shape[1], int(ytr.max()) + 1, patch, dim=args.width,
-                          depths=(1, 2), scale=1.0)
+    train = data["train"]
     n = len(ytr)
+    k = len(train) // n
+    sub = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:500]]
+    x = sub.float().transpose(0, 1).reshape(train.shape[1], -1)
+    mean, std = x.mean(1)[:, None, None], x.std(1).clamp_min(1e-3)[:, None, None]
+    del x, sub
+    model = build(args.model, train.shape[1], int(ytr.max()) + 1, patch, args)
     steps_per_epoch = math.ceil(n / args.batch)
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
-    warm = max(1, steps_per_epoch)
+    warm = steps_per_epoch
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, 0.5 * (
         1 + math.cos(math.pi * min(s, total) / total))))
-    # One grid unit is 8 pixels of the 224x224 image: 1 latent position, 2 px at 56x56...
-    unit = data["val"].shape[-1] // GRID
     epoch_times, losses = [], []
     for _ in range(args.epochs):
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen)
+        view = torch.randint(0, k, (n,), generator=gen)
         running = 0.0
         for s in range(0, n, args.batch):
             idx = order[s:s + args.batch]
-            flip = torch.rand(len(idx), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], data["train_flip"][idx].float(),
-                            data["train"][idx].float())
-            x = (x - mean[:, None, None]) / std[:, None, None]
-            x = shift_batch(x, args.shift * unit, gen)
-            loss = F.cross_entropy(model(x), ytr[idx], label_smoothing=0.1)
+            xb = (train[view[idx] * n + idx].float() - mean) / std
+            loss = F.cross_entropy(model(xb), ytr[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -161,99 +194,187 @@ def train_eval(data: dict, ytr: torch.Tensor, yva: torch.Tensor, variant: str, s
     correct = 0
     with torch.inference_mode():
         for s in range(0, len(yva), 200):
-            x = (data["val"][s:s + 200].float() - mean[:, None, None]) / std[:, None, None]
-            correct += int((model(x).argmax(1) == yva[s:s + 200]).sum())
+            xb = (data["val"][s:s + 200].float() - mean) / std
+            correct += int((model(xb).argmax(1) == yva[s:s + 200]).sum())
     return {"variant": variant, "seed": seed, "top1": 100.0 * correct / len(yva),
             "epoch_seconds": statistics.mean(epoch_times), "train_loss": losses,
             "params": sum(p.numel() for p in model.parameters())}
 
 
+def interval(diffs: list[float]) -> dict:
+    """Mean, std and 95 % t interval of paired (same seed) differences."""
+    from scipy.stats import t as student
+
+    m = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return {"mean": m, "std": 0.0, "lo": float("nan"), "hi": float("nan"), "n": len(diffs)}
+    s = statistics.stdev(diffs)
+    h = float(student.ppf(0.975, len(diffs) - 1)) * s / math.sqrt(len(diffs))
+    return {"mean": m, "std": s, "lo": m - h, "hi": m + h, "n": len(diffs)}
+
+
 def summarise(runs: list[dict]) -> dict:
-    out = {}
+    out: dict = {"variants": {}, "pairs": {}, "validity": {}}
+    by = {(r["variant"], r["seed"]): r["top1"] for r in runs}
     for v in VARIANTS:
         acc = [r["top1"] for r in runs if r["variant"] == v]
         if acc:
-            out[v] = {"mean": statistics.mean(acc),
-                      "std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "n": len(acc),
-                      "epoch_seconds": statistics.mean(r["epoch_seconds"] for r in runs
-                                                       if r["variant"] == v)}
+            out["variants"][v] = {
+                "mean": statistics.mean(acc), "std": statistics.stdev(acc) if len(acc) > 1
+                else 0.0, "n": len(acc), "epoch_seconds": statistics.mean(
+                    r["epoch_seconds"] for r in runs if r["variant"] == v)}
+
+    def diff(a: str, b: str) -> dict | None:
+        seeds = sorted(s for (v, s) in by if v == a and (b, s) in by)
+        return interval([by[(a, s)] - by[(b, s)] for s in seeds]) if seeds else None
+
+    for _, rv, lv in PAIRS:
+        d = diff(lv, rv)
+        if d:
+            out["pairs"][lv] = d
+    for v in VARIANTS:
+        if v != FULL:
+            d = diff(FULL, v)
+            if d:
+                # Holds when the full-size model is better by more than the seed spread: the
+                # whole 95 % interval of the difference lies above zero.
+                d["holds"] = bool(d["lo"] > 0) if math.isfinite(d["lo"]) else None
+                out["validity"][v] = d
     return out
 
 
 def markdown(result: dict) -> str:
     s = result["summary"]
+    va = s["variants"]
 
     def cell(v: str) -> str:
-        return f"{s[v]['mean']:.1f} ± {s[v]['std']:.1f}" if v in s else "—"
+        return f"{va[v]['mean']:.1f} ± {va[v]['std']:.1f}" if v in va else "—"
 
-    header = ("| task | resolution equivalent | variant | resize | compressed | change | "
-              "s/epoch (resize / compressed) |")
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    def ci(d: dict) -> str:
+        return (f"{d['mean']:+.1f} [{d['lo']:+.1f}, {d['hi']:+.1f}]" if math.isfinite(d["lo"])
+                else f"{d['mean']:+.1f}")
+
+    model = result["config"]["model"]
+    lines = [(f"Model: {model}. Top-1 % on the {result['data']['val']:,} validation images, "
+              f"mean ± std over seeds {result['config']['seeds']}; change = latents - resize, paired by seed, with "
+             "its 95 % t interval."), "",
+             ("| resolution equivalent | latent variant | resize | latents | change (95 % CI) | "
+             "s/epoch (resize / latents) |"), "|---|---|---|---|---|---|"]
     for equiv, rv, lv in PAIRS:
-        change = (f"{s[lv]['mean'] - s[rv]['mean']:+.1f} pp" if rv in s and lv in s else "—")
-        secs = " / ".join(f"{s[v]['epoch_seconds']:.1f}" if v in s else "—" for v in (rv, lv))
-        lines.append(f"| Imagenette top-1 (%) | {equiv} | {lv} | {cell(rv)} | {cell(lv)} | "
-                     f"{change} | {secs} |")
-    if "full-224" in s:
-        lines.append(f"| Imagenette top-1 (%) | 224x224 (150,528 values) | none (full size) | "
-                     f"{cell('full-224')} | — | — | {s['full-224']['epoch_seconds']:.1f} |")
-    lines.append("")
-    lines.append("Paper (ImageNet-1k top-1, quoted): " + "; ".join(
-        f"{eq}: resize {a}% vs latents {b}%" for eq, a, b in PAPER.values()))
+        if rv in va and lv in va:
+            secs = " / ".join(f"{va[v]['epoch_seconds']:.1f}" for v in (rv, lv))
+            lines.append(f"| {equiv} | {lv} | {cell(rv)} | {cell(lv)} | {ci(s['pairs'][lv])} "
+                         f"| {secs} |")
+    if FULL in va:
+        lines.append(f"| 224x224 (150,528 values) | none (full size) | {cell(FULL)} | — | — | "
+                     f"{va[FULL]['epoch_seconds']:.1f} |")
+        lines += ["", ("Validity check (full 224x224 minus each reduced input; holds when the 95 % "
+                  "interval lies above 0):"), "", ("| reduced input | full - reduced (95 % CI) | "
+                  "holds |"), "|---|---|---|"]
+        for v, d in s["validity"].items():
+            lines.append(f"| {v} | {ci(d)} | {'yes' if d['holds'] else 'no'} |")
+    lines += ["", "Paper (ImageNet-1k top-1, quoted): " + "; ".join(
+        f"{eq}: resize {a}% vs latents {b}%" for eq, (a, b) in PAPER.items())]
     return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    va = result["summary"]["variants"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    xs = [28, 56, 112]
+    for label, col, marker in (("resize", 1, "o"), ("WaLLoC latents", 2, "s")):
+        pts = [(x, va[p[col]]) for x, p in zip(xs, PAIRS) if p[col] in va]
+        if pts:
+            ax.errorbar([x for x, _ in pts], [v["mean"] for _, v in pts],
+                        yerr=[v["std"] for _, v in pts], marker=marker, capsize=3, label=label)
+    if FULL in va:
+        ax.axhline(va[FULL]["mean"], color="gray", ls="--", label="full 224x224")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [f"{x}²" for x in xs])
+    ax.set_xlabel("equivalent input (values = 3 x side²)")
+    ax.set_ylabel("Imagenette top-1 (%)")
+    ax.set_title(f"Resolution scaling ({result['config']['model']}, "
+                 f"{len(result['config']['seeds'])} seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 1 min)")
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
     ap.add_argument("--out", type=Path, default=Path("results/compressed_learning"))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--codec16", default="rgb-16x", help="rgb-16x name or weights path")
+    ap.add_argument("--codec4", default="rgb-4x", help="rgb-4x name or weights path")
+    ap.add_argument("--model", choices=("cnn", "vit"), default="cnn")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--views", type=int, default=4, help="augmented views per training image")
+    ap.add_argument("--view-seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--width", type=int, default=32, help="CNN width of the first stage")
-    ap.add_argument("--shift", type=int, default=2,
-                    help="random translation, in latent positions (8 px of the 224 image)")
+    ap.add_argument("--width", type=int, default=32, help="CNN width (ViT: 3x this)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a busy 2-core machine)")
     args = ap.parse_args(argv)
     if not DATA.is_dir():
         print(f"classify: {DATA} not found", file=sys.stderr)
         return 2
+    try:
+        codecs = {"16": resolve_codec(args.codec16), "4": resolve_codec(args.codec4)}
+    except LearningError as exc:
+        print(f"classify: {exc}", file=sys.stderr)
+        return 2
+    for slot, c in codecs.items():
+        want = 12 if slot == "16" else 48
+        if c.preset.modality != "image" or c.preset.latent_channels != want:
+            print(f"classify: --codec{slot} must be an image codec with {want} latent channels",
+                  file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     per = {"train": None, "val": None}
     tag = "full"
     if args.quick:
-        per, tag = {"train": 6, "val": 3}, "quick"
-        args.seeds, args.epochs = args.seeds[:1], 1
+        per, tag = {"train": 4, "val": 2}, "quick"
+        args.seeds, args.epochs, args.views = args.seeds[:2], 1, 2
     t_start = time.perf_counter()
     splits = {k: load_split(k, per[k]) for k in per}
     ytr, yva = torch.from_numpy(splits["train"][1]), torch.from_numpy(splits["val"][1])
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "classify-quick" if args.quick else "classify"
+    name = ("classify-quick" if args.quick else "classify") + ("-vit" if args.model == "vit"
+                                                               else "")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    t0 = time.perf_counter()
+    data = prepare(args.variants, splits, codecs, args.out / "cache", tag, args.views,
+                   args.view_seed)
+    prep_seconds = time.perf_counter() - t0
     runs: list[dict] = []
-    prep_seconds = {}
-    for v in args.variants:
-        t0 = time.perf_counter()
-        data = prepare(v, splits, args.out / "cache", tag)
-        prep_seconds[v] = time.perf_counter() - t0
-        for seed in args.seeds:
-            r = train_eval(data, ytr, yva, v, seed, args)
+    for seed in args.seeds:  # seed-major: an interrupted run still has every variant
+        for v in args.variants:
+            r = train_eval(data[v], ytr, yva, v, seed, args)
             runs.append(r)
-            print(f"{v:>10} seed {seed}: top-1 {r['top1']:.1f}%  "
+            print(f"{v:>12} seed {seed}: top-1 {r['top1']:.1f}%  "
                   f"{r['epoch_seconds']:.1f} s/epoch  loss {r['train_loss'][-1]:.3f}", flush=True)
     result = {
         "experiment": "classify", "command": " ".join(["python", *sys.argv]), "config": config,
         "data": {"train": len(ytr), "val": len(yva), "classes": splits["train"][2]},
-        "codecs": {v: pywalloc.load(VARIANTS[v][1]).weight_hash for v in args.variants
-                   if VARIANTS[v][0] == "latent"},
+        "codecs": {c.preset.name: c.weight_hash for c in codecs.values()},
         "runs": runs, "summary": summarise(runs), "prepare_seconds": prep_seconds,
         "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
     }
     _results.write(args.out, name, result, markdown(result))
+    try:
+        plot(result, args.out / f"{name}.png")
+    except ImportError:
+        pass
     return 0
 
 

@@ -30,14 +30,21 @@ def test_classify_quick(tmp_path):
     if not (DATA / "imagenette").is_dir():
         pytest.skip("shared imagenette data absent")
     r = _run("classify.py", tmp_path)
-    assert {x["variant"] for x in r["runs"]} == {"resize-56", "rgb-16x", "resize-112",
-                                                 "rgb-4x", "full-224"}
+    variants = {"resize-28", "rgb-16x@112", "resize-56", "rgb-16x@224", "resize-112",
+                "rgb-4x@224", "full-224"}
+    assert {x["variant"] for x in r["runs"]} == variants
+    assert {x["seed"] for x in r["runs"]} == {0, 1}
     for run in r["runs"]:
         assert 0.0 <= run["top1"] <= 100.0 and run["epoch_seconds"] > 0
         assert all(math.isfinite(v) for v in run["train_loss"])
     assert r["data"]["classes"][0] == "n01440764" and len(r["data"]["classes"]) == 10
+    s = r["summary"]
+    assert set(s["pairs"]) == {"rgb-16x@112", "rgb-16x@224", "rgb-4x@224"}
+    assert set(s["validity"]) == variants - {"full-224"}
+    for d in [*s["pairs"].values(), *s["validity"].values()]:
+        assert d["n"] == 2 and d["lo"] <= d["mean"] <= d["hi"]
     # The cache was written: encoding is not repeated by the next run.
-    assert any((tmp_path / "cache").glob("classify-quick-rgb-16x-*.safetensors"))
+    assert any((tmp_path / "cache").glob("classify-quick-rgb-16x@112-*.safetensors"))
 
 
 @pytest.mark.slow
