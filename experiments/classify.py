@@ -256,7 +256,7 @@ def markdown(result: dict) -> str:
 
     model = result["config"]["model"]
     lines = [(f"Model: {model}. Top-1 % on the {result['data']['val']:,} validation images, "
-              f"mean ± std over seeds {result['config']['seeds']}; change = latents - resize, paired by seed, with "
+              f"mean ± std over seeds {result['seeds_done']}; change = latents - resize, paired by seed, with "
              "its 95 % t interval."), "",
              ("| resolution equivalent | latent variant | resize | latents | change (95 % CI) | "
              "s/epoch (resize / latents) |"), "|---|---|---|---|---|---|"]
@@ -299,7 +299,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_xlabel("equivalent input (values = 3 x side²)")
     ax.set_ylabel("Imagenette top-1 (%)")
     ax.set_title(f"Resolution scaling ({result['config']['model']}, "
-                 f"{len(result['config']['seeds'])} seeds)")
+                 f"{len(result['seeds_done'])} seeds)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -357,24 +357,25 @@ def main(argv: list[str] | None = None) -> int:
                    args.view_seed)
     prep_seconds = time.perf_counter() - t0
     runs: list[dict] = []
-    for seed in args.seeds:  # seed-major: an interrupted run still has every variant
+    for seed in args.seeds:  # seed-major; results are rewritten after every seed
         for v in args.variants:
             r = train_eval(data[v], ytr, yva, v, seed, args)
             runs.append(r)
             print(f"{v:>12} seed {seed}: top-1 {r['top1']:.1f}%  "
                   f"{r['epoch_seconds']:.1f} s/epoch  loss {r['train_loss'][-1]:.3f}", flush=True)
-    result = {
-        "experiment": "classify", "command": " ".join(["python", *sys.argv]), "config": config,
-        "data": {"train": len(ytr), "val": len(yva), "classes": splits["train"][2]},
-        "codecs": {c.preset.name: c.weight_hash for c in codecs.values()},
-        "runs": runs, "summary": summarise(runs), "prepare_seconds": prep_seconds,
-        "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
-    }
-    _results.write(args.out, name, result, markdown(result))
-    try:
-        plot(result, args.out / f"{name}.png")
-    except ImportError:
-        pass
+        result = {
+            "experiment": "classify", "command": " ".join(["python", *sys.argv]),
+            "config": config, "seeds_done": sorted({r["seed"] for r in runs}),
+            "data": {"train": len(ytr), "val": len(yva), "classes": splits["train"][2]},
+            "codecs": {c.preset.name: c.weight_hash for c in codecs.values()},
+            "runs": runs, "summary": summarise(runs), "prepare_seconds": prep_seconds,
+            "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
+        }
+        _results.write(args.out, name, result, markdown(result))
+        try:
+            plot(result, args.out / f"{name}.png")
+        except ImportError:
+            pass
     return 0
 
 
