@@ -65,3 +65,32 @@ def test_separate_quick(tmp_path):
     b = r["baselines"]
     # Sanity of the references: the codec round trip of the true lead beats the mixture.
     assert b["stereo-5x round trip of the true lead"]["psnr"] > b["mixture"]["psnr"] + 10
+
+
+def test_read_text_quick(tmp_path):
+    pytest.importorskip("matplotlib")  # ships the DejaVu fonts
+    r = _run("read_text.py", tmp_path)
+    names = {"resize-rgb-16x", "latent-rgb-16x", "resize-rgb-4x", "latent-rgb-4x", "full"}
+    assert {x["variant"] for x in r["runs"]} == names and r["seeds_done"] == [0, 1]
+    s = r["summary"]
+    # equal dimension on both sides of each pair
+    assert s["resize-rgb-16x"]["values"] == s["latent-rgb-16x"]["values"] == 768
+    assert s["resize-rgb-4x"]["values"] == s["latent-rgb-4x"]["values"] == 3072
+    for x in r["runs"]:
+        assert 0.0 <= x["char_acc"] <= 100.0 and 0.0 <= x["anls"] <= 100.0
+        assert all(math.isfinite(v) for v in x["loss_curve"])
+    d = s["latent-rgb-16x"]["diff_char_acc"]
+    assert d["lo"] <= d["mean"] <= d["hi"]
+
+
+@pytest.mark.slow
+def test_colorize_quick(tmp_path):
+    if not (DATA / "imagenette").is_dir():
+        pytest.skip("shared imagenette data absent")
+    r = _run("colorize.py", tmp_path)
+    assert {(x["domain"], x["seed"]) for x in r["runs"]} == {
+        ("resize", 0), ("latent", 0), ("resize", 1), ("latent", 1)}
+    assert r["values"] == 12 * 8 * 8  # 64x64 quick images: rgb-16x latents = 3 x 16 x 16
+    for x in r["runs"]:
+        assert math.isfinite(x["psnr"])
+    assert math.isfinite(r["baselines"]["gray input"]["psnr"])
