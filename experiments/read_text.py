@@ -375,6 +375,37 @@ def markdown(result: dict, variants: list[Variant]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def combine(dirs: list[Path], out: Path) -> int:
+    """One result from several single-seed runs of the same configuration."""
+    import json
+
+    parts = []
+    for d in dirs:
+        try:
+            parts.append(json.loads((d / "read_text.json").read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"read_text: cannot read {d / 'read_text.json'}: {exc}", file=sys.stderr)
+            return 2
+    keep = ("seeds", "log_every", "combine", "out")
+    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+    if any(c != same[0] for c in same) or any(p["codecs"] != parts[0]["codecs"] for p in parts):
+        print("read_text: the runs differ in settings or codec weights", file=sys.stderr)
+        return 2
+    runs = [r for p in parts for r in p["runs"]]
+    seeds = [r["seed"] for r in runs if r["variant"] == runs[0]["variant"]]
+    if len(set(seeds)) != len(seeds):
+        print(f"read_text: a seed occurs twice ({sorted(seeds)})", file=sys.stderr)
+        return 2
+    cfg = parts[0]["config"]
+    variants = make_variants([resolve_codec(c) for c in cfg["codecs"]], not cfg["no_full"])
+    result = {**parts[0], "command": " + ".join(p["command"] for p in parts),
+              "seeds_done": sorted(seeds), "runs": runs, "summary": summarise(runs, variants),
+              "wall_seconds": max(p["wall_seconds"] for p in parts),
+              "combined_from": [str(d) for d in dirs]}
+    _results.write(out, "read_text", result, markdown(result, variants))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
@@ -391,7 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-seed", type=int, default=12345)
     ap.add_argument("--log-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="DIR",
+                    help="merge the read_text.json of runs made with the same settings but "
+                         "different --seeds (e.g. one process per seed) into --out")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out)
     torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.steps, args.test, args.batch, args.log_every = \

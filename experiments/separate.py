@@ -30,12 +30,20 @@ import _results  # experiments/_results.py, beside this script
 import pywalloc
 from pywalloc.codec import peak_gain
 from pywalloc.evaluation.metrics import audio_psnr, si_sdr
+from pywalloc.learning import LearningError, resolve_codec
 from pywalloc.learning.layers import LatentConvSeq
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "stems"
 RATE = 44100
 TOKEN = 512  # input samples at 44.1 kHz per network position: 2 latents or ~27*k waveform samples
 CODECS = ("stereo-20x", "stereo-5x")
+
+
+_OVERRIDE: dict = {}  # preset name -> Codec loaded from --weights NAME=PATH
+
+
+def get_codec(name: str):
+    return _OVERRIDE.get(name) or pywalloc.load(name)
 
 
 def rate_factors(codec: str) -> tuple[int, int]:
@@ -83,7 +91,7 @@ def to_domain(x: np.ndarray, domain: str, codec: str) -> torch.Tensor:
     x = np.asarray(x, dtype=np.float32)
     if domain == "latent":
         with torch.inference_mode():
-            return pywalloc.load(codec).latents(torch.from_numpy(x.T.copy())[None])[0].clone()
+            return get_codec(codec).latents(torch.from_numpy(x.T.copy())[None])[0].clone()
     up, down = rate_factors(codec)
     return torch.from_numpy(resample_poly(x, up, down, axis=0).T.astype(np.float32).copy())
 
@@ -93,7 +101,7 @@ def from_domain(y: torch.Tensor, domain: str, codec: str, frames: int) -> np.nda
     if domain == "latent":
         z = y.round().clamp(-127, 127)[None]
         with torch.inference_mode():
-            return pywalloc.load(codec).decode(z, (frames,))[0].T.numpy().astype(np.float64)
+            return get_codec(codec).decode(z, (frames,))[0].T.numpy().astype(np.float64)
     up, down = rate_factors(codec)
     out = resample_poly(y.numpy().T.astype(np.float64), down, up, axis=0)[:frames]
     return np.pad(out, ((0, frames - len(out)), (0, 0)))
@@ -193,22 +201,35 @@ def summary(runs: list[dict]) -> dict:
             m: statistics.mean(r[m] for r in sel) for m in ("psnr", "si_sdr", "train_seconds")
         } | {f"{m}_std": statistics.stdev(r[m] for r in sel) if len(sel) > 1 else 0.0
              for m in ("psnr", "si_sdr")} | {"n": len(sel), "values": sel[0]["values"]}
+    for codec in CODECS:  # paired (same seed) latent - wave differences, 95 % t interval
+        by = {(r["domain"], r["seed"]): r for r in runs if r["codec"] == codec}
+        seeds = sorted(sd for d, sd in by if d == "latent" and ("wave", sd) in by)
+        for m in ("psnr", "si_sdr"):
+            diff = [by[("latent", sd)][m] - by[("wave", sd)][m] for sd in seeds]
+            if len(diff) > 1:
+                from scipy.stats import t as student
+
+                mu, sd_ = statistics.mean(diff), statistics.stdev(diff)
+                h = float(student.ppf(0.975, len(diff) - 1)) * sd_ / math.sqrt(len(diff))
+                out[f"{codec}/latent"][f"{m}_diff_ci"] = [mu - h, mu + h]
     return out
 
 
 def markdown(result: dict) -> str:
     s = result["summary"]
     header = ("| codec | values per 12 s clip (latents / waveform) | metric (dB) | "
-              "resize (waveform) | compressed (latents) | change |")
+              "resize (waveform) | compressed (latents) | change (95 % CI) |")
     lines = [header, "|---|---|---|---|---|---|"]
     for codec in CODECS:
         w, lat = s.get(f"{codec}/wave"), s.get(f"{codec}/latent")
         if not (w and lat):
             continue
         for m, label in (("psnr", "PSNR"), ("si_sdr", "SI-SDR")):
+            ci = lat.get(f"{m}_diff_ci")
+            ci = f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else ""
             lines.append(f"| {codec} | {lat['values']:,} / {w['values']:,} | {label} | "
                          f"{w[m]:.2f} ± {w[m + '_std']:.2f} | {lat[m]:.2f} ± {lat[m + '_std']:.2f}"
-                         f" | {lat[m] - w[m]:+.2f} |")
+                         f" | {lat[m] - w[m]:+.2f}{ci} |")
     lines += ["", "| reference (no learning) | PSNR (dB) | SI-SDR (dB) |", "|---|---|---|"]
     lines += [f"| {k} | {v['psnr']:.2f} | {v['si_sdr']:.2f} |"
               for k, v in result["baselines"].items()]
@@ -222,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 1 min)")
     ap.add_argument("--out", type=Path, default=Path("results/compressed_learning"))
     ap.add_argument("--codecs", nargs="+", default=list(CODECS), choices=list(CODECS))
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--weights", nargs="+", default=[], metavar="CODEC=PATH",
+                    help="use these codec weights instead of the bundled ones")
     ap.add_argument("--remixes", type=int, default=3, help="rounds of random re-pairing")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=8)
@@ -236,6 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     if not DATA.is_dir():
         print(f"separate: {DATA} not found", file=sys.stderr)
         return 2
+    for spec in args.weights:
+        name, _, path = spec.partition("=")
+        try:
+            if name not in CODECS or not path:
+                raise LearningError(f"--weights takes CODEC=PATH with CODEC in {CODECS}")
+            _OVERRIDE[name] = resolve_codec(path)
+            if _OVERRIDE[name].preset.name != name:
+                raise LearningError(f"{path} holds {_OVERRIDE[name].preset.name}, not {name}")
+        except LearningError as exc:
+            print(f"separate: {exc}", file=sys.stderr)
+            return 2
     torch.set_num_threads(args.threads)
     limits = (None, None)
     if args.quick:
@@ -258,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "data": {"train_pieces": len(train_p), "train_mixes": len(train_set),
                  "test_pieces": [p["name"] for p in test_p]},
-        "codecs": {c: pywalloc.load(c).weight_hash for c in args.codecs},
+        "codecs": {c: get_codec(c).weight_hash for c in args.codecs},
         "runs": runs, "summary": summary(runs), "baselines": baselines(test_p, args.codecs),
         "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
     }
