@@ -306,6 +306,40 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def combine(files: list[Path], out: Path, model: str) -> int:
+    """One result from several runs (their JSON files) of one configuration, other seeds."""
+    import json
+
+    name = "classify" + ("-vit" if model == "vit" else "")
+    parts = []
+    for f in files:
+        try:
+            parts.append(json.loads(f.read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"classify: cannot read {f}: {exc}", file=sys.stderr)
+            return 2
+    keep = ("seeds", "combine", "out", "cache")
+    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+    if any(c != same[0] for c in same) or any(p["codecs"] != parts[0]["codecs"] for p in parts):
+        print("classify: the runs differ in settings or codec weights", file=sys.stderr)
+        return 2
+    runs = [r for p in parts for r in p["runs"]]
+    keys = [(r["variant"], r["seed"]) for r in runs]
+    if len(set(keys)) != len(keys):
+        print("classify: a (variant, seed) run occurs twice", file=sys.stderr)
+        return 2
+    result = {**parts[0], "command": " + ".join(p["command"] for p in parts),
+              "seeds_done": sorted({r["seed"] for r in runs}), "runs": runs,
+              "summary": summarise(runs), "wall_seconds": max(p["wall_seconds"] for p in parts),
+              "combined_from": [str(f) for f in files]}
+    _results.write(out, name, result, markdown(result))
+    try:
+        plot(result, out / f"{name}.png")
+    except ImportError:
+        pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
@@ -324,7 +358,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=32, help="CNN width (ViT: 3x this)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a busy 2-core machine)")
+    ap.add_argument("--cache", type=Path, default=None,
+                    help="folder for the prepared views (default: OUT/cache)")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="merge the results of runs made with the same settings but different "
+                         "--seeds (e.g. one process per seed) into --out")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out, args.model)
     if not DATA.is_dir():
         print(f"classify: {DATA} not found", file=sys.stderr)
         return 2
@@ -353,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                                                                else "")
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     t0 = time.perf_counter()
-    data = prepare(args.variants, splits, codecs, args.out / "cache", tag, args.views,
-                   args.view_seed)
+    data = prepare(args.variants, splits, codecs, args.cache or args.out / "cache", tag,
+                   args.views, args.view_seed)
     prep_seconds = time.perf_counter() - t0
     runs: list[dict] = []
     for seed in args.seeds:  # seed-major; results are rewritten after every seed

@@ -375,16 +375,16 @@ def markdown(result: dict, variants: list[Variant]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def combine(dirs: list[Path], out: Path) -> int:
-    """One result from several single-seed runs of the same configuration."""
+def combine(files: list[Path], out: Path) -> int:
+    """One result from several runs (their JSON files) of one configuration, other seeds."""
     import json
 
     parts = []
-    for d in dirs:
+    for f in files:
         try:
-            parts.append(json.loads((d / "read_text.json").read_text()))
+            parts.append(json.loads(f.read_text()))
         except (OSError, ValueError) as exc:
-            print(f"read_text: cannot read {d / 'read_text.json'}: {exc}", file=sys.stderr)
+            print(f"read_text: cannot read {f}: {exc}", file=sys.stderr)
             return 2
     keep = ("seeds", "log_every", "combine", "out")
     same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
@@ -401,7 +401,7 @@ def combine(dirs: list[Path], out: Path) -> int:
     result = {**parts[0], "command": " + ".join(p["command"] for p in parts),
               "seeds_done": sorted(seeds), "runs": runs, "summary": summarise(runs, variants),
               "wall_seconds": max(p["wall_seconds"] for p in parts),
-              "combined_from": [str(d) for d in dirs]}
+              "combined_from": [str(f) for f in files]}
     _results.write(out, "read_text", result, markdown(result, variants))
     return 0
 
@@ -422,9 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-seed", type=int, default=12345)
     ap.add_argument("--log-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--combine", type=Path, nargs="+", metavar="DIR",
-                    help="merge the read_text.json of runs made with the same settings but "
-                         "different --seeds (e.g. one process per seed) into --out")
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="merge the results (JSON files) of runs made with the same settings "
+                         "but different --seeds (e.g. one process per seed) into --out")
     args = ap.parse_args(argv)
     if args.combine:
         return combine(args.combine, args.out)

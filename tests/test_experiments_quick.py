@@ -15,6 +15,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
+def _split_and_combine(script: str, name: str, result: dict, tmp_path: Path) -> dict:
+    """Split a two-seed result into two one-seed files; --combine must rebuild it."""
+    files = []
+    for seed in (0, 1):
+        part = dict(result, runs=[r for r in result["runs"] if r["seed"] == seed])
+        f = tmp_path / f"part{seed}.json"
+        f.write_text(json.dumps(part))
+        files.append(str(f))
+    out = tmp_path / "combined"
+    for args, rc in (([files[0], files[0]], 2), (files, 0)):
+        proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out",
+                               str(out), "--combine", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert proc.returncode == rc, proc.stderr[-2000:]
+        if rc:
+            assert len(proc.stderr.strip().splitlines()) == 1
+    return json.loads((out / f"{name}.json").read_text())
+
+
 def _run(script: str, out: Path) -> dict:
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--quick",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
@@ -45,6 +64,8 @@ def test_classify_quick(tmp_path):
         assert d["n"] == 2 and d["lo"] <= d["mean"] <= d["hi"]
     # The cache was written: encoding is not repeated by the next run.
     assert any((tmp_path / "cache").glob("classify-quick-rgb-16x@112-*.safetensors"))
+    c = _split_and_combine("classify.py", "classify", r, tmp_path)
+    assert c["summary"] == json.loads(json.dumps(s)) and c["seeds_done"] == [0, 1]
 
 
 @pytest.mark.slow
@@ -81,6 +102,8 @@ def test_read_text_quick(tmp_path):
         assert all(math.isfinite(v) for v in x["loss_curve"])
     d = s["latent-rgb-16x"]["diff_char_acc"]
     assert d["lo"] <= d["mean"] <= d["hi"]
+    c = _split_and_combine("read_text.py", "read_text", r, tmp_path)
+    assert c["summary"] == s and c["seeds_done"] == [0, 1]
 
 
 @pytest.mark.slow
