@@ -76,13 +76,10 @@ class _WlcDecoder(ImageFile.PyDecoder):
         return -1, 0
 
 
-_GRAY_MODES = {"1", "L", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
-    import numpy as np
-
     from .api import compress_image
     from .entropy import DEFAULT_METHOD
 
@@ -90,12 +87,8 @@ def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     if im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
         raise OSError(f"cannot write mode {im.mode} as {FORMAT} (drop the alpha channel first, "
                       "e.g. im.convert('RGB'))")
-    if im.mode in _GRAY_MODES:
-        pixels = np.asarray(im if im.mode == "L" else im.convert("L"))
-    else:
-        pixels = np.asarray(im if im.mode == "RGB" else im.convert("RGB"))
-    try:
-        blob = compress_image(pixels, options.get("codec"), options.get("effort", DEFAULT_METHOD))
+    try:  # 16-bit gray is scaled to 8 bits (Pillow's convert("L") would clip it)
+        blob = compress_image(im, options.get("codec"), options.get("effort", DEFAULT_METHOD))
     except (WallocError, ValueError, KeyError) as exc:  # a wrong codec name or kind, bad size
         raise OSError(f"cannot write {FORMAT}: {exc}") from None
     fp.write(blob)

@@ -70,6 +70,16 @@ def test_gray_and_palette_images(tmp_path):
         assert im.mode == "RGB"
 
 
+def test_16_bit_gray_is_scaled_not_clipped(tmp_path):
+    wide = (_photo()[:, :, 1].astype(np.uint16) * 257).astype(np.uint16)
+    src = Image.fromarray(wide)
+    assert src.mode.startswith("I")
+    src.save(tmp_path / "w.wlc")
+    with Image.open(tmp_path / "w.wlc") as im:
+        assert im.mode == "L"
+        assert _psnr(np.asarray(im), _photo()[:, :, 1]) > 20
+
+
 def test_alpha_is_refused_like_jpeg(tmp_path):
     rgba = Image.fromarray(_photo()).convert("RGBA")
     with pytest.raises(OSError, match="cannot write mode RGBA as WLC"):
