@@ -3,7 +3,8 @@
     python benchmarks/model_card.py [--shared ../shared/data] [--quick] [--out docs/models_figures.md]
 
 Images: mean over Kodak of PSNR (8-bit RGB), MS-SSIM and bpp from the real .wlc byte count.
-Audio: the mixtures (lead + accomp) of stems/test, PSNR with peak 1 over the whole clip, SI-SDR.
+Audio: the mixtures (lead + accomp) of stems/test, PSNR with peak 1 over the whole clip, SI-SDR
+(per channel, zero-mean, averaged: pywalloc.evaluation.metrics.si_sdr, as `walloc eval`).
 Baseline: PCA of the wavelet channels fitted on the training data (BSDS500; music-train and
 stems/train mixtures), no quantisation. Also parameter counts, CPU decode time and the
 training logs' steps and minutes. Exit status 1 if a quality bar is missed (unless --quick).
@@ -14,20 +15,20 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pywalloc
 from pywalloc import api
+from pywalloc.evaluation import metrics as M
+from pywalloc.evaluation.harness import load_image
 from pywalloc.training.init import wpt_statistics
 from pywalloc.wavelets import iwpt, wpt
 
@@ -51,8 +52,6 @@ def _project(coeffs, top, mu):
 
 
 def image_rows(shared: Path, quick: bool) -> list[dict]:
-    from pytorch_msssim import ms_ssim
-
     files = sorted((shared / "kodak").glob("*.png"))[: 3 if quick else None]
     train = shared / "train-images" / "bsds500"
     rows = []
@@ -62,21 +61,19 @@ def image_rows(shared: Path, quick: bool) -> list[dict]:
         top, mu = _pca(mean, cov, codec.preset.latent_channels)
         ps, ss, bpps, pca, dec_s = [], [], [], [], []
         for f in files:
-            with Image.open(f) as im:
-                img = np.asarray(im.convert("RGB"))
+            img = load_image(f)
             blob = api.compress_image(img, codec)
             t0 = time.perf_counter()
             out = api.decompress(blob)
             dec_s.append(time.perf_counter() - t0)
             ref = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()
-            rec = torch.from_numpy(out.copy()).permute(2, 0, 1)[None].float()
-            ps.append(10 * math.log10(255**2 / float(((rec - ref) ** 2).mean())))
-            ss.append(float(ms_ssim(rec, ref, data_range=255)))
+            ps.append(M.psnr(img, out, 255.0))
+            ss.append(M.ms_ssim(img, out))
             bpps.append(8 * len(blob) / (img.shape[0] * img.shape[1]))
             x = ref / 255 - 0.5
             lin = iwpt(_project(wpt(x, 3), top, mu), 3).clamp(-0.5, 0.5)
             lin = torch.round((lin + 0.5) * 255)
-            pca.append(10 * math.log10(255**2 / float(((lin - ref) ** 2).mean())))
+            pca.append(M.psnr(ref.numpy(), lin.numpy(), 255.0))
         rows.append({"codec": name, "items": len(files), "psnr": float(np.mean(ps)),
                      "ms_ssim": float(np.mean(ss)), "bpp": float(np.mean(bpps)),
                      "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
@@ -102,15 +99,13 @@ def audio_rows(shared: Path, quick: bool) -> list[dict]:
             t0 = time.perf_counter()
             out, _ = api.decompress(blob)
             dec_s.append(time.perf_counter() - t0)
-            ps.append(10 * math.log10(1 / float(np.mean((out - a) ** 2))))
-            r, e = a.ravel().astype(np.float64), out.ravel().astype(np.float64)
-            s = (e @ r) / (r @ r) * r
-            si.append(10 * math.log10(float(s @ s) / float((e - s) @ (e - s))))
+            ps.append(M.psnr(a, out, 1.0))
+            si.append(M.si_sdr(a, out))
             kbps.append(8 * len(blob) / (a.shape[0] / 44100) / 1000)
             n = a.shape[0] // 256 * 256
             x = torch.from_numpy(np.ascontiguousarray(a[:n].T))[None]
             lin = iwpt(_project(wpt(x, 8), top, mu), 8)[0].numpy().T
-            pca.append(10 * math.log10(1 / float(np.mean((lin - a[:n]) ** 2))))
+            pca.append(M.psnr(a[:n], lin, 1.0))
         rows.append({"codec": name, "items": len(pieces), "psnr": float(np.mean(ps)),
                      "si_sdr": float(np.mean(si)), "kbps": float(np.mean(kbps)),
                      "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
@@ -127,9 +122,9 @@ def size_rows(quick: bool) -> list[dict]:
     for name, p in PRESETS.items():
         for size in SIZES[p.modality]:
             codec = Codec(name, size).eval()
-            shape = (512, 768) if p.modality == "image" else (12 * 44100,)
+            shape = (512, 768) if p.dims == 2 else (12 * 44100,)
             if quick:
-                shape = (64, 64) if p.modality == "image" else (44100,)
+                shape = (64, 64) if p.dims == 2 else (44100,)
             z = torch.zeros(1, p.latent_channels, *codec.latent_size(shape))
             codec.decode(z, shape)  # warm-up
             t0 = time.perf_counter()

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pywalloc
 from pywalloc.evaluation import baselines as B
-from pywalloc.evaluation.harness import IMAGE_EXTENSIONS, load_image
+from pywalloc.evaluation.harness import load_image
+from pywalloc.media import iter_inputs
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
@@ -56,7 +57,7 @@ def load_images(args: argparse.Namespace) -> tuple[list[np.ndarray], str]:
     if args.quick:
         return synthetic_images(2, 256, 256), "2 synthetic 256x256 images"
     folder = Path(args.data) if args.data else KODAK
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    files = iter_inputs(folder, "image") if folder.is_dir() else []
     if files:
         files = files[: args.limit]
         return [load_image(p) for p in files], f"{len(files)} images from {folder}"
@@ -114,7 +115,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else max(1, args.repeats)
-    codecs = [n for n in pywalloc.available() if pywalloc.load(n).preset.modality == "image"]
+    codecs = [n for n in pywalloc.available() if pywalloc.PRESETS[n].modality is pywalloc.IMAGE]
     if not codecs:
         print("no bundled image codecs", file=sys.stderr)
         return 1

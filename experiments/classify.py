@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import statistics
 import sys
 import time
@@ -125,7 +124,9 @@ def views(images: np.ndarray, k: int, seed: int) -> np.ndarray:
 def prepare(variants: list[str], splits: dict, codecs: dict, cache: Path, tag: str,
             k: int, view_seed: int) -> dict[str, dict[str, torch.Tensor]]:
     """Per variant: ``train`` [views * N, ...] (view-major) and ``val``, cached on disk."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
+
+    from pywalloc.media import atomic_write
 
     out, missing = {}, []
     for v in variants:
@@ -141,8 +142,7 @@ def prepare(variants: list[str], splits: dict, codecs: dict, cache: Path, tag: s
         for v, path in missing:
             t = {"train": represent(tr, v, codecs), "val": represent(splits["val"][0], v, codecs)}
             cache.mkdir(parents=True, exist_ok=True)
-            save_file(t, str(path) + ".part")
-            os.replace(str(path) + ".part", path)
+            atomic_write(path, save(t), "cache")
             out[v] = t
     return out
 

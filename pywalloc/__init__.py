@@ -1,6 +1,7 @@
 """pywalloc: WaLLoC wavelet learned lossy compression for images and stereo audio.
 
-Public API: ``load``, ``compress``, ``decompress``, ``wpt``, ``iwpt``, ``Codec``, ``FormatError``.
+Public API: ``load``, ``compress``, ``decompress``, ``encode``, ``inspect``, ``wpt``, ``iwpt``,
+``Codec``, ``FormatError``, ``WallocError``.
 Importing the package is cheap: the names that need torch are imported on first use.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .errors import FormatError
+from .errors import FormatError, UnknownPresetError, WallocError, WeightsNotFoundError
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject reads it)
 
@@ -21,22 +22,33 @@ _LAZY = {
     "decompand": "codec",
     "PRESETS": "presets",
     "Preset": "presets",
-    "WeightsNotFoundError": "presets",
-    "available": "presets",
-    "load": "presets",
+    "IMAGE": "modality",
+    "AUDIO": "modality",
+    "available": "zoo",
+    "load": "zoo",
     "iwpt": "wavelets",
     "tune_allocator": "wavelets",
     "wpt": "wavelets",
     "compress": "api",
     "decompress": "api",
+    "encode": "api",
+    "inspect": "api",
+    "Encoded": "api",
+    "Decoded": "api",
 }
 
 __all__ = [
+    "AUDIO",
+    "IMAGE",
     "PRESETS",
     "Codec",
     "CodecConfig",
+    "Decoded",
+    "Encoded",
     "FormatError",
     "Preset",
+    "UnknownPresetError",
+    "WallocError",
     "WeightsNotFoundError",
     "__version__",
     "available",
@@ -44,6 +56,8 @@ __all__ = [
     "compress",
     "decompand",
     "decompress",
+    "encode",
+    "inspect",
     "iwpt",
     "load",
     "tune_allocator",
@@ -65,17 +79,22 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - static type checkers see the real names
+    from .api import Decoded as Decoded
+    from .api import Encoded as Encoded
     from .api import compress as compress
     from .api import decompress as decompress
+    from .api import encode as encode
+    from .api import inspect as inspect
     from .codec import Codec as Codec
     from .codec import CodecConfig as CodecConfig
     from .codec import compand as compand
     from .codec import decompand as decompand
+    from .modality import AUDIO as AUDIO
+    from .modality import IMAGE as IMAGE
     from .presets import PRESETS as PRESETS
     from .presets import Preset as Preset
-    from .presets import WeightsNotFoundError as WeightsNotFoundError
-    from .presets import available as available
-    from .presets import load as load
     from .wavelets import iwpt as iwpt
     from .wavelets import tune_allocator as tune_allocator
     from .wavelets import wpt as wpt
+    from .zoo import available as available
+    from .zoo import load as load

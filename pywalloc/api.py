@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import container, entropy
-from .codec import Codec, peak_gain
+from . import modality as _modality
+from .codec import Codec
+from .container import Encoded, inspect
 from .errors import FormatError, MediaError, UnsupportedInputError, WeightsMismatchError
-from .presets import DEFAULT_AUDIO, DEFAULT_IMAGE, get_preset, load
+from .modality import AUDIO, CODEC_RATE, IMAGE, Modality
+from .presets import get_preset
 
-CODEC_RATE = 44100  # the audio codecs were trained at this rate; others are resampled to it
+__all__ = ["CODEC_RATE", "Decoded", "Encoded", "MediaError", "compress", "compress_audio",
+           "compress_file", "compress_image", "decode_blob", "decompress", "decompress_file",
+           "encode", "encode_file", "inspect"]
 
 
 @dataclass(frozen=True)
@@ -28,22 +30,8 @@ class Decoded:
     sample_rate: int = 0
 
 
-def _codec(codec: str | Codec | None, modality: str, device=None) -> Codec:
-    """A codec instance as given, or the bundled one (on ``device``, default CPU)."""
-    if isinstance(codec, Codec):
-        if codec.preset.modality != modality:
-            raise UnsupportedInputError(
-                f"codec {codec.preset.name} is for {codec.preset.modality}, not {modality}")
-        return codec
-    name = codec or (DEFAULT_IMAGE if modality == "image" else DEFAULT_AUDIO)
-    preset = get_preset(name)
-    if preset.modality != modality:
-        raise UnsupportedInputError(f"codec {name} is for {preset.modality}, not {modality}")
-    return load(name, device=_device(device))
-
-
 def _device(device) -> str:
-    """``device`` as a string for ``load``; a clear error when CUDA is asked for and missing."""
+    """``device`` as a string for the zoo; a clear error when CUDA is asked for and missing."""
     name = "cpu" if device is None else str(device)
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UnsupportedInputError(f"device {name!r} was asked for, but CUDA is not available")
@@ -54,26 +42,59 @@ def _model_device(model: Codec) -> torch.device:
     return next(model.parameters()).device
 
 
+def _codec(codec: str | Codec | None, modality: Modality, device=None) -> Codec:
+    """The codec to encode ``modality`` with: an instance as given, or the bundled codec of a
+    preset name or of the modality's default (on ``device``, default CPU)."""
+    from . import zoo
+
+    if isinstance(codec, Codec):
+        preset = codec.preset
+    else:
+        preset = get_preset(codec or modality.default_preset)
+    if preset.modality is not modality:
+        raise UnsupportedInputError(f"codec {preset.name} is for {preset.modality}, "
+                                    f"not {modality}")
+    if isinstance(codec, Codec):
+        return codec
+    return zoo.load(preset.name, device=_device(device), frozen=True)
+
+
 def _hash(codec: Codec) -> bytes:
     return bytes.fromhex(codec.weight_hash)[: container.WEIGHTS_HASH_LEN]
 
 
-def _image_tensor(pixels: np.ndarray) -> tuple[torch.Tensor, str]:
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise UnsupportedInputError("images must be numpy uint8 arrays (H x W x 3 or H x W); "
-                                    "pywalloc.compress also takes PIL images, paths and tensors")
-    if pixels.ndim == 2:
-        mode, pixels = "L", np.repeat(pixels[:, :, None], 3, axis=2)
-    elif pixels.ndim == 3 and pixels.shape[2] == 3:
-        mode = "RGB"
+def encode(data, codec: str | Codec | None = None, sample_rate: float | None = None,
+           subtype: str = "", effort: int = entropy.DEFAULT_METHOD, *,
+           value_range: tuple[float, float] | None = None, device=None) -> Encoded:
+    """Like :func:`compress`, returning the bytes with their header (and rate figures)."""
+    from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
+
+    if is_path(data) and sample_rate is None:
+        return encode_file(data, codec, effort, device=device)
+    if sample_rate is None:
+        pixels = image_pixels(data, value_range)
+        model = _codec(codec, IMAGE, device)
+        x, mode = IMAGE.to_tensor(pixels)
+        with torch.inference_mode():
+            z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
+        shape = padded = tuple(x.shape[2:])
+        channels, gain, rate = (1 if mode == "L" else 3), 1.0, 0
     else:
-        raise UnsupportedInputError(f"expected an H x W x 3 or H x W image, got shape {pixels.shape}")
-    if pixels.shape[0] == 0 or pixels.shape[1] == 0:
-        raise UnsupportedInputError("the image is empty")
-    with warnings.catch_warnings():  # read-only arrays (PIL) warn; this tensor is only read
-        warnings.simplefilter("ignore", UserWarning)
-        x = torch.from_numpy(np.ascontiguousarray(pixels))
-    return x.permute(2, 0, 1).unsqueeze(0), mode  # uint8 [1, 3, H, W] (a view)
+        rate = sample_rate_int(sample_rate)
+        samples = audio_samples(data)
+        model = _codec(codec, AUDIO, device)
+        x, gain = AUDIO.to_tensor(samples, rate)
+        with torch.inference_mode():
+            z = model.encode(x.to(_model_device(model)))[0].cpu()
+        shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
+            tuple(x.shape[2:])
+    m = model.preset.modality
+    header = container.Header(
+        modality=m, preset=model.preset.name, weights_hash=_hash(model), shape=shape,
+        channels=channels, latent_shape=tuple(z.shape),
+        padding=m.padding(padded, model.preset.block), sample_rate=rate, mode=mode, gain=gain,
+        entropy=entropy.WEBP.id)
+    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=effort)), header)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
@@ -82,25 +103,7 @@ def compress_image(pixels, codec: str | Codec | None = None,
     """An image → ``.wlc`` bytes: ``H x W x 3`` (or gray ``H x W``) uint8 pixels, or any form
     :func:`compress` takes. ``effort`` is the lossless WebP method (0-6): higher is slower and
     a few percent smaller, same pixels."""
-    from .inputs import image_pixels
-
-    model = _codec(codec, "image", device)
-    x, mode = _image_tensor(image_pixels(pixels, value_range))
-    h, w = x.shape[2:]
-    with torch.inference_mode():
-        z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
-    b = model.preset.block
-    header = container.Header(
-        modality="image", preset=model.preset.name, weights_hash=_hash(model), shape=(h, w),
-        channels=1 if mode == "L" else 3, latent_shape=tuple(z.shape), padding=(0, (-h) % b, 0, (-w) % b), mode=mode)
-    return container.write(header, entropy.pack(z.numpy(), method=effort))
-
-
-def _audio_rate_length(frames: int, rate: int) -> int:
-    """Frames after resampling to the codec rate (resample_poly's output length)."""
-    g = math.gcd(CODEC_RATE, rate)
-    up, down = CODEC_RATE // g, rate // g
-    return -(-frames * up // down)
+    return encode(pixels, codec, effort=effort, value_range=value_range, device=device).blob
 
 
 def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None,
@@ -108,26 +111,9 @@ def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None
     """Audio at ``sample_rate`` (a whole number of Hz, int or float) → ``.wlc`` bytes: numpy
     ``[frames, channels]`` or torch ``[channels, frames]``, 1 or 2 channels; float, or int16 /
     int32 / int8 / uint8 PCM scaled as soundfile and torchaudio scale it."""
-    from .inputs import audio_samples, sample_rate_int
-    from .media import resample_audio
-
-    sample_rate = sample_rate_int(sample_rate)
-    model = _codec(codec, "audio", device)
-    a = audio_samples(samples)
-    frames, channels = a.shape
-    stereo = a if channels == 2 else np.repeat(a, 2, axis=1)
-    if sample_rate != CODEC_RATE:
-        stereo = resample_audio(stereo, int(sample_rate), CODEC_RATE)
-    gain = peak_gain(np.abs(stereo).max())
-    x = torch.from_numpy(np.ascontiguousarray(stereo.T)).unsqueeze(0).mul_(gain)
-    with torch.inference_mode():
-        z = model.encode(x.to(_model_device(model)))[0].cpu()
-    n = x.shape[-1]
-    header = container.Header(
-        modality="audio", preset=model.preset.name, weights_hash=_hash(model), shape=(frames,),
-        channels=channels, latent_shape=tuple(z.shape), padding=(0, (-n) % model.preset.block),
-        sample_rate=int(sample_rate), mode=subtype, gain=gain)
-    return container.write(header, entropy.pack(z.numpy(), method=effort))
+    if sample_rate is None:
+        raise UnsupportedInputError("invalid sample rate None")
+    return encode(samples, codec, sample_rate, subtype, effort, device=device).blob
 
 
 def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
@@ -141,114 +127,105 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     ``[channels, frames]``, float or integer PCM. A path (``str`` or ``Path``) is read as a
     file of either kind. ``effort``: lossless WebP method 0-6. ``device``: where the bundled
     codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available)."""
-    from .inputs import is_path
-
-    if is_path(data) and sample_rate is None:
-        return compress_file(data, codec, effort, device=device)
-    if sample_rate is not None:
-        return compress_audio(data, sample_rate, codec, effort=effort, device=device)
-    return compress_image(data, codec, effort=effort, device=device, value_range=value_range)
+    return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
+                  device=device).blob
 
 
 def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:
+    """The codec that decodes this header: the one given, or the bundled weights whose hash
+    the header names (current or legacy)."""
+    from . import zoo
+    from .errors import UnknownPresetError, WeightsNotFoundError
+
     if isinstance(codec, Codec):
         model = codec
         if model.preset.name != header.preset:
             raise WeightsMismatchError(
                 f"file was made by codec {header.preset}, not {model.preset.name}")
+        if _hash(model) != header.weights_hash:
+            raise WeightsMismatchError(
+                f"file was made by other {header.preset} weights (hash "
+                f"{header.weights_hash.hex()}, these are {_hash(model).hex()})")
     else:
         if codec is not None and codec != header.preset:
             raise WeightsMismatchError(f"file was made by codec {header.preset}, not {codec}")
         try:
-            get_preset(header.preset)
-        except KeyError:
+            model = zoo.find(header.preset, header.weights_hash, device=_device(device))
+        except UnknownPresetError:
             raise FormatError(f"file names an unknown codec '{header.preset}'") from None
-        model = load(header.preset, device=_device(device))
-    if _hash(model) != header.weights_hash:
-        raise WeightsMismatchError(
-            f"file was made by other {header.preset} weights (hash {header.weights_hash.hex()}, "
-            f"these are {_hash(model).hex()}); decode it with the pywalloc version that made it")
-    if model.preset.modality != header.modality:
+        except WeightsNotFoundError:
+            raise WeightsMismatchError(
+                f"file was made by other {header.preset} weights (hash "
+                f"{header.weights_hash.hex()}, none bundled with this pywalloc has it); decode "
+                "it with the pywalloc version that made it") from None
+    if model.preset.modality is not _modality.get(header.modality):
         raise FormatError(f"codec {header.preset} does not decode {header.modality}")
     return model
 
 
+def _crop(header: container.Header, size: tuple[int, ...], block: int) -> tuple[slice, ...]:
+    """Where the signal lies in the decoded (padded) block grid: the header's padding, checked
+    against the latent grid."""
+    pad = header.padding
+    crop = []
+    for i, n in enumerate(size):
+        before, after = pad[2 * i], pad[2 * i + 1]
+        if before + n + after != header.latent_shape[1 + i] * block:
+            raise FormatError(f"padding {tuple(pad)} does not fit geometry {header.shape} and "
+                              f"latent shape {header.latent_shape}")
+        crop.append(slice(before, before + n))
+    return tuple(crop)
+
+
 def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None) -> Decoded:
-    """Parse and decode ``.wlc`` bytes, keeping the header."""
+    """Parse and decode ``.wlc`` bytes, keeping the header. The header's entropy id picks the
+    entropy coder, its padding says where the signal lies in the decoded block grid."""
     header, payload = container.read(blob)
     model = _check_codec(header, codec, device)
-    expected = model.latent_size(
-        header.shape if header.modality == "image"
-        else (_audio_rate_length(header.shape[0], header.sample_rate),))
-    if tuple(header.latent_shape) != (model.preset.latent_channels, *expected):
+    m = model.preset.modality
+    size = m.codec_shape(header)
+    if tuple(header.latent_shape) != (model.preset.latent_channels, *model.latent_size(size)):
         raise FormatError(f"latent shape {header.latent_shape} does not fit geometry {header.shape}")
-    z = torch.from_numpy(entropy.unpack(payload, header.latent_shape)).unsqueeze(0)
-    z = z.to(_model_device(model))
+    crop = _crop(header, size, model.preset.block)
+    latents = entropy.coder(header.entropy).unpack(payload, header.latent_shape)
+    z = torch.from_numpy(latents).unsqueeze(0).to(_model_device(model))
     with torch.inference_mode():
-        if header.modality == "image":
-            x = model.decode(z, header.shape)[0]
-            pix = x.add_(0.5).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
-            pixels = pix.permute(1, 2, 0).contiguous().cpu().numpy()
-            if header.mode == "L":
-                pixels = np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
-            return Decoded(pixels, header)
-        n = _audio_rate_length(header.shape[0], header.sample_rate)
-        x = model.decode(z, (n,))[0] / header.gain
-    audio = x.T.contiguous().cpu().numpy()
-    if header.sample_rate != CODEC_RATE:
-        from .media import resample_audio
-
-        audio = resample_audio(audio, CODEC_RATE, header.sample_rate)
-    frames = header.shape[0]
-    audio = audio[:frames] if audio.shape[0] >= frames else np.pad(
-        audio, ((0, frames - audio.shape[0]), (0, 0)))
-    if header.channels == 1:
-        audio = audio.mean(axis=1, keepdims=True)
-    return Decoded(np.ascontiguousarray(audio, dtype=np.float32), header, header.sample_rate)
+        x = model.decode(z)[0][(..., *crop)].cpu()
+        return Decoded(m.decoded(x, header), header, header.sample_rate)
 
 
 def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None):
     """``.wlc`` bytes → image pixels (uint8), or ``(samples [frames, channels], sample_rate)``.
     ``device``: where the bundled codec runs (``"cpu"`` by default)."""
     out = decode_blob(blob, codec, device)
-    return out.data if out.header.modality == "image" else (out.data, out.sample_rate)
+    return (out.data, out.sample_rate) if out.header.modality is AUDIO else out.data
 
 
 # -- files ------------------------------------------------------------------------------------
+def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
+                effort: int = entropy.DEFAULT_METHOD, device=None) -> Encoded:
+    """Read an image or audio file (modality by content/suffix) and compress it."""
+    from .media import detect_modality
+
+    modality = detect_modality(path)
+    if codec is not None:  # fail before decoding the input
+        preset = codec.preset if isinstance(codec, Codec) else get_preset(codec)
+        if preset.modality is not modality:
+            raise UnsupportedInputError(f"'{os.fspath(path)}' holds {modality}; codec "
+                                        f"{preset.name} is for {preset.modality}")
+    data, extra = modality.read(path)
+    return encode(data, codec, effort=effort, device=device, **extra)
+
+
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
                   effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
     """Read an image or audio file (modality by content/suffix) and compress it."""
-    from .media import detect_modality, read_audio, read_image
-
-    modality = detect_modality(path)
-    preset = codec.preset if isinstance(codec, Codec) else get_preset(codec) if codec else None
-    if preset is not None and preset.modality != modality:  # fail before decoding
-        raise UnsupportedInputError(
-            f"'{os.fspath(path)}' holds {modality}; codec {preset.name} is for "
-            f"{preset.modality}")
-    if modality == "image":
-        pixels, info = read_image(path)
-        return compress_image(pixels[:, :, 0] if info.mode == "L" else pixels, codec, effort,
-                              device)
-    samples, rate, info = read_audio(path)
-    data = samples[:, :1] if info.channels == 1 else samples
-    return compress_audio(data, rate, codec, subtype=info.subtype, effort=effort, device=device)
+    return encode_file(path, codec, effort, device).blob
 
 
-def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None) -> Decoded:
+def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
+                    codec: str | Codec | None = None) -> Decoded:
     """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio."""
-    from .media import write_audio, write_image
-
-    out = decode_blob(blob, device=device)
-    if out.header.modality == "image":
-        write_image(out_path, out.data, out.header.mode or "RGB")
-    else:
-        subtype = out.header.mode if out.header.mode in ("PCM_16", "PCM_24", "FLOAT") else None
-        if Path(out_path).suffix.lower() == ".flac" and subtype == "FLOAT":
-            subtype = "PCM_24"
-        write_audio(out_path, out.data, out.sample_rate, subtype)
+    out = decode_blob(blob, codec, device)
+    _modality.get(out.header.modality).write(out_path, out.data, out.header)
     return out
-
-
-__all__ = ["Decoded", "MediaError", "compress", "compress_audio", "compress_file",
-           "compress_image", "decode_blob", "decompress", "decompress_file"]

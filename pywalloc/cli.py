@@ -13,44 +13,50 @@ from pathlib import Path
 
 from . import __version__
 from .cliopts import option
+from .errors import WallocError
 
 WLC_SUFFIX = ".wlc"
 STDIO = "-"  # as an input: read stdin; as -o: write stdout
 DECODED = ".decoded"  # photo.wlc -> photo.decoded.png beside it: never the source's own name
 
 
-class CliError(Exception):
+class CliError(WallocError):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
+class UsageError(CliError):
+    """Arguments that argparse accepts but that make no sense together: exit status 2."""
+
+
 def _fail_line(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:  # KeyError's str() quotes its message
+        exc = Exception(str(exc.args[0]))
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text
 
 
-def _atomic_write(path: Path, data: bytes, force: bool) -> None:
-    """Write via a temporary file in the target folder, then rename: never a partial file."""
-    if path.exists() and not force:
-        raise CliError(f"'{path}' exists (use --force to overwrite)")
+def _write(path: Path, data: bytes, force: bool) -> None:
+    """An output file through the one atomic writer (temporary file + rename)."""
+    from .media import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, "output", overwrite=force)
 
 
-def _expand(inputs: list[str], suffixes: set[str] | None) -> list[tuple[Path, Path]]:
-    """(file, path relative to its root argument) for files and folders (searched recursively)."""
+def _expand(inputs: list[str], wlc: bool = False) -> list[tuple[Path, Path]]:
+    """(file, path relative to its root argument) for files and folders (searched recursively
+    for inputs of either modality, or for ``.wlc`` files)."""
+    from .media import iter_inputs
+
     out = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                           and (suffixes is None or f.suffix.lower() in suffixes))
+            if wlc:
+                files = sorted(f for f in p.rglob(f"*{WLC_SUFFIX}") if f.is_file()
+                               and not any(x.startswith(".") for x in f.relative_to(p).parts))
+            else:
+                files = iter_inputs(p)
             if not files:
                 raise CliError(f"no input files in folder '{p}'")
             out += [(f, f.relative_to(p)) for f in files]
@@ -79,15 +85,10 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _raw_bytes(header) -> int:
-    """Uncompressed size: 8-bit pixels for images, 16-bit PCM for audio."""
-    if header.modality == "image":
-        return header.shape[0] * header.shape[1] * (1 if header.mode == "L" else 3)
-    return header.shape[0] * header.channels * 2
-
-
 def _batch(jobs, work, label: str, quiet: bool) -> int:
-    """Run ``work(src, dst) -> (raw_bytes, out_bytes)`` over jobs; report failures, go on."""
+    """Run ``work(src, dst) -> (raw_bytes, out_bytes)`` over jobs. A failing file is reported
+    on one line and the batch goes on (the one place besides :func:`run_command` that prints
+    errors)."""
     from tqdm import tqdm
 
     failed, raw_total, out_total, t0 = 0, 0, 0, time.perf_counter()
@@ -142,8 +143,6 @@ def _stdio_only(args: argparse.Namespace) -> bool:
 
 def _stdio_job(args: argparse.Namespace, convert) -> int:
     """One input (a file or stdin) -> ``convert(path, tmpdir) -> bytes`` -> -o FILE or stdout."""
-    from .errors import WallocError
-
     with tempfile.TemporaryDirectory(prefix="walloc-") as tmp:
         if args.inputs[0] == STDIO:
             src = Path(tmp) / "stdin"
@@ -159,59 +158,67 @@ def _stdio_job(args: argparse.Namespace, convert) -> int:
     if args.output in (None, STDIO):
         _write_stdout(data)
     else:
-        _atomic_write(Path(args.output), data, args.force)
+        _write(Path(args.output), data, args.force)
     return 0
+
+
+def _codec_arg(args: argparse.Namespace):
+    """The codec named by --weights (a loaded file) or --codec (a preset name), or None."""
+    weights = getattr(args, "weights", None)
+    if weights:
+        from .zoo import load
+
+        codec = load(Path(weights), device=getattr(args, "device", None) or "cpu", frozen=True)
+        if getattr(args, "codec", None) and args.codec != codec.preset.name:
+            raise CliError(f"--weights holds a {codec.preset.name} codec, not {args.codec}")
+        return codec
+    return getattr(args, "codec", None)
 
 
 # -- subcommands ------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> int:
-    from . import container
-    from .api import compress_file
+    from .api import encode_file
 
+    codec = _codec_arg(args)
     if _stdio_only(args):
-        return _stdio_job(args, lambda src, tmp: compress_file(src, args.codec, args.effort,
-                                                              device=args.device))
-    pairs = _expand(args.inputs, _MEDIA_SUFFIXES)
+        return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
+                                                            device=args.device).blob)
+    pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
 
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
-        blob = compress_file(src, args.codec, args.effort, device=args.device)  # any modality
-        _atomic_write(dst, blob, args.force)
-        header, _ = container.read(blob)
-        return _raw_bytes(header), len(blob)
+        enc = encode_file(src, codec, args.effort, device=args.device)  # any modality
+        _write(dst, enc.blob, args.force)
+        return enc.raw_bytes, len(enc.blob)
 
     return _batch(jobs, work, "encode", args.quiet)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from .api import decompress_file
+    from .container import inspect
 
+    codec = _codec_arg(args)
     if _stdio_only(args):
         def convert(src: Path, tmp: Path) -> bytes:
-            from . import container
-
-            header, _ = container.read(src.read_bytes())
+            blob = src.read_bytes()
             want = Path(args.output) if args.output not in (None, STDIO) else None
             # to stdout: PNG or WAV; to a file: the format its suffix names
-            out = tmp / ("out" + (want.suffix if want else
-                                  ".png" if header.modality == "image" else ".wav"))
-            decompress_file(src.read_bytes(), out, device=args.device)
+            out = tmp / ("out" + (want.suffix if want else inspect(blob).modality.output_suffix))
+            decompress_file(blob, out, args.device, codec=codec)
             return out.read_bytes()
 
         return _stdio_job(args, convert)
-    pairs = _expand(args.inputs, {WLC_SUFFIX})
+    pairs = _expand(args.inputs, wlc=True)
 
     def suffix_for(src: Path) -> str:
-        from . import container
-
         try:
-            modality = container.read(src.read_bytes())[0].modality
-        except Exception:  # noqa: BLE001 - the decode step reports the problem itself
-            modality = "image"
-        return ".png" if modality == "image" else ".wav"
+            return inspect(src.read_bytes()).modality.output_suffix
+        except (OSError, WallocError):  # the decode step reports the problem itself
+            return ".png"
 
     jobs = _targets(pairs, args.output, suffix_for,
                     len(pairs) > 1 or any(Path(i).is_dir() for i in args.inputs), DECODED)
@@ -223,27 +230,32 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise CliError(f"'{src}': file not found")
         blob = src.read_bytes()
         dst.parent.mkdir(parents=True, exist_ok=True)
-        out = decompress_file(blob, dst, device=args.device)
-        return _raw_bytes(out.header), len(blob)
+        decompress_file(blob, dst, args.device, codec=codec)
+        return inspect(blob).raw_bytes, len(blob)
 
     return _batch(jobs, work, "decode", args.quiet)
 
 
-def _header_dict(header) -> dict:
+def info_dict(blob: bytes) -> dict:
+    """What ``walloc info`` prints for ``.wlc`` bytes (parsed only: no torch import)."""
+    from .container import inspect
+
+    enc = inspect(blob)
+    h = enc.header
     d = {
-        "modality": header.modality, "codec": header.preset,
-        "weights_hash": header.weights_hash.hex(), "shape": list(header.shape),
-        "channels": header.channels, "latent_shape": list(header.latent_shape),
-        "padding": list(header.padding), "mode": header.mode, "gain": header.gain,
+        "modality": str(h.modality), "codec": h.preset, "weights_hash": h.weights_hash.hex(),
+        "shape": list(h.shape), "channels": h.channels, "latent_shape": list(h.latent_shape),
+        "padding": list(h.padding), "mode": h.mode, "gain": h.gain,
     }
-    if header.modality == "audio":
-        d["sample_rate"] = header.sample_rate
+    if enc.modality.has_sample_rate:
+        d["sample_rate"] = h.sample_rate
+    d["file_bytes"], d["payload_bytes"] = len(blob), enc.payload_bytes
+    d[enc.modality.rate_unit] = enc.rate
+    d["compression_ratio"] = enc.compression_ratio
     return d
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from . import container
-
     path = Path(args.file)
     if args.file == STDIO:
         blob = _read_stdin()
@@ -251,14 +263,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         raise CliError(f"'{path}': file not found")
     else:
         blob = path.read_bytes()
-    header, payload = container.read(blob)
-    d = _header_dict(header)
-    d["file_bytes"], d["payload_bytes"] = len(blob), len(payload)
-    if header.modality == "image":
-        d["bpp"] = 8 * len(blob) / (header.shape[0] * header.shape[1])
-    else:
-        d["kbps"] = 8 * len(blob) / (header.shape[0] / header.sample_rate) / 1000
-    d["compression_ratio"] = _raw_bytes(header) / len(blob)
+    d = info_dict(blob)
     if args.json:
         print(json.dumps(d, indent=2))
     else:
@@ -268,95 +273,57 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warm_up(modality: str, codec: str | None, device: str | None) -> None:
-    """Load weights and run a tiny input once, so timings exclude one-off start-up costs."""
-    import numpy as np
-
-    from . import api
-
-    if modality == "image":
-        blob = api.compress_image(np.zeros((16, 16, 3), np.uint8), codec, device=device)
-    else:
-        blob = api.compress_audio(np.zeros((512, 2), np.float32), 44100, codec, device=device)
-    api.decompress(blob, device=device)
-
-
 def cmd_roundtrip(args: argparse.Namespace) -> int:
-    import numpy as np
+    from .evaluation.roundtrip import roundtrip
 
-    from . import api, container
-    from .media import detect_modality, read_audio, read_image
-    from .presets import get_preset
-
-    src = Path(args.input)
-    modality = detect_modality(src)
-    _warm_up(modality, args.codec, args.device)
-    if modality == "image":
-        pixels, info = read_image(src)
-        ref = pixels[:, :, 0] if info.mode == "L" else pixels
-        t0 = time.perf_counter()
-        blob = api.compress_image(ref, args.codec, device=args.device)
-        t1 = time.perf_counter()
-        out = api.decompress(blob, device=args.device)
-        t2 = time.perf_counter()
-        err = out.astype(np.float64) - ref
-        psnr = 10 * np.log10(255.0**2 / max(float(np.mean(err**2)), 1e-12))
-        n = ref.shape[0] * ref.shape[1]
-        rate, unit, speed_unit, key = 8 * len(blob) / n, "bpp", "MPix/s", "mpix_per_s"
-    else:
-        samples, sr, info = read_audio(src)
-        ref = samples[:, :1] if info.channels == 1 else samples
-        t0 = time.perf_counter()
-        blob = api.compress_audio(ref, sr, args.codec, device=args.device)
-        t1 = time.perf_counter()
-        out, _ = api.decompress(blob, device=args.device)
-        t2 = time.perf_counter()
-        psnr = 10 * np.log10(1.0 / max(float(np.mean((out - ref) ** 2)), 1e-20))
-        n = ref.shape[0] * ref.shape[1]
-        rate, unit = 8 * len(blob) / (ref.shape[0] / sr) / 1000, "kbps"
-        speed_unit, key = "MSamples/s", "msamples_per_s"
-    header, _ = container.read(blob)
-    d = {"input": str(src), "codec": header.preset, unit: rate,
-         "compression_ratio": _raw_bytes(header) / len(blob),
-         "dimensionality_reduction": get_preset(header.preset).dr, "psnr_db": psnr,
-         "bytes": len(blob), "encode_s": t1 - t0, "decode_s": t2 - t1,
-         f"encode_{key}": n / (t1 - t0) / 1e6, f"decode_{key}": n / (t2 - t1) / 1e6}
-    if args.json:
-        print(json.dumps(d, indent=2))
-    else:
-        print(f"{src.name}: {header.preset}, {rate:.3f} {unit}, ratio {d['compression_ratio']:.1f}:1, "
-              f"DR {d['dimensionality_reduction']:.2f}, PSNR {psnr:.2f} dB, "
-              f"encode {d['encode_s'] * 1000:.0f} ms ({d[f'encode_{key}']:.1f} {speed_unit}), "
-              f"decode {d['decode_s'] * 1000:.0f} ms")
+    _print_roundtrip(roundtrip(args.input, _codec_arg(args), device=args.device), args.json)
     return 0
 
 
+def _print_roundtrip(d: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(d, indent=2))
+        return
+    from .presets import get_preset
+
+    m = get_preset(d["codec"]).modality
+    print(f"{Path(d['input']).name}: {d['codec']}, {d[m.rate_unit]:.3f} {m.rate_unit}, "
+          f"ratio {d['compression_ratio']:.1f}:1, DR {d['dimensionality_reduction']:.2f}, "
+          f"PSNR {d['psnr_db']:.2f} dB, encode {d['encode_s'] * 1000:.0f} ms "
+          f"({d[f'encode_{m.speed_key}']:.1f} {m.speed_unit}), "
+          f"decode {d['decode_s'] * 1000:.0f} ms")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Encode and decode the bundled samples, writing the files, and print the figures."""
+    """Encode and decode the bundled samples with every bundled preset, writing the files, and
+    print the figures."""
     from . import api
-    from .presets import available
+    from .evaluation.roundtrip import roundtrip
+    from .presets import get_preset
+    from .zoo import available
 
     samples = Path(__file__).resolve().parent / "samples"
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    wanted = [c for c in ("rgb-16x", "rgb-4x", "stereo-20x", "stereo-5x") if c in available()]
+    wanted = available()
     if not wanted:
         raise CliError("no bundled weights found; reinstall pywalloc")
     for name in wanted:
-        src = samples / ("kodim23.png" if name.startswith("rgb") else "chimes.flac")
+        m = get_preset(name).modality
+        src = samples / m.sample
         blob = api.compress_file(src, name, device=args.device)
-        wlc = out / f"{src.stem}.{name}.wlc"
-        _atomic_write(wlc, blob, force=True)
-        dec = out / f"{src.stem}.{name}{'.png' if name.startswith('rgb') else '.wav'}"
-        api.decompress_file(wlc.read_bytes(), dec, device=args.device)
-        rt = argparse.Namespace(input=str(src), codec=name, json=False, device=args.device)
-        cmd_roundtrip(rt)
+        wlc = out / f"{src.stem}.{name}{WLC_SUFFIX}"
+        _write(wlc, blob, force=True)
+        dec = out / f"{src.stem}.{name}{m.output_suffix}"
+        api.decompress_file(blob, dec, args.device)
+        _print_roundtrip(roundtrip(src, name, device=args.device), as_json=False)
         print(f"  wrote {wlc} ({len(blob)} bytes) and {dec}")
     return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .presets import PRESETS, available, get_size
+    from .presets import PRESETS, get_size
+    from .zoo import available
 
     bundled = set(available())
     if args.json:
@@ -374,10 +341,6 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-_MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm",
-                   ".pgm", ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff"}
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .presets import PRESETS
 
@@ -390,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser, quiet_help: str = "hide warnings") -> None:
         p.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+
+    def weights(p: argparse.ArgumentParser, text: str) -> None:
+        p.add_argument("--weights", metavar="PATH", help=text)
 
     def device(p: argparse.ArgumentParser) -> None:
         p.add_argument("--device", default=None, metavar="DEVICE",
@@ -406,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--effort", type=int, choices=range(7), default=0, metavar="0-6",
                    help="lossless WebP effort: higher is slower and a few %% smaller "
                         "(same decoded output; default 0)")
+    weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     device(p)
     common(p, "no progress bar, summary or warnings")
@@ -418,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
            help="output file (its suffix picks the format) or folder; - writes PNG/WAV to "
                 "stdout (the default for stdin input). Default: NAME.decoded.png (or .wav) "
                 "beside each input")
+    weights(p, "the weights the files were made with, when they are not bundled ones")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     device(p)
     common(p, "no progress bar, summary or warnings")
@@ -433,12 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     option(p, "--codec", aliases=("--preset",), choices=codecs, metavar="NAME",
            help="default: rgb-16x for images, stereo-20x for audio")
+    weights(p, "codec weights (.safetensors) to use")
     p.add_argument("--json", action="store_true", help="print JSON")
     device(p)
     common(p)
     p.set_defaults(func=cmd_roundtrip)
 
-    p = sub.add_parser("demo", help="encode and decode the bundled sample image and audio clip")
+    p = sub.add_parser("demo", help="encode and decode the bundled samples with every preset")
     option(p, "-o", "--output", aliases=("--out",), default="walloc-demo",
            help="folder for the files written (default: walloc-demo)")
     device(p)
@@ -454,12 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .training.cli import run as run_train
 
     add_train(sub).set_defaults(func=run_train)
-    for module in ("evaluation", "learning"):
-        try:
-            mod = __import__(f"pywalloc.{module}.cli", fromlist=["add_parser", "run"])
-        except ImportError:
-            continue
-        mod.add_parser(sub).set_defaults(func=mod.run)
+    from .evaluation.cli import add_parser as add_eval
+    from .learning.cli import add_parser as add_encode_dataset
+
+    add_eval(sub)
+    add_encode_dataset(sub)
     return ap
 
 
@@ -480,28 +448,36 @@ def _route_warnings(quiet: bool) -> None:
     warnings.showwarning = show
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .errors import WallocError
-    from .presets import UnknownPresetError, WeightsNotFoundError
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed subcommand: the one place where exceptions become one line on stderr and
+    an exit status (1; 2 for usage errors; 130 when interrupted). Subcommands only raise."""
+    prefix = getattr(args, "error_prefix", "walloc")
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        note = getattr(args, "interrupt_note", "")
+        print(f"{prefix}: interrupted{f' ({note})' if note else ''}", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `walloc models | head`: the reader left; not an error here
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except UsageError as exc:
+        print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
+        return 2
+    except (WallocError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
+        return 1
 
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line (errors are formatted by :func:`run_command`)."""
     args = build_parser().parse_args(argv)
     _route_warnings(bool(getattr(args, "quiet", False)))
     if args.command not in _LIGHT_COMMANDS:  # these never import torch: keep them fast
         from .wavelets import tune_allocator
 
         tune_allocator()  # a CLI process may keep its peak heap; big tensors stop page-faulting
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("walloc: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `walloc models | head`: the reader left; not an error here
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
-    except (CliError, WallocError, WeightsNotFoundError, UnknownPresetError, OSError,
-            ValueError) as exc:
-        print(f"walloc: error: {_fail_line(exc)}", file=sys.stderr)
-        return 1
+    return run_command(args)
 
 
 if __name__ == "__main__":

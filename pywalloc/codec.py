@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import WeightsFileError
+from .modality import AUDIO_PEAK, peak_gain
 from .presets import Preset, Size, get_preset, get_size
 from .synthesis import Synthesis
 from .wavelets import iwpt, wpt
@@ -23,17 +25,8 @@ COMPAND_L = 127.499
 COMPAND_S = 127.0 / 1.85
 _PHI_EPS = 1e-4
 
-# Audio input convention: each clip is scaled so that its peak is AUDIO_PEAK before encoding
-# (the inverse gain travels with the latents). The floor (-80 dBFS) caps the gain, so a
-# silent clip decodes to near-silence instead of amplified decoder noise.
-AUDIO_PEAK = 0.9
-_PEAK_FLOOR = 1e-4
-
-
-def peak_gain(peak: float) -> float:
-    """The gain that brings a clip with this peak to ``AUDIO_PEAK``."""
-    return AUDIO_PEAK / max(float(peak), _PEAK_FLOOR)
-
+__all__ = ["AUDIO_PEAK", "COMPAND_L", "COMPAND_S", "Codec", "CodecConfig", "CodecOutput",
+           "WeightsFileError", "compand", "decompand", "peak_gain", "state_hash"]
 
 def compand(x: torch.Tensor) -> torch.Tensor:
     return COMPAND_L * torch.erf(x / (COMPAND_S * math.sqrt(2.0)))
@@ -42,6 +35,16 @@ def compand(x: torch.Tensor) -> torch.Tensor:
 def decompand(y: torch.Tensor) -> torch.Tensor:
     u = (y / COMPAND_L).clamp(-1 + 2 * _PHI_EPS, 1 - 2 * _PHI_EPS)
     return COMPAND_S * math.sqrt(2.0) * torch.erfinv(u)
+
+
+def state_hash(tensors: dict[str, torch.Tensor]) -> str:
+    """16 hex digits of sha256 over the weights (names in order, float32 values): what
+    ``Codec.weight_hash`` returns and ``.wlc`` headers record (first 8 bytes)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 class CodecOutput(NamedTuple):
@@ -93,7 +96,7 @@ class Codec(nn.Module):
         self.analysis = conv(p.wpt_channels, p.latent_channels, 1)
         self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
                                    s.attention, s.kernel, s.kernel_1d, s.norm)
-        self.lo, self.hi = (-0.5, 0.5) if p.modality == "image" else (-1.0, 1.0)
+        self.lo, self.hi = p.modality.lo, p.modality.hi
         # Training bottleneck: additive uniform noise (the published recipe); False rounds
         # instead, for fine-tuning the decoder alone on the latents it will really see.
         self.train_noise = True
@@ -104,22 +107,7 @@ class Codec(nn.Module):
         return tuple(-(-n // b) for n in size)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.preset.block
-        sizes = x.shape[2:]
-        extra = [(-n) % b for n in sizes]
-        if not any(extra):
-            return x
-        if self.preset.dims == 1:
-            return F.pad(x, (0, extra[0]))
-        for dim, (n, e) in zip((2, 3), zip(sizes, extra)):
-            if e:
-                # Mirror without repeating the edge sample, folding back as often as needed
-                # (works for 1-pixel-wide images where reflect padding cannot).
-                period = max(2 * n - 2, 1)
-                idx = torch.arange(n + e, device=x.device) % period
-                idx = torch.where(idx >= n, period - idx, idx)
-                x = x.index_select(dim, idx)
-        return x
+        return self.preset.modality.pad(x, self.preset.block)
 
     # -- encoder --------------------------------------------------------------------------
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +175,7 @@ class Codec(nn.Module):
     def encode_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
         """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
         into the analysis layer (the transform is linear), saving two passes over the input."""
-        if self.preset.modality != "image" or pixels.dtype != torch.uint8:
+        if self.preset.dims != 2 or pixels.dtype != torch.uint8:
             raise ValueError("encode_uint8 takes uint8 images for an image codec")
         w, b = self._folded_analysis()
         coeffs = wpt(self._pad(pixels.to(w.dtype)), self.preset.levels)
@@ -233,6 +221,19 @@ class Codec(nn.Module):
         x_hat = self._reconstruct(coeffs, x.shape[2:])
         return CodecOutput(x_hat, F.mse_loss(x_hat, x), F.mse_loss(coeffs, target), y)
 
+    # -- rate constraint (training) ---------------------------------------------------------
+    def analysis_row_norms(self) -> torch.Tensor:
+        """Norm of each analysis row: with the companding fixed, it sets the bit rate."""
+        return self.analysis.weight.detach().flatten(1).norm(dim=1)
+
+    def constrain_rate(self, norms: torch.Tensor) -> None:
+        """Project the analysis rows back to fixed ``norms`` (keeps the bit rate where the
+        initialisation set it, whatever the optimiser does to the directions)."""
+        with torch.no_grad():
+            w = self.analysis.weight
+            cur = w.flatten(1).norm(dim=1).clamp_min(1e-12)
+            w.mul_((norms.to(w) / cur).view(-1, *([1] * (w.dim() - 1))))
+
     # -- weights --------------------------------------------------------------------------
     @property
     def weight_hash(self) -> str:
@@ -248,39 +249,73 @@ class Codec(nn.Module):
         cached = getattr(self, "_hash_cache", None)
         if cached and stamp is not None and cached[0] == stamp:
             return cached[1]
-        h = hashlib.sha256()
-        for name, t in state:
-            h.update(name.encode())
-            h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        digest = h.hexdigest()[:16]
+        digest = state_hash(dict(state))
         self._hash_cache = (stamp, digest)
         return digest
 
+    def freeze(self) -> Codec:
+        """Make this codec read-only in spirit: eval mode, no gradients, ``train()`` refused.
+        The zoo shares frozen codecs between callers (``load(name, frozen=True)``)."""
+        self.requires_grad_(False)
+        self.eval()
+        self._frozen = True
+        return self
+
+    def train(self, mode: bool = True) -> Codec:
+        if mode and getattr(self, "_frozen", False):
+            raise WeightsFileError("this codec is a shared frozen one; pywalloc.load(name) "
+                                   "returns an independent codec to train")
+        return super().train(mode)
+
     def save(self, path: str | Path, half: bool = True, extra: dict | None = None) -> None:
         """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from .media import atomic_write
 
         dtype = torch.float16 if half else torch.float32
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
         meta = {"config": json.dumps(asdict(self.config)), "format": "pywalloc-codec-1"}
         if extra:
             meta["info"] = json.dumps(extra)
-        save_file(tensors, str(path), metadata=meta)
+        atomic_write(path, save(tensors, metadata=meta), "weights")
 
     @classmethod
     def from_file(cls, path: str | Path) -> Codec:
-        from safetensors import safe_open
+        """A codec in eval mode from a ``.safetensors`` file written by :meth:`save` (config in
+        its metadata) or one with a JSON config beside it (``x.json`` for ``x.safetensors``)."""
+        from safetensors import SafetensorError, safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if "config" not in meta:
-                raise ValueError(f"{path} is not a pywalloc codec file (no config metadata)")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is no dict)
-        config = json.loads(meta["config"])
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no dict)
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsFileError(f"cannot read weights '{path}': {exc}") from None
+        if "config" in meta:
+            config = json.loads(meta["config"])
+        else:
+            beside = path.with_suffix(".json")
+            try:
+                config = json.loads(beside.read_text())["config"]
+            except (OSError, ValueError, KeyError, TypeError):
+                raise WeightsFileError(f"'{path}' is not a pywalloc codec file (no config in its "
+                                       f"metadata and no readable {beside.name} beside it)") from None
+        return cls.from_state(config, tensors)
+
+    @classmethod
+    def from_state(cls, config: dict, tensors: dict[str, torch.Tensor]) -> Codec:
+        """A codec in eval mode from a config (:class:`CodecConfig` fields) and its weights."""
         # Files written before the norm was configurable hold GroupNorm decoders.
-        config.setdefault("norm", "group")
-        codec = cls(**config)
-        codec.load_state_dict({k: v.float() for k, v in tensors.items()})
+        config = {"norm": "group", **config}
+        try:
+            with torch.device("meta"):  # no random initialisation: the weights replace it
+                codec = cls(**config)
+            codec.load_state_dict({k: v.float() for k, v in tensors.items()}, assign=True)
+        except (TypeError, RuntimeError, KeyError) as exc:
+            raise WeightsFileError(f"weights do not fit config {config}: "
+                                   f"{str(exc).splitlines()[0]}") from None
         return codec.eval()
 
     def num_parameters(self) -> int:

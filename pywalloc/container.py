@@ -10,7 +10,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import FormatError
+from . import entropy as _entropy
+from . import modality as _modality
+from .errors import FormatError, UnsupportedInputError
+from .modality import Modality
 
 __all__ = [
     "ENTROPY_WEBP",
@@ -19,14 +22,16 @@ __all__ = [
     "MIN_SIZE",
     "VERSION",
     "WEIGHTS_HASH_LEN",
+    "Encoded",
     "Header",
+    "inspect",
     "read",
     "write",
 ]
 
 MAGIC = b"\x89WLC"  # non-ASCII first byte: a text file or a 7-bit transfer cannot produce it
 VERSION = 1
-ENTROPY_WEBP = 1  # payload: lossless WebP tiles of pywalloc.entropy
+ENTROPY_WEBP = _entropy.WEBP.id  # payload: lossless WebP tiles of pywalloc.entropy
 WEIGHTS_HASH_LEN = 8
 # Cap on pixels (H*W) or audio frames, on padded geometry and on latent values, so that a tiny
 # hostile file cannot make a decoder allocate gigabytes.
@@ -35,9 +40,6 @@ MAX_PRESET_LEN = 64
 MAX_MODE_LEN = 16
 MAX_SAMPLE_RATE = 1_000_000
 MAX_METADATA_LEN = 1024  # far above any valid v1 metadata block (< 200 bytes)
-_MODALITIES = {1: "image", 2: "audio"}
-_MODALITY_IDS = {v: k for k, v in _MODALITIES.items()}
-_ENTROPY_CODINGS = {ENTROPY_WEBP}
 _PREFIX = struct.Struct("<4sBBBBI")  # magic, version, modality, entropy, reserved, metadata len
 _U32 = struct.Struct("<I")
 MIN_SIZE = _PREFIX.size + 4 + 4  # prefix, payload length, CRC (empty metadata and payload)
@@ -77,6 +79,11 @@ class Header:
             except (TypeError, ValueError):
                 pass
 
+        if isinstance(self.modality, str):  # the modality object (still equal to its name)
+            try:
+                object.__setattr__(self, "modality", _modality.get(self.modality))
+            except UnsupportedInputError:
+                pass
         for name in ("shape", "latent_shape", "padding"):
             norm(name, lambda v: tuple(operator.index(d) for d in v))
         if self.padding == ():
@@ -95,10 +102,10 @@ def _is_int(v: Any) -> bool:
 
 def _validate(h: Header, exc: type[Exception]) -> None:
     """Raise ``exc`` with a readable message if ``h`` is not a valid v1 header."""
-    if h.modality not in _MODALITY_IDS:
+    if not isinstance(h.modality, _modality.Modality):
         raise exc(f"modality must be 'image' or 'audio', got {h.modality!r}")
-    image = h.modality == "image"
-    if h.entropy not in _ENTROPY_CODINGS:
+    m = h.modality
+    if h.entropy not in _entropy.CODERS:
         raise exc(f"unknown entropy coding id {h.entropy}")
     texts = (("preset", h.preset, MAX_PRESET_LEN), ("mode", h.mode, MAX_MODE_LEN))
     for name, value, limit in texts:
@@ -108,8 +115,8 @@ def _validate(h: Header, exc: type[Exception]) -> None:
         raise exc("preset name is empty")
     if len(h.weights_hash) != WEIGHTS_HASH_LEN:
         raise exc(f"weights hash must be {WEIGHTS_HASH_LEN} bytes, got {len(h.weights_hash)}")
-    ndim, lat_ndim = (2, 3) if image else (1, 2)
-    what = "(H, W)" if image else "(frames,)"
+    ndim, lat_ndim = m.dims, m.dims + 1
+    what = "(H, W)" if ndim == 2 else "(frames,)"
     if len(h.shape) != ndim or not all(_is_int(d) and d >= 1 for d in h.shape):
         raise exc(f"{h.modality} shape must be {what} with sizes >= 1, got {h.shape}")
     if len(h.latent_shape) != lat_ndim or not all(_is_int(d) and d >= 1 for d in h.latent_shape):
@@ -121,12 +128,13 @@ def _validate(h: Header, exc: type[Exception]) -> None:
     for name, dims in (("shape", h.shape), ("padded shape", padded), ("latent", h.latent_shape)):
         if math.prod(dims) > MAX_SAMPLES:
             raise exc(f"{name} {tuple(dims)} holds {math.prod(dims)} values, above {MAX_SAMPLES}")
-    allowed = (1, 3) if image else (1, 2)
+    allowed = m.header_channels
     if h.channels not in allowed:
         raise exc(f"{h.modality} channels must be one of {allowed}, got {h.channels}")
-    if image and h.sample_rate != 0:
+    timed = m.has_sample_rate  # audio records its sample rate; images record 0
+    if not timed and h.sample_rate != 0:
         raise exc(f"image headers have sample rate 0, got {h.sample_rate}")
-    if not image and not (_is_int(h.sample_rate) and 1 <= h.sample_rate <= MAX_SAMPLE_RATE):
+    if timed and not (_is_int(h.sample_rate) and 1 <= h.sample_rate <= MAX_SAMPLE_RATE):
         raise exc(f"sample rate must be in 1..{MAX_SAMPLE_RATE} Hz, got {h.sample_rate}")
     if not isinstance(h.gain, float) or not math.isfinite(h.gain) or h.gain <= 0:
         raise exc(f"gain must be a finite positive float, got {h.gain!r}")
@@ -152,7 +160,7 @@ def write(header: Header, payload: bytes) -> bytes:
     if len(payload) >= 2**32:
         raise ValueError(f"payload of {len(payload)} bytes does not fit a 32-bit length")
     meta = _metadata(header)
-    modality = _MODALITY_IDS[header.modality]
+    modality = header.modality.id
     body = b"".join((
         _PREFIX.pack(MAGIC, VERSION, modality, header.entropy, 0, len(meta)),
         meta,
@@ -214,9 +222,10 @@ def read(blob: bytes | bytearray | memoryview) -> tuple[Header, bytes]:
     (crc,) = _U32.unpack_from(blob, total - 4)
     if zlib.crc32(blob[: total - 4]) != crc:
         raise FormatError("checksum mismatch: the .wlc file is corrupted")
-    if modality not in _MODALITIES:
+    if modality not in (m.id for m in _modality.ALL):
         raise FormatError(f"unknown modality id {modality}")
-    if entropy not in _ENTROPY_CODINGS:
+    kind = _modality.get(modality)
+    if entropy not in _entropy.CODERS:
         raise FormatError(f"unknown entropy coding id {entropy}")
     if reserved != 0:
         raise FormatError(f"reserved byte is {reserved}, expected 0")
@@ -226,10 +235,8 @@ def read(blob: bytes | bytearray | memoryview) -> tuple[Header, bytes]:
     weights_hash = cur.take(WEIGHTS_HASH_LEN, "weights hash")
     channels, sample_rate, gain = cur.unpack("<BId", "channels, sample rate, gain")
     (ndim,) = cur.unpack("<B", "shape rank")
-    expected_ndim = 2 if modality == 1 else 1
-    if ndim != expected_ndim:
-        raise FormatError(f"{_MODALITIES[modality]} shape has rank {ndim}, "
-                          f"expected {expected_ndim}")
+    if ndim != kind.dims:
+        raise FormatError(f"{kind} shape has rank {ndim}, expected {kind.dims}")
     shape = cur.dims(ndim, "shape")
     padding = cur.dims(2 * ndim, "padding")
     (lat_ndim,) = cur.unpack("<B", "latent rank")
@@ -239,10 +246,46 @@ def read(blob: bytes | bytearray | memoryview) -> tuple[Header, bytes]:
     if cur.pos != len(cur.data):
         raise FormatError(f"{len(cur.data) - cur.pos} unexpected bytes at the end of the metadata")
     header = Header(
-        modality=_MODALITIES[modality], preset=preset, weights_hash=weights_hash, shape=shape,
+        modality=kind, preset=preset, weights_hash=weights_hash, shape=shape,
         channels=channels, latent_shape=latent_shape, padding=padding, sample_rate=sample_rate,
         mode=mode, gain=gain, entropy=entropy,
     )
     _validate(header, FormatError)
     return header, blob[at + 4 : total - 4]
 
+
+@dataclass(frozen=True)
+class Encoded:
+    """A compressed item: the ``.wlc`` bytes and their header (what ``walloc`` reports)."""
+
+    blob: bytes
+    header: Header
+
+    @property
+    def modality(self) -> Modality:
+        return _modality.get(self.header.modality)
+
+    @property
+    def raw_bytes(self) -> int:
+        """Uncompressed size: 8-bit pixels for images, 16-bit PCM for audio."""
+        return self.modality.raw_bytes(self.header.shape, self.header.channels)
+
+    @property
+    def rate(self) -> float:
+        """Bits per pixel (images) or kbit/s (audio), header and CRC included."""
+        return self.modality.rate(len(self.blob), self.header.shape, self.header.sample_rate)
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.raw_bytes / len(self.blob)
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of entropy-coded latents (the rest is header and checksum)."""
+        return len(read(self.blob)[1])
+
+
+def inspect(blob: bytes) -> Encoded:
+    """Parse ``.wlc`` bytes without decoding: the header and the rate figures."""
+    header, _ = read(blob)
+    return Encoded(bytes(blob), header)

@@ -7,6 +7,7 @@ import io
 import math
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,12 +17,16 @@ from PIL import Image
 from .errors import FormatError
 
 __all__ = [
+    "CODERS",
     "DEFAULT_METHOD",
     "DEFAULT_QUALITY",
     "MAX_CHANNELS",
     "MAX_LATENT_VALUES",
+    "WEBP",
     "WEBP_MAX_SIDE",
+    "Coder",
     "Layout",
+    "coder",
     "from_canvas",
     "layout",
     "pack",
@@ -220,3 +225,30 @@ def from_canvas(
     if lay.folded and th * tw != lay.length:
         flat = np.ascontiguousarray(flat[:, : lay.length])
     return flat.reshape(tuple(int(d) for d in shape))
+
+
+# -- registry: the header's entropy id picks the coder -------------------------------------------
+@dataclass(frozen=True)
+class Coder:
+    """An entropy coder of int8 latents, as the ``.wlc`` header's entropy byte names it.
+
+    ``pack(z, method=...)`` -> bytes; ``unpack(data, shape, max_values=...)`` -> int8 array.
+    """
+
+    id: int
+    name: str
+    pack: Callable[..., bytes]
+    unpack: Callable[..., np.ndarray]
+
+
+WEBP = Coder(1, "lossless-webp-tiles", pack, unpack)
+CODERS: dict[int, Coder] = {c.id: c for c in (WEBP,)}
+
+
+def coder(entropy_id: int) -> Coder:
+    """The coder registered under a header's entropy id; FormatError if there is none."""
+    try:
+        return CODERS[entropy_id]
+    except (KeyError, TypeError):
+        raise FormatError(f"unknown entropy coding id {entropy_id!r} (this pywalloc knows "
+                          f"{sorted(CODERS)})") from None

@@ -6,9 +6,12 @@ from __future__ import annotations
 __all__ = [
     "FormatError",
     "MediaError",
+    "UnknownPresetError",
     "UnsupportedInputError",
     "WallocError",
+    "WeightsFileError",
     "WeightsMismatchError",
+    "WeightsNotFoundError",
 ]
 
 
@@ -30,3 +33,19 @@ class MediaError(WallocError):
 
 class UnsupportedInputError(MediaError):
     """The input is readable but of a kind pywalloc does not support (e.g. 5.1 audio)."""
+
+
+class UnknownPresetError(WallocError, KeyError):
+    """A preset or model size name that is not in the tables."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsNotFoundError(WallocError, FileNotFoundError):
+    """No weights for a preset/size, none bundled whose hash a file names, or a weights path
+    that does not exist."""
+
+
+class WeightsFileError(WallocError, ValueError):
+    """A weights file is unreadable, has no config, or its tensors do not fit the config."""

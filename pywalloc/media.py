@@ -1,5 +1,6 @@
-"""Reading, normalising and atomically writing the images and audio files pywalloc encodes: every
-input becomes 8-bit RGB or float32 stereo, with what is needed to restore its original form."""
+"""The I/O layer: listing inputs, reading and normalising images and audio (every input becomes
+8-bit RGB or float32 stereo, with what is needed to restore its original form), and the one
+atomic writer every output goes through (temporary file + rename, normal permissions)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import modality as _modality
 from .errors import MediaError, UnsupportedInputError
+from .modality import AUDIO, IMAGE, Modality
 
 __all__ = [
     "AUDIO_SUFFIXES",
@@ -26,7 +29,10 @@ __all__ = [
     "MAX_PIXELS",
     "AudioInfo",
     "ImageInfo",
+    "OutputExistsError",
+    "atomic_write",
     "detect_modality",
+    "iter_inputs",
     "read_audio",
     "read_image",
     "resample_audio",
@@ -47,11 +53,6 @@ IMAGE_SUFFIXES: dict[str, tuple[str, dict]] = {
     ".bmp": ("BMP", {}),
 }
 AUDIO_SUFFIXES: dict[str, str] = {".wav": "WAV", ".flac": "FLAC"}
-# Suffixes recognised as audio input (read through libsndfile) by detect_modality.
-_AUDIO_INPUT_SUFFIXES = {
-    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
-    ".au", ".snd", ".caf", ".w64", ".rf64",
-}
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N"}
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 # What Pillow raises on malformed files (including broken EXIF): reported as MediaError.
@@ -169,23 +170,60 @@ def read_image(
     return arr, info
 
 
-def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], what: str) -> None:
-    """Write through a temporary file in the target folder, then rename it over ``path``, so
-    that a failure never leaves a half-written output."""
+class OutputExistsError(MediaError, FileExistsError):
+    """An output file exists and overwriting was not asked for."""
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes]], None],
+                 what: str = "file", overwrite: bool = True) -> None:
+    """Write ``data`` (bytes, text, or a function writing to a binary file object) to ``path``
+    through a temporary file in the same folder, renamed over ``path`` at the end, so that a
+    failure never leaves a half-written output. Permissions are the usual ones for a new file
+    (0666 minus the umask). With ``overwrite=False`` an existing ``path`` is an
+    :class:`OutputExistsError`, checked again at the rename. Other failures are MediaError."""
     target = Path(path)
+    if not overwrite and target.exists():
+        raise OutputExistsError(f"'{os.fspath(path)}' exists (use --force to overwrite)")
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         # os.open with 0o666 lets the umask set permissions, as for any new file.
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, target)
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data.encode() if isinstance(data, str) else data)
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            os.link(tmp, target)  # fails if the target appeared meanwhile
+            tmp.unlink()
     except MediaError:
         tmp.unlink(missing_ok=True)
         raise
+    except FileExistsError:
+        tmp.unlink(missing_ok=True)
+        raise OutputExistsError(f"'{os.fspath(path)}' exists (use --force to overwrite)") from None
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         tmp.unlink(missing_ok=True)
         raise MediaError(f"cannot write {what} '{os.fspath(path)}': {exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def iter_inputs(root: str | os.PathLike, modality: Modality | str | None = None
+                ) -> list[Path]:
+    """The input files under ``root``, sorted: ``root`` itself if it is a file, else every file
+    below it (recursively, hidden files and folders skipped) whose suffix is one of the
+    modality's (of either modality when ``modality`` is None). Empty if none."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    kinds = _modality.ALL if modality is None else (_modality.get(modality),)
+    suffixes = frozenset().union(*(m.suffixes for m in kinds))
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
 def _suffix_format(path: str | os.PathLike, table: dict, what: str) -> object:
@@ -211,7 +249,7 @@ def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -
     elif mode == "RGB" and arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     img = Image.fromarray(np.ascontiguousarray(arr))  # 2-D uint8 -> 'L', HxWx3 -> 'RGB'
-    _atomic_write(path, lambda fh: img.save(fh, format=fmt, **options), "image")
+    atomic_write(path, lambda fh: img.save(fh, format=fmt, **options), "image")
 
 
 def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
@@ -292,50 +330,49 @@ def write_audio(
     def save(fh: IO[bytes]) -> None:
         sf.write(fh, arr, sample_rate, subtype=subtype, format=fmt)
 
-    _atomic_write(path, save, "audio")
+    atomic_write(path, save, "audio")
 
 
-def _sniff(head: bytes) -> str | None:
+def _sniff(head: bytes) -> Modality | None:
     """Modality from a file's first bytes, for the common containers."""
     if head[:4] == b"RIFF" and head[8:12] in (b"WAVE", b"RF64"):
-        return "audio"
+        return AUDIO
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image"
+        return IMAGE
     if head[:4] in (b"fLaC", b"OggS", b"FORM", b".snd", b"caff", b"RF64") or head[:3] == b"ID3":
-        return "audio"
+        return AUDIO
     if head[:3] == b"\xff\xd8\xff":  # JPEG start of image
-        return "image"
+        return IMAGE
     if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:  # MPEG audio frame sync
-        return "audio"
+        return AUDIO
     if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:2] in (b"BM", b"II", b"MM") or head[:3] == b"GIF":
-        return "image"
+        return IMAGE
     return None
 
 
-def detect_modality(path: str | os.PathLike) -> Literal["image", "audio"]:
-    """'image' or 'audio' for an input file: by its first bytes when it exists and they are
-    recognised, else by its suffix; UnsupportedInputError when neither tells."""
+def detect_modality(path: str | os.PathLike) -> Modality:
+    """:data:`IMAGE` or :data:`AUDIO` for an input file: by its first bytes when it exists and
+    they are recognised, else by its suffix; UnsupportedInputError when neither tells."""
     name = os.fspath(path)
+    found: Modality | None
     try:
         with open(name, "rb") as fh:
             found = _sniff(fh.read(16))
         if found is None:  # less common formats: ask the decoders themselves
             try:
                 with Image.open(name):
-                    found = "image"
+                    found = IMAGE
             except _PIL_ERRORS:
-                found = "audio" if _readable_audio(name) else None
+                found = AUDIO if _readable_audio(name) else None
     except OSError:
         found = None
     if found is None:
-        suffix = Path(name).suffix.lower()
-        if suffix in _AUDIO_INPUT_SUFFIXES:
-            found = "audio"
-        elif suffix in Image.registered_extensions():
-            found = "image"
+        found = _modality.of_suffix(name)
+        if found is None and Path(name).suffix.lower() in Image.registered_extensions():
+            found = IMAGE
     if found is None:
         raise UnsupportedInputError(f"cannot tell whether '{name}' is an image or audio")
-    return found  # type: ignore[return-value]
+    return found
 
 
 def _readable_audio(name: str) -> bool:

@@ -81,7 +81,7 @@ def test_weights_hash_accepts_hex_string() -> None:
 
 
 def test_empty_padding_means_zeros_and_numpy_scalars_are_accepted() -> None:
-    np = pytest.importorskip("numpy")
+    import numpy as np
     h = _image_header(padding=(), shape=[np.int64(61), 37], gain=np.float32(1.0))
     assert h.padding == (0, 0, 0, 0) and h.shape == (61, 37) and h.gain == 1.0
     assert read(write(h, b""))[0] == h

@@ -199,7 +199,8 @@ def test_cli(tmp_path, capsys):
 
 
 def test_walloc_entry_point_has_subcommand(tmp_path, capsys):
-    main_cli = pytest.importorskip("pywalloc.cli")
+    from pywalloc import cli as main_cli
+
     data = _images(tmp_path / "in")
     rc = main_cli.main(["encode-dataset", "--codec", "rgb-16x", "--data", str(data), "--out",
                         str(tmp_path / "out"), "--workers", "0", "--quiet", "--continuous"])

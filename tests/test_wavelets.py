@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pywt  # the oracle: a hard test dependency (the test extra), never skipped
 import torch
 
 from pywalloc.wavelets import iwpt, tune_allocator, wpt
-
-pywt = pytest.importorskip("pywt")
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,7 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads (0 = torch default); reported with the timings")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ap.set_defaults(func=run)
+    ap.set_defaults(func=run, error_prefix="walloc eval")
     return ap
 
 
@@ -56,20 +56,17 @@ def _baselines(text: str | None) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``walloc eval``; returns the exit status. Errors become one line on stderr."""
+    """Run ``walloc eval``; returns the exit status (errors raise; ``run_command`` prints)."""
     import torch
 
-    from ..errors import WallocError
+    from ..cli import UsageError
     from .harness import EvalConfig, evaluate
     from .report import markdown_table, write_outputs
 
     if args.limit is not None and args.limit < 1:
-        print("walloc eval: error: --limit must be at least 1", file=sys.stderr)
-        return 2
+        raise UsageError("--limit must be at least 1")
     if args.metrics_device.startswith("cuda") and not torch.cuda.is_available():
-        print("walloc eval: error: --metrics-device cuda, but CUDA is not available",
-              file=sys.stderr)
-        return 2
+        raise UsageError("--metrics-device cuda, but CUDA is not available")
     if args.threads:
         torch.set_num_threads(args.threads)
     argv = getattr(args, "argv", None) or sys.argv
@@ -78,19 +75,11 @@ def run(args: argparse.Namespace) -> int:
                      sweep=not args.no_sweep, metrics_device=args.metrics_device,
                      progress=not args.quiet,
                      command=" ".join(shlex.quote(a) for a in ["walloc", *argv[1:]]))
-    try:
-        results = evaluate(cfg)
-        if args.out is not None:
-            written = write_outputs(results, args.out)
-            print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
-        print(markdown_table(results))
-    except (WallocError, KeyError, FileNotFoundError, OSError, RuntimeError) as exc:
-        message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"walloc eval: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("walloc eval: interrupted", file=sys.stderr)
-        return 130
+    results = evaluate(cfg)
+    if args.out is not None:
+        written = write_outputs(results, args.out)
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    print(markdown_table(results))
     return 0
 
 
@@ -100,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     args.argv = ["walloc", *(argv if argv is not None else sys.argv[1:])]
-    return args.func(args)
+    from ..cli import run_command
+
+    return run_command(args)
 
 
 if __name__ == "__main__":

@@ -16,14 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import modality as _modality
+from ..errors import MediaError
+from ..media import iter_inputs
+from ..modality import AUDIO, IMAGE, Modality
 from . import EvaluationError
 from . import baselines as B
 from . import metrics as M
 
 __all__ = [
-    "AUDIO_EXTENSIONS",
     "DEFAULT_BASELINES",
-    "IMAGE_EXTENSIONS",
     "EvalConfig",
     "evaluate",
     "find_items",
@@ -31,8 +33,6 @@ __all__ = [
     "load_image",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 DEFAULT_BASELINES = {"image": ("webp", "jpeg", "jpeg2000", "avif"),
                      "audio": ("opus", "vorbis", "mp3")}
 
@@ -54,18 +54,19 @@ class EvalConfig:
 
 
 # ----------------------------------------------------------------------------- inputs
-def find_items(data: Path, modality: str, limit: int | None = None) -> list[tuple[str, list[Path]]]:
+def find_items(data: Path, modality: Modality | str,
+               limit: int | None = None) -> list[tuple[str, list[Path]]]:
     """(name, files) per item, sorted by name. For audio, a folder holding both ``lead.*`` and
     ``accomp.*`` (the stems layout) is one item, their sum; any other audio file is one item."""
     data = Path(data)
     if not data.is_dir():
         raise EvaluationError(f"data folder {data} does not exist")
     items: list[tuple[str, list[Path]]] = []
-    if modality == "image":
-        files = sorted(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+    modality = _modality.get(modality)
+    files = iter_inputs(data, modality)
+    if modality is IMAGE:
         items = [(str(p.relative_to(data)), [p]) for p in files]
     else:
-        files = sorted(p for p in data.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS)
         stems: dict[Path, list[Path]] = {}
         for p in files:
             if p.stem in ("lead", "accomp"):
@@ -84,26 +85,29 @@ def find_items(data: Path, modality: str, limit: int | None = None) -> list[tupl
 
 
 def load_image(path: Path) -> np.ndarray:
-    """Any Pillow-readable image as HxWx3 uint8."""
-    from PIL import Image
+    """An image as HxWx3 uint8 through the one image reader (:func:`pywalloc.media.read_image`:
+    EXIF orientation, 16-bit, gray and alpha handled as ``walloc encode`` does)."""
+    import warnings
+
+    from ..media import read_image
 
     try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except OSError as exc:
-        raise EvaluationError(f"cannot read image {path}: {exc}") from exc
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return read_image(path)[0]
+    except MediaError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def load_audio(paths: Sequence[Path]) -> tuple[np.ndarray, int]:
     """float32 [frames, channels] and the sample rate; several files are summed (stems)."""
-    import soundfile as sf
-
     total, rate = None, None
     for p in paths:
         try:
-            x, sr = sf.read(p, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise EvaluationError(f"cannot read audio {p}: {exc}") from exc
+            x, extra = AUDIO.read(p)
+        except MediaError as exc:
+            raise EvaluationError(str(exc)) from None
+        sr = extra["sample_rate"]
         if total is None:
             total, rate = x, sr
         elif sr != rate or x.shape != total.shape:
@@ -128,13 +132,13 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, floa
     return out, time.perf_counter() - t0
 
 
-def _modality(api: ModuleType, codecs: Sequence[str]) -> tuple[str, dict[str, float]]:
+def _modality_of(api: ModuleType, codecs: Sequence[str]) -> tuple[Modality, dict[str, float]]:
     if not codecs:
         raise EvaluationError("give at least one --codec")
     kinds, drs = set(), {}
     for name in codecs:
         preset = api.load(name).preset
-        kinds.add(preset.modality)
+        kinds.add(_modality.get(preset.modality))
         drs[name] = float(preset.dr)
     if len(kinds) != 1:
         raise EvaluationError("all --codec values must be of one modality (image or audio)")
@@ -169,7 +173,7 @@ def _audio_metrics(ref: np.ndarray, out: np.ndarray, sr: int) -> dict[str, float
 def _warm_baselines(modality: str, baselines: Sequence[str]) -> None:
     """One tiny untimed encode/decode per baseline so library start-up is not timed."""
     for name in baselines:
-        if modality == "image":
+        if modality is IMAGE:
             next(B.sweep_image(np.full((16, 16, 3), 128, np.uint8), B.image_baseline(name), [50]))
         else:
             codec = B.audio_baseline(name)
@@ -269,7 +273,7 @@ def _mean(values: list[float]) -> float:
 def _summarise(rows: list[dict], modality: str, drs: dict[str, float]) -> list[dict]:
     """One row per WaLLoC codec and per (baseline, matched codec): means over items of every
     metric (dB forms are means of per-item dB values) and pooled throughput."""
-    size_key = "pixels" if modality == "image" else "samples"
+    size_key = modality.size_unit
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         if r["kind"] == "walloc":
@@ -295,8 +299,8 @@ def _summarise(rows: list[dict], modality: str, drs: dict[str, float]) -> list[d
 
 def _rd_curves(rows: list[dict], modality: str) -> dict[str, list[dict]]:
     """Per baseline, per quality setting: means over items (rate, PSNR, MS-SSIM or SI-SDR)."""
-    rate = "bpp" if modality == "image" else "kbps"
-    seconds = ("ms_ssim", "ms_ssim_db") if modality == "image" else ("si_sdr",)
+    rate = modality.rate_unit
+    seconds = ("ms_ssim", "ms_ssim_db") if modality is IMAGE else ("si_sdr",)
     curves: dict[str, dict[float, list[dict]]] = {}
     for r in rows:
         if r["kind"] == "sweep":
@@ -322,9 +326,9 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
         import pywalloc
 
         api = pywalloc
-    modality, drs = _modality(api, cfg.codecs)
+    modality, drs = _modality_of(api, cfg.codecs)
     baselines = list(DEFAULT_BASELINES[modality] if cfg.baselines is None else cfg.baselines)
-    lookup = B.image_baseline if modality == "image" else B.audio_baseline
+    lookup = B.image_baseline if modality is IMAGE else B.audio_baseline
     for b in baselines:
         if not lookup(b).available:
             raise EvaluationError(f"baseline {b} is not available in this installation")
@@ -334,7 +338,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
     warm: set[str] = set()
     started = time.time()
     for name, paths in _progress(items, cfg.progress, f"eval {modality}"):
-        if modality == "image":
+        if modality is IMAGE:
             rows += _eval_image(api, cfg, name, load_image(paths[0]), cfg.codecs, baselines, warm)
         else:
             x, sr = load_audio(paths)
@@ -345,7 +349,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "pillow": _version("PIL"), "libsndfile": _version("soundfile"),
         "cpu_count": os.cpu_count(), "metrics_device": cfg.metrics_device,
-        "perceptual": cfg.perceptual and modality == "image",
+        "perceptual": cfg.perceptual and modality is IMAGE,
         "wall_s": time.time() - started,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **cfg.extra_meta,
     }

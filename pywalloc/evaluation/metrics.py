@@ -23,6 +23,7 @@ __all__ = [
     "distance_db",
     "ms_ssim",
     "ms_ssim_db",
+    "mse_psnr",
     "psnr",
     "psnr_rgb8",
     "si_sdr",
@@ -53,11 +54,19 @@ def _check_pair(reference: np.ndarray, distorted: np.ndarray) -> tuple[np.ndarra
 
 
 def psnr(reference: np.ndarray, distorted: np.ndarray, peak: float) -> float:
-    """PSNR in dB, ``10*log10(peak**2 / MSE)`` over every element; ``inf`` if identical."""
+    """PSNR in dB, ``10*log10(peak**2 / MSE)`` with the MSE over every element (all pixels and
+    channels, or all samples of all channels), in float64; ``inf`` if identical. pywalloc's one
+    definition: 8-bit images use peak 255, audio and codec-range tensors peak 1."""
     ref, dist = _check_pair(reference, distorted)
+    mse = float(np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2))
+    return mse_psnr(mse, peak)
+
+
+def mse_psnr(mse: float, peak: float) -> float:
+    """:func:`psnr` from an MSE already computed (e.g. a training loss): ``10*log10(peak**2 /
+    mse)``, ``inf`` for 0."""
     if peak <= 0:
         raise MetricInputError(f"peak must be positive, got {peak}")
-    mse = float(np.mean((ref.astype(np.float64) - dist.astype(np.float64)) ** 2))
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(peak * peak / mse)
@@ -206,17 +215,19 @@ def audio_psnr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return psnr(ref, est, peak=1.0)
 
 
-def si_sdr(reference: np.ndarray, estimate: np.ndarray, zero_mean: bool = True) -> float:
-    """Scale-invariant SDR (Le Roux et al., 2019) in dB, per channel, averaged over channels.
+def si_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
+    """Scale-invariant SDR (Le Roux et al., 2019) in dB: pywalloc's one definition.
 
-    For each channel the estimate is projected on the reference, ``target = a*s`` with
-    ``a = <s_hat, s>/||s||^2``, and SI-SDR = ``10*log10(||target||^2 / ||s_hat - target||^2)``.
-    Silent reference channels are skipped; ``nan`` if every channel is silent.
+    **Per channel, zero-mean, averaged over channels.** Each channel of reference ``s`` and
+    estimate ``s_hat`` has its mean removed; the estimate is projected on the reference,
+    ``target = a*s`` with ``a = <s_hat, s>/||s||^2``, and the channel's SI-SDR is
+    ``10*log10(||target||^2 / ||s_hat - target||^2)``; the result is the mean over channels
+    (not one value over the flattened clip). Silent reference channels are skipped; ``nan`` if
+    every channel is silent.
     """
     ref, est = _check_audio(reference, estimate)
-    if zero_mean:
-        ref = ref - ref.mean(axis=0, keepdims=True)
-        est = est - est.mean(axis=0, keepdims=True)
+    ref = ref - ref.mean(axis=0, keepdims=True)
+    est = est - est.mean(axis=0, keepdims=True)
     values = []
     for c in range(ref.shape[1]):
         s, s_hat = ref[:, c], est[:, c]

@@ -4,12 +4,14 @@ WaLLoC paper's Table 1 (images) / Table 2 (audio), and rate-distortion plots (PN
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
+from .. import modality as _modality
+from ..modality import IMAGE
 from . import EvaluationError, MissingEvalDependencyError
 
 __all__ = ["markdown_table", "plot_rd", "to_jsonable", "write_outputs"]
@@ -71,10 +73,11 @@ def _label(row: dict, rates: dict[str, float], rate_key: str) -> str:
 def markdown_table(results: dict) -> str:
     """The summary as a Markdown table (dB forms, raw values in parentheses) plus notes."""
     meta, summary = results["meta"], results["summary"]
-    rate_key = "bpp" if meta["modality"] == "image" else "kbps"
+    kind = _modality.get(meta["modality"])
+    rate_key = kind.rate_unit
     rates = {r["codec"]: r[rate_key] for r in summary if r["match"] is None}
     lines = []
-    if meta["modality"] == "image":
+    if kind is IMAGE:
         perceptual = meta.get("perceptual", False)
         head = ["Codec", "DR", "CR", "bpp", "PSNR (dB)", "MS-SSIM dB (raw)"]
         if perceptual:
@@ -114,7 +117,7 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
-def plot_rd(results: dict, out_dir: Path) -> list[Path]:
+def plot_rd(results: dict, out_dir: Path) -> list[tuple[Path, bytes]]:
     """RD plots: PSNR and MS-SSIM (dB) vs bpp for images, PSNR and SI-SDR vs kbps for audio.
     One line per baseline; WaLLoC codecs as labelled points joined by one line."""
     try:
@@ -124,7 +127,7 @@ def plot_rd(results: dict, out_dir: Path) -> list[Path]:
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingEvalDependencyError("matplotlib") from exc
-    image = results["meta"]["modality"] == "image"
+    image = _modality.get(results["meta"]["modality"]) is IMAGE
     rate = "bpp" if image else "kbps"
     panels = [("psnr", "PSNR (dB)", "rd_psnr.png")]
     panels.append(("ms_ssim_db", "MS-SSIM (dB)", "rd_msssim.png") if image
@@ -149,9 +152,10 @@ def plot_rd(results: dict, out_dir: Path) -> list[Path]:
         ax.legend(fontsize=8)
         fig.tight_layout()
         path = out_dir / fname
-        fig.savefig(_tmp(path), format="png")
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
         plt.close(fig)
-        written.append(path)
+        written.append((path, buf.getvalue()))
     return written
 
 
@@ -164,34 +168,28 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(path.name + ".part")
-
-
 def write_outputs(results: dict, out_dir: str | Path) -> list[Path]:
     """Write results.json, results.md and the RD plots into ``out_dir``.
 
     The plots are written only when there are RD curves (not with ``--no-sweep``).
-    Everything is first written to ``*.part`` files and only renamed into place once all of
-    them succeeded, so a failure leaves no half-written output behind.
+    Everything is rendered in memory first and then written file by file through
+    :func:`pywalloc.media.atomic_write`, so a failure leaves no half-written file behind.
     """
+    from ..errors import MediaError
+    from ..media import atomic_write
+
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise EvaluationError(f"cannot create output folder {out}: {exc}") from exc
-    targets = [out / "results.json", out / "results.md"]
+    files = [(out / "results.json", json.dumps(to_jsonable(results), indent=1) + "\n"),
+             (out / "results.md", markdown_table(results))]
+    if has_curves(results):  # without sweeps there is nothing to draw lines through
+        files += plot_rd(results, out)
     try:
-        _tmp(targets[0]).write_text(json.dumps(to_jsonable(results), indent=1) + "\n")
-        _tmp(targets[1]).write_text(markdown_table(results))
-        if has_curves(results):  # without sweeps there is nothing to draw lines through
-            targets += plot_rd(results, out)
-    except BaseException as exc:
-        for t in targets + [out / "rd_psnr.png", out / "rd_msssim.png", out / "rd_sisdr.png"]:
-            _tmp(t).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise EvaluationError(f"cannot write results to {out}: {exc}") from exc
-        raise
-    for t in targets:
-        os.replace(_tmp(t), t)
-    return targets
+        for path, data in files:
+            atomic_write(path, data, "results")
+    except MediaError as exc:
+        raise EvaluationError(str(exc)) from None
+    return [path for path, _ in files]

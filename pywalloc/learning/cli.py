@@ -46,42 +46,33 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--device", default="cpu", help="torch device for the encoder")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ap.set_defaults(func=run)
+    ap.set_defaults(func=run, error_prefix="walloc encode-dataset",
+                    interrupt_note="finished shards are kept; rerun to resume")
     return ap
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``walloc encode-dataset``; returns the exit status. Errors become one stderr line."""
+    """Run ``walloc encode-dataset``; returns the exit status (errors raise; ``run_command``
+    prints them)."""
     if require(args, "walloc encode-dataset"):
         return 2
     import torch
 
-    from ..errors import WallocError
-    from ..presets import UnknownPresetError, WeightsNotFoundError, load
+    from ..zoo import load
     from .encode import encode_dataset
 
     def log(text: str) -> None:
         if not args.quiet:
             print(text, file=sys.stderr)
 
-    try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        codec = load(args.codec, device=args.device)
-        manifest = encode_dataset(
-            codec, args.data, args.out, continuous=args.continuous, shard_size=args.shard_size,
-            size=args.size, sample_rate=args.sample_rate, workers=args.workers,
-            batch_size=args.batch_size, rank=args.rank, world_size=args.world_size,
-            progress=not args.quiet, log=log)
-    except (WallocError, WeightsNotFoundError, UnknownPresetError, OSError, RuntimeError) as exc:
-        text = str(exc).strip().splitlines()
-        print(f"walloc encode-dataset: error: {text[0] if text else type(exc).__name__}",
-              file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("walloc encode-dataset: interrupted (finished shards are kept; rerun to resume)",
-              file=sys.stderr)
-        return 130
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    codec = load(args.codec, device=args.device)
+    manifest = encode_dataset(
+        codec, args.data, args.out, continuous=args.continuous, shard_size=args.shard_size,
+        size=args.size, sample_rate=args.sample_rate, workers=args.workers,
+        batch_size=args.batch_size, rank=args.rank, world_size=args.world_size,
+        progress=not args.quiet, log=log)
     if manifest is None:
         print(f"shards of this rank done in {args.out}; manifest.json is written by the last "
               "rank to finish (or rerun with --world-size 1 to check and write it)")
@@ -97,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="walloc")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    from ..cli import run_command
+
+    return run_command(args)
 
 
 if __name__ == "__main__":

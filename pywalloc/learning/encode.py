@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..codec import AUDIO_PEAK, Codec, peak_gain
 from ..errors import MediaError, WallocError
+from ..media import atomic_write, iter_inputs
+from ..modality import AUDIO, IMAGE
 
 __all__ = [
     "AUDIO_PEAK",
@@ -32,12 +33,6 @@ __all__ = [
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "pywalloc-latents-1"
-# Each audio clip is scaled to this peak before encoding, as the codec expects (and as
-# pywalloc.compress does); the gain is stored per item to undo it after decoding.
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm",
-                  ".pgm", ".pbm", ".tga"}
-AUDIO_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff",
-                  ".aifc", ".au", ".caf", ".w64"}
 
 
 class LearningError(WallocError):
@@ -65,9 +60,7 @@ def list_inputs(root: str | Path, modality: str) -> tuple[list[Path], list[int],
     root = Path(root)
     if not root.is_dir():
         raise LearningError(f"data folder '{root}' does not exist")
-    suffixes = IMAGE_SUFFIXES if modality == "image" else AUDIO_SUFFIXES
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = iter_inputs(root, modality)
     if not files:
         raise LearningError(f"no {modality} files under '{root}'")
     rel = [f.relative_to(root).parts for f in files]
@@ -110,7 +103,7 @@ class _Inputs(Dataset):
         from ..media import read_audio, read_image
 
         try:
-            if self.modality == "image":
+            if self.modality is IMAGE:
                 arr, _ = read_image(self.files[i])
                 if self.size:
                     arr = resize_center_crop(arr, self.size)
@@ -152,14 +145,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(obj, indent=1), "manifest")
 
 
 def _entry_ok(out: Path, entry_path: Path, plan: dict, files: list[str]) -> dict | None:
@@ -220,7 +206,7 @@ def encode_dataset(
     ``rank, rank + world_size, ...`` only. Whoever finds all shards finished writes
     ``manifest.json`` and returns it; otherwise returns None.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as save_file  # -> bytes, written atomically
     from tqdm import tqdm
 
     if shard_size < 1 or batch_size < 1 or workers < 0:
@@ -232,7 +218,7 @@ def encode_dataset(
     p = codec.preset
     files, labels, names = list_inputs(data, p.modality)
     plan = _Plan(p.name, codec.weight_hash, p.modality, "float16" if continuous else "int8",
-                 size, sample_rate if p.modality == "audio" else None).as_dict()
+                 size, sample_rate if p.modality is AUDIO else None).as_dict()
     rel = [f.relative_to(data).as_posix() for f in files]
     bounds = [(s, min(s + shard_size, len(files))) for s in range(0, len(files), shard_size)]
     out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +244,7 @@ def encode_dataset(
                 raise LearningError(bad[0]["error"])
             shapes = {tuple(it["x"].shape) for it in items}
             if len(shapes) > 1:
-                hint = "--size N" if p.modality == "image" else "--size FRAMES"
+                hint = "--size N" if p.modality is IMAGE else "--size FRAMES"
                 raise LearningError(f"inputs of different shapes {sorted(shapes)[:2]} cannot be "
                                     f"stacked; resize them with {hint}")
             x = torch.stack([it["x"] for it in items]).to(device)
@@ -284,17 +270,10 @@ def _write_shard(out: Path, k: int, parts: list, labels: list[int], rel: list[st
     idx = [i for _, ix, _ in parts for i in ix]
     tensors = {"latents": z.contiguous(),
                "labels": torch.tensor([labels[i] for i in idx], dtype=torch.int64)}
-    if modality == "audio":
+    if modality is AUDIO:
         tensors["gains"] = torch.tensor([g for _, _, gs in parts for g in gs], dtype=torch.float32)
     shard = out / shard_name(k)
-    fd, tmp = tempfile.mkstemp(prefix=f".{shard.name}.", suffix=".part", dir=out)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": MANIFEST_FORMAT})
-        os.replace(tmp, shard)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(shard, save_file(tensors, metadata={"format": MANIFEST_FORMAT}), "shard")
     entry = {"file": shard.name, "count": len(idx), "shape": list(z.shape[1:]),
              "bytes": shard.stat().st_size, "sha256": _sha256(shard), "plan": plan,
              "files": [rel[i] for i in idx]}

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+from ..media import atomic_write
 
 
 def _split_state(obj, prefix: str, tensors: dict):
@@ -68,8 +64,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, optimizer, step: i
         "rng_python": [py_state[0], list(py_state[1]), py_state[2]],
         "extra": extra,
     }
-    _atomic(path / "state.safetensors", lambda p: save_file(tensors, str(p)))
-    _atomic(path / "state.json", lambda p: p.write_text(json.dumps(meta)))
+    atomic_write(path / "state.safetensors", safetensors_bytes(tensors), "checkpoint")
+    atomic_write(path / "state.json", json.dumps(meta), "checkpoint")
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer) -> tuple[int, dict]:

@@ -9,18 +9,26 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
+from ..media import iter_inputs, read_image
+from ..modality import AUDIO, IMAGE, Modality
 
 
-def list_files(root: str | Path, suffixes: set[str]) -> list[Path]:
-    root = Path(root)
-    if root.is_file():
-        return [root]
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+def list_files(root: str | Path, modality: Modality | str) -> list[Path]:
+    """The training files of a modality under ``root`` (:func:`pywalloc.media.iter_inputs`);
+    FileNotFoundError if there are none."""
+    files = iter_inputs(root, modality)
     if not files:
-        raise FileNotFoundError(f"no {'/'.join(sorted(suffixes))} files under {root}")
+        raise FileNotFoundError(f"no {modality} files under {root}")
     return files
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """``H x W x 3`` uint8 through the one image reader (EXIF, 16-bit, gray, alpha), quietly."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return read_image(path)[0]
 
 
 def _mirror_pad_to(x: np.ndarray, size: int) -> np.ndarray:
@@ -44,17 +52,14 @@ class ImageCrops(Dataset):
 
     def __init__(self, root: str | Path, crop: int = 256, repeats: int = 1,
                  crops_per_image: int = 1) -> None:
-        self.files = list_files(root, IMAGE_SUFFIXES)
+        self.files = list_files(root, IMAGE)
         self.crop, self.repeats, self.k = crop, repeats, crops_per_image
 
     def __len__(self) -> int:
         return len(self.files) * self.repeats
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        from PIL import Image
-
-        with Image.open(self.files[i % len(self.files)]) as im:
-            arr = _mirror_pad_to(np.asarray(im.convert("RGB")), self.crop)
+        arr = _mirror_pad_to(read_rgb(self.files[i % len(self.files)]), self.crop)
         out = []
         h, w = arr.shape[:2]
         for _ in range(self.k):
@@ -79,7 +84,7 @@ class AudioSegments(Dataset):
                  min_peak: float = 0.3, max_peak: float = 1.0, crops_per_file: int = 1) -> None:
         import soundfile as sf
 
-        self.files = list_files(root, AUDIO_SUFFIXES)
+        self.files = list_files(root, AUDIO)
         self.frames = [sf.info(str(f)).frames for f in self.files]
         self.length, self.repeats, self.k = length, repeats, crops_per_file
         self.min_peak, self.max_peak = min_peak, max_peak
@@ -126,9 +131,9 @@ class ResumableSampler(torch.utils.data.Sampler):
             block, pos = block + 1, 0
 
 
-def make_dataset(modality: str, root: str | Path, crop: int, repeats: int = 1,
+def make_dataset(modality: Modality, root: str | Path, crop: int, repeats: int = 1,
                  per_item: int = 1) -> Dataset:
-    if modality == "image":
+    if modality is IMAGE:
         return ImageCrops(root, crop=crop, repeats=repeats, crops_per_image=per_item)
     return AudioSegments(root, length=crop, repeats=repeats, crops_per_file=per_item)
 

@@ -11,22 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..codec import AUDIO_PEAK, Codec
+from ..codec import Codec
+from ..modality import AUDIO_PEAK, IMAGE
 from ..wavelets import wpt
-from .data import AUDIO_SUFFIXES, IMAGE_SUFFIXES, list_files
-
-# Latent gains chosen by measuring bits per pixel of lossless-WebP-packed PCA latents on
-# training photos (BSDS500), aiming below the bpp caps with room for Kodak; audio gains by the PSNR of the quantised
-# linear codec on training mixtures (docs/models.md).
-DEFAULT_GAIN = {"rgb-16x": 8.0, "rgb-4x": 20.0, "stereo-20x": 24.0, "stereo-5x": 40.0}
+from .data import list_files, read_rgb
 
 
 def _image_chunks(files: list[Path], block: int):
-    from PIL import Image
-
     for f in files:
-        with Image.open(f) as im:
-            a = np.asarray(im.convert("RGB"))
+        a = read_rgb(f)
         h, w = a.shape[0] // block * block, a.shape[1] // block * block
         if h and w:
             yield torch.from_numpy(a[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255 - 0.5
@@ -52,11 +45,10 @@ def _audio_chunks(files: list[Path], block: int, chunk: int = 1 << 20):
 def wpt_statistics(codec: Codec, root: str | Path, max_files: int = 200):
     """Mean and covariance (float64) of the codec's wavelet channels over training files."""
     p = codec.preset
-    suffixes = IMAGE_SUFFIXES if p.modality == "image" else AUDIO_SUFFIXES
-    files = list_files(root, suffixes)
+    files = list_files(root, p.modality)
     step = max(1, len(files) // max_files)
     files = files[::step][:max_files]
-    chunks = _image_chunks(files, p.block) if p.modality == "image" else _audio_chunks(files, p.block)
+    chunks = (_image_chunks if p.modality is IMAGE else _audio_chunks)(files, p.block)
     n = p.wpt_channels
     s = torch.zeros(n, n, dtype=torch.float64)
     m = torch.zeros(n, dtype=torch.float64)
@@ -91,16 +83,3 @@ def pca_init(codec: Codec, mean: torch.Tensor, cov: torch.Tensor, gain: float) -
         codec.synthesis.linear.weight.copy_((top.T / gain).view(-1, k, *extra))
         codec.synthesis.linear.bias.copy_(mu)
     return ev
-
-
-def analysis_row_norms(codec: Codec) -> torch.Tensor:
-    w = codec.analysis.weight.detach()
-    return w.flatten(1).norm(dim=1)
-
-
-def renorm_analysis(codec: Codec, norms: torch.Tensor) -> None:
-    """Project the analysis rows back to fixed norms (keeps the bit rate where it was set)."""
-    with torch.no_grad():
-        w = codec.analysis.weight
-        cur = w.flatten(1).norm(dim=1).clamp_min(1e-12)
-        w.mul_((norms.to(w) / cur).view(-1, *([1] * (w.dim() - 1))))

@@ -9,8 +9,9 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +19,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..codec import Codec
+from ..evaluation.metrics import mse_psnr
+from ..media import atomic_write
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import ResumableSampler, collate, make_dataset
-from .init import DEFAULT_GAIN, analysis_row_norms, pca_init, renorm_analysis, wpt_statistics
+from .init import pca_init, wpt_statistics
 from .validate import validate
 
 
@@ -45,9 +48,34 @@ def _setup_distributed() -> tuple[int, int, int]:
     return rank, world, local
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train (or resume) a codec; returns the final metrics. Rank 0 writes ``cfg.out``."""
-    rank, world, local = _setup_distributed()
+@dataclass
+class _Run:
+    """Everything a training run holds between steps (built by :func:`setup`)."""
+
+    cfg: TrainConfig
+    rank: int
+    world: int
+    device: torch.device
+    codec: Codec
+    model: torch.nn.Module  # the codec, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    base_lrs: list[float]
+    norms: torch.Tensor  # analysis row norms the rate constraint keeps
+    gain: float
+    step: int
+    minutes_before: float  # of earlier sessions (resume)
+    sampler: Any
+    loader: DataLoader
+    out: Path
+    resuming: bool
+    t0: float = field(default_factory=time.time)
+
+    @property
+    def minutes(self) -> float:
+        return self.minutes_before + (time.time() - self.t0) / 60
+
+
+def _device(cfg: TrainConfig, local: int) -> torch.device:
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
     else:
@@ -56,6 +84,14 @@ def train(cfg: TrainConfig) -> dict:
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def setup(cfg: TrainConfig) -> _Run:
+    """Processes, seeds, the codec (PCA initialisation, ``--init`` weights or the checkpoint),
+    the optimiser and the data loader."""
+    rank, world, local = _setup_distributed()
+    device = _device(cfg, local)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     seed = cfg.seed + rank
@@ -75,8 +111,8 @@ def train(cfg: TrainConfig) -> dict:
     else:
         codec = Codec(cfg.preset, cfg.size, **cfg.overrides)
     p = codec.preset
-    crop = cfg.crop or (256 if p.modality == "image" else 32768)
-    gain = cfg.gain or DEFAULT_GAIN.get(p.name, 8.0)
+    crop = cfg.crop or p.modality.train_crop
+    gain = cfg.gain or p.gain
     resuming = cfg.resume and (ckpt_dir / "state.json").is_file()
     if not resuming and cfg.init:
         codec.load_state_dict(start.state_dict())
@@ -87,7 +123,7 @@ def train(cfg: TrainConfig) -> dict:
         codec.train_noise = False
         codec.analysis.requires_grad_(False)
     codec.to(device)
-    norms = analysis_row_norms(codec).to(device)
+    norms = codec.analysis_row_norms().to(device)
 
     enc_params = [q for q in codec.analysis.parameters() if q.requires_grad]
     dec_params = [q for n, q in codec.named_parameters() if not n.startswith("analysis.")]
@@ -101,7 +137,7 @@ def train(cfg: TrainConfig) -> dict:
         step, extra = load_checkpoint(ckpt_dir, codec, opt)
         norms = torch.tensor(extra["norms"], device=device)
         minutes_before = extra["minutes"]
-    model = codec
+    model: torch.nn.Module = codec
     if world > 1:
         ddp_dev = [device.index] if device.type == "cuda" else None
         model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=ddp_dev)
@@ -118,89 +154,127 @@ def train(cfg: TrainConfig) -> dict:
     loader = DataLoader(ds, batch_size=per_batch, sampler=sampler, num_workers=cfg.workers,
                         collate_fn=collate, drop_last=True, persistent_workers=cfg.workers > 0,
                         pin_memory=device.type == "cuda", generator=loader_gen)
-
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    log_path = out / "log.csv"
-    new_log = not log_path.exists() or not resuming
-    # Kept open for the whole run (flushed each log line), closed after the loop.
-    logf = open(log_path, "w" if new_log else "a", newline="") if rank == 0 else None  # noqa: SIM115
-    writer = csv.writer(logf) if logf else None
-    if writer and new_log:
-        writer.writerow(["step", "loss", "train_psnr", "val_psnr", "lr", "items_per_s", "minutes"])
+        atomic_write(out / "train_config.json", json.dumps(asdict(cfg), indent=2), "config")
+    return _Run(cfg, rank, world, device, codec, model, opt, base_lrs, norms, gain, step,
+                minutes_before, sampler, loader, out, resuming)
 
-    from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0 or cfg.quiet, dynamic_ncols=True,
-               file=sys.stderr, mininterval=2.0)
-    t0 = time.time()
-    deadline = t0 + (cfg.max_minutes - minutes_before) * 60 if cfg.max_minutes > 0 else float("inf")
+def train_step(run: _Run, batch: torch.Tensor) -> float:
+    """One optimiser step on ``batch`` (schedule, clipping, rate constraint); the batch MSE."""
+    cfg = run.cfg
+    batch = batch.to(run.device, non_blocking=True)
+    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        res = run.model(batch)
+        loss = res.mse + cfg.wpt_loss * res.mse_wpt
+    factor = lr_factor(cfg, run.step, run.minutes)
+    for group, base in zip(run.opt.param_groups, run.base_lrs):
+        group["lr"] = base * factor
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.codec.parameters(), cfg.clip)
+    run.opt.step()
+    run.codec.constrain_rate(run.norms)
+    run.step += 1
+    return float(res.mse.detach())
+
+
+class _Log:
+    """log.csv (rank 0) and the progress bar: one row per ``log_every`` steps."""
+
+    HEADER = ("step", "loss", "train_psnr", "val_psnr", "lr", "items_per_s", "minutes")
+
+    def __init__(self, run: _Run, resuming: bool) -> None:
+        from tqdm import tqdm
+
+        path = run.out / "log.csv"
+        new = not path.exists() or not resuming
+        # Kept open for the whole run (flushed each row), closed by close().
+        self.file = open(path, "w" if new else "a", newline="") if run.rank == 0 else None  # noqa: SIM115
+        self.writer = csv.writer(self.file) if self.file else None
+        if self.writer and new:
+            self.writer.writerow(self.HEADER)
+        self.bar = tqdm(total=run.cfg.steps, initial=run.step,
+                        disable=run.rank != 0 or run.cfg.quiet, dynamic_ncols=True,
+                        file=sys.stderr, mininterval=2.0)
+        self.seen, self.last_t, self.loss_acc, self.n_acc = 0, time.time(), 0.0, 0
+
+    def add(self, mse: float, items: int) -> None:
+        self.seen += items
+        self.loss_acc += mse
+        self.n_acc += 1
+        self.bar.update(1)
+
+    def row(self, run: _Run, val_psnr: float) -> None:
+        now = time.time()
+        mse = self.loss_acc / max(1, self.n_acc)
+        # PSNR with peak 1: the image range [-0.5, 0.5], audio's full scale.
+        train_psnr = mse_psnr(max(mse, 1e-12), 1.0)
+        rate = self.seen / max(1e-9, now - self.last_t)
+        self.bar.set_postfix(loss=f"{mse:.2e}", psnr=f"{train_psnr:.2f}", val=f"{val_psnr:.2f}",
+                             ips=f"{rate:.0f}")
+        if self.writer:
+            self.writer.writerow([run.step, f"{mse:.6g}", f"{train_psnr:.3f}", f"{val_psnr:.3f}",
+                                  f"{run.opt.param_groups[0]['lr']:.3g}", f"{rate:.1f}",
+                                  f"{run.minutes:.2f}"])
+            self.file.flush()
+        self.seen, self.last_t, self.loss_acc, self.n_acc = 0, now, 0.0, 0
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.file:
+            self.file.close()
+
+
+def save(run: _Run, val_psnr: float) -> None:
+    """The exact-resume checkpoint and the current weights (``model.safetensors``)."""
+    save_checkpoint(run.out / "checkpoint", run.codec, run.opt, run.step,
+                    {"norms": run.norms.tolist(), "minutes": run.minutes})
+    run.codec.save(run.out / "model.safetensors", half=False,
+                   extra={"step": run.step, "gain": run.gain,
+                          "val_psnr": None if math.isnan(val_psnr) else val_psnr})
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train (or resume) a codec; returns the final metrics. Rank 0 writes ``cfg.out``."""
+    run = setup(cfg)
+    log = _Log(run, run.resuming)
+    deadline = run.t0 + (cfg.max_minutes - run.minutes_before) * 60 if cfg.max_minutes > 0 \
+        else float("inf")
     epoch = 0
-    seen, last_t, loss_acc, n_acc = 0, time.time(), 0.0, 0
     val_psnr = float("nan")
-    peak2 = 1.0  # PSNR with peak 1: the image range [-0.5, 0.5], audio's full scale
     stop = False
-    model.train()
-    while step < cfg.steps and not stop:
-        if world > 1:
-            sampler.set_epoch(epoch)
-        for batch in loader:
-            batch = batch.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-                res = model(batch)
-                loss = res.mse + cfg.wpt_loss * res.mse_wpt
-            factor = lr_factor(cfg, step, minutes_before + (time.time() - t0) / 60)
-            for group, base in zip(opt.param_groups, base_lrs):
-                group["lr"] = base * factor
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip > 0:
-                torch.nn.utils.clip_grad_norm_(codec.parameters(), cfg.clip)
-            opt.step()
-            renorm_analysis(codec, norms)
-            step += 1
-            seen += batch.shape[0] * world
-            loss_acc += float(res.mse.detach())
-            n_acc += 1
-            bar.update(1)
-            done = step >= cfg.steps or time.time() > deadline
-            if step % cfg.log_every == 0 or done:
-                now = time.time()
-                mse = loss_acc / max(1, n_acc)
-                psnr = 10 * math.log10(peak2 / max(mse, 1e-12))
-                rate = seen / max(1e-9, now - last_t)
-                bar.set_postfix(loss=f"{mse:.2e}", psnr=f"{psnr:.2f}", val=f"{val_psnr:.2f}",
-                                ips=f"{rate:.0f}")
-                if writer:
-                    writer.writerow([step, f"{mse:.6g}", f"{psnr:.3f}", f"{val_psnr:.3f}",
-                                     f"{opt.param_groups[0]['lr']:.3g}", f"{rate:.1f}",
-                                     f"{minutes_before + (now - t0) / 60:.2f}"])
-                    logf.flush()
-                seen, last_t, loss_acc, n_acc = 0, now, 0.0, 0
-            if cfg.val and rank == 0 and (step % cfg.val_every == 0 or done):
-                val_psnr = validate(codec, cfg.val, limit=cfg.val_limit)["psnr"]  # restores train()
-            if rank == 0 and (step % cfg.ckpt_every == 0 or done):
-                save_checkpoint(ckpt_dir, codec, opt, step, {
-                    "norms": norms.tolist(), "minutes": minutes_before + (time.time() - t0) / 60})
-                codec.save(out / "model.safetensors", half=False,
-                           extra={"step": step, "gain": gain,
-                                  "val_psnr": None if math.isnan(val_psnr) else val_psnr})
+    run.model.train()
+    while run.step < cfg.steps and not stop:
+        if run.world > 1:
+            run.sampler.set_epoch(epoch)
+        for batch in run.loader:
+            log.add(train_step(run, batch), batch.shape[0] * run.world)
+            done = run.step >= cfg.steps or time.time() > deadline
+            if run.step % cfg.log_every == 0 or done:
+                log.row(run, val_psnr)
+            if cfg.val and run.rank == 0 and (run.step % cfg.val_every == 0 or done):
+                val_psnr = validate(run.codec, cfg.val, limit=cfg.val_limit)["psnr"]  # restores train()
+            if run.rank == 0 and (run.step % cfg.ckpt_every == 0 or done):
+                save(run, val_psnr)
             if done:
                 stop = True
                 break
         epoch += 1
-    bar.close()
-    if logf:
-        logf.close()
-    result = {"step": step, "val_psnr": None if math.isnan(val_psnr) else val_psnr,
-              "minutes": minutes_before + (time.time() - t0) / 60,
-              "weight_hash": codec.weight_hash}
-    if rank == 0:
-        (out / "result.json").write_text(json.dumps(result, indent=2))
-    if world > 1:
+    log.close()
+    return _finish(run, val_psnr)
+
+
+def _finish(run: _Run, val_psnr: float) -> dict:
+    result = {"step": run.step, "val_psnr": None if math.isnan(val_psnr) else val_psnr,
+              "minutes": run.minutes, "weight_hash": run.codec.weight_hash}
+    if run.rank == 0:
+        atomic_write(run.out / "result.json", json.dumps(result, indent=2), "result")
+    if run.world > 1:
         # Every rank records its final weights' hash: they must agree (tests check it).
-        (out / f"weights_rank{rank}.hash").write_text(result["weight_hash"])
+        (run.out / f"weights_rank{run.rank}.hash").write_text(result["weight_hash"])
         dist.barrier()
         dist.destroy_process_group()
     return result

@@ -1,0 +1,177 @@
+"""The model zoo: codecs from bundled weights (by preset name, or by the weights hash a ``.wlc``
+file records) and from weights a user trained (by path).
+
+Bundled weights live in ``pywalloc/weights/``: ``<preset>-<size>.safetensors`` is a preset's
+current default. Older weights that files may still name sit beside them or in
+``weights/legacy/``, under any name; decoding finds them by hash. Hashes are computed when first
+needed and cached for the process (keyed by path, size and modification time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import WeightsFileError, WeightsNotFoundError
+from .presets import PRESETS, get_preset, get_size
+
+if TYPE_CHECKING:  # pragma: no cover - torch and the codec load on first use
+    import torch
+
+    from .codec import Codec
+
+__all__ = [
+    "LEGACY_DIR",
+    "WEIGHTS_DIR",
+    "available",
+    "bundled_files",
+    "file_hash",
+    "find",
+    "load",
+    "weights_path",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+LEGACY_DIR = WEIGHTS_DIR / "legacy"
+
+# path -> ((mtime_ns, size), config, tensors): each weights file is read once per process.
+_FILES: dict[Path, tuple[tuple[int, int], dict, dict[str, Any]]] = {}
+_HASHES: dict[Path, tuple[tuple[int, int], str]] = {}
+_FROZEN: dict[tuple[Path, str], Any] = {}
+
+
+def weights_path(name: str, size: str = "small") -> Path:
+    """Where the current default weights of a preset and size are (whether or not they exist)."""
+    return WEIGHTS_DIR / f"{name}-{size}.safetensors"
+
+
+def available() -> list[str]:
+    """Preset names that have bundled default weights."""
+    return [n for n in PRESETS if weights_path(n).is_file()]
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, tensors) of a weights file, cached; the tensors must not be modified."""
+    try:
+        stamp = _stamp(path)
+    except OSError:
+        raise WeightsNotFoundError(f"weights file '{path}' not found") from None
+    hit = _FILES.get(path)
+    if hit is None or hit[0] != stamp:
+        from .codec import Codec
+
+        codec = Codec.from_file(path)  # validates config and tensors together
+        tensors = {k: v.detach() for k, v in codec.state_dict().items()}
+        hit = (stamp, _config_of(codec), tensors)
+        _FILES[path] = hit
+        _HASHES[path] = (stamp, codec.weight_hash)
+    return hit[1], hit[2]
+
+
+def _config_of(codec: Codec) -> dict:
+    from dataclasses import asdict
+
+    return asdict(codec.config)
+
+
+def _resolve(which: str | os.PathLike, size: str) -> Path:
+    """A preset name -> its bundled default weights; anything else is a path."""
+    if isinstance(which, str) and which in PRESETS:
+        preset = get_preset(which)
+        get_size(preset, size)
+        path = weights_path(which, size)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"no bundled weights for '{which}' ({size}); "
+                                       f"expected {path}")
+        return path
+    path = Path(which)
+    if isinstance(which, str) and path.suffix == "" and os.sep not in which:
+        get_preset(which)  # a name, not a file: UnknownPresetError lists the presets
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file '{path}' not found")
+    return path.resolve()
+
+
+def load(which: str | os.PathLike, size: str = "small", device: str | torch.device = "cpu",
+         frozen: bool = False) -> Codec:
+    """A codec in eval mode: the bundled default weights of a preset (``"rgb-16x"``) or the
+    weights in a ``.safetensors`` file (config in its metadata, or a ``.json`` beside it).
+
+    Each call returns an independent codec that the caller may train or modify. With
+    ``frozen=True`` the codec is shared between callers and frozen (:meth:`Codec.freeze`):
+    cheap to ask for repeatedly, not to be modified.
+    """
+    path = _resolve(which, size)
+    if frozen:
+        key = (path, str(device))
+        codec = _FROZEN.get(key)
+        if codec is None or _FILES.get(path, ((0, 0),))[0] != _stamp(path):
+            codec = load(path, device=device).freeze()
+            _FROZEN[key] = codec
+        return codec
+    from .codec import Codec
+
+    config, tensors = _read(path)
+    return Codec.from_state(config, {k: v.clone() for k, v in tensors.items()}).to(device)
+
+
+def _config_preset(path: Path) -> str | None:
+    """The preset a weights file is for, from its metadata or JSON (without loading tensors)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        config = json.loads(meta["config"]) if "config" in meta else json.loads(
+            path.with_suffix(".json").read_text())["config"]
+        return config.get("preset")
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def bundled_files(preset: str | None = None) -> list[Path]:
+    """Bundled weight files (defaults first, then the others, then legacy/), optionally only
+    those of one preset."""
+    found: list[Path] = []
+    for folder in (WEIGHTS_DIR, LEGACY_DIR):
+        if folder.is_dir():
+            found += sorted(folder.glob("*.safetensors"))
+    defaults = [weights_path(n) for n in PRESETS]
+    found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
+    if preset is not None:
+        found = [p for p in found if _config_preset(p) == preset]
+    return found
+
+
+def file_hash(path: str | os.PathLike) -> str:
+    """``Codec.weight_hash`` of a weights file (16 hex digits), computed once per process."""
+    path = Path(path).resolve()
+    stamp = _stamp(path)
+    hit = _HASHES.get(path)
+    if hit is None or hit[0] != stamp:
+        _read(path)
+        hit = _HASHES[path]
+    return hit[1]
+
+
+def find(preset: str, weights_hash: bytes | str, device: str | torch.device = "cpu") -> Codec:
+    """The shared frozen codec of the bundled ``preset`` weights whose hash starts with
+    ``weights_hash`` (the 8 bytes a ``.wlc`` header records); WeightsNotFoundError if none."""
+    want = weights_hash.hex() if isinstance(weights_hash, (bytes, bytearray)) else weights_hash
+    get_preset(preset)
+    for path in bundled_files(preset):
+        try:
+            if file_hash(path).startswith(want):
+                return load(path, device=device, frozen=True)
+        except WeightsFileError:
+            continue  # an unreadable file is simply not the one asked for
+    raise WeightsNotFoundError(
+        f"no bundled {preset} weights have hash {want}; the file was made with other weights "
+        "(decode it with the pywalloc version that made it, or pass those weights)")

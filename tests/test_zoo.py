@@ -1,0 +1,102 @@
+"""The model zoo: independent and frozen codecs, user weights, and finding weights by hash."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import pywalloc
+from pywalloc import zoo
+from pywalloc.codec import Codec
+from pywalloc.errors import (
+    UnknownPresetError,
+    WallocError,
+    WeightsFileError,
+    WeightsMismatchError,
+    WeightsNotFoundError,
+)
+
+
+def test_load_returns_independent_codecs():
+    a, b = pywalloc.load("rgb-16x"), pywalloc.load("rgb-16x")
+    assert a is not b and a.weight_hash == b.weight_hash and not a.training
+    with torch.no_grad():
+        a.analysis.bias.add_(1.0)
+    assert a.weight_hash != b.weight_hash
+    assert pywalloc.load("rgb-16x").weight_hash == b.weight_hash  # the zoo's copy is untouched
+    a.train()  # an independent codec can be trained
+    assert any(p.requires_grad for p in a.parameters())
+
+
+def test_frozen_codecs_are_shared_and_refuse_training():
+    a = zoo.load("stereo-20x", frozen=True)
+    assert a is zoo.load("stereo-20x", frozen=True)
+    assert not any(p.requires_grad for p in a.parameters())
+    with pytest.raises(WallocError):
+        a.train()
+
+
+def test_errors_derive_from_walloc_error():
+    with pytest.raises(UnknownPresetError) as info:
+        pywalloc.load("rgb-99x")
+    assert isinstance(info.value, (WallocError, KeyError)) and "rgb-16x" in str(info.value)
+    with pytest.raises(WeightsNotFoundError) as info2:
+        pywalloc.load("/nonexistent/w.safetensors")
+    assert isinstance(info2.value, WallocError)
+    with pytest.raises(WeightsNotFoundError):
+        pywalloc.load("rgb-16x", size="paper")
+
+
+def test_user_weights_by_path(tmp_path):
+    codec = Codec("rgb-16x", width=16, blocks=1).eval()
+    path = tmp_path / "mine.safetensors"
+    codec.save(path, half=False)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    again = pywalloc.load(path)
+    assert again.weight_hash == codec.weight_hash and again.config == codec.config
+    # Without metadata, a JSON config beside the file.
+    bare = tmp_path / "bare.safetensors"
+    save_file({k: v.contiguous() for k, v in codec.state_dict().items()}, str(bare))
+    with pytest.raises(WeightsFileError):
+        pywalloc.load(bare)
+    bare.with_suffix(".json").write_text(json.dumps({"config": {
+        "preset": "rgb-16x", "width": 16, "blocks": 1, "norm": "channel"}}))
+    assert pywalloc.load(bare).weight_hash == codec.weight_hash
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(WeightsFileError):
+        pywalloc.load(tmp_path / "junk.safetensors")
+
+
+def _umask() -> int:
+    import os
+
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def test_decoding_finds_older_weights_by_hash(tmp_path, monkeypatch):
+    """Files made with weights that are no longer the default still decode, from legacy/."""
+    img = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    current = zoo.weights_path("rgb-16x")
+    old = Codec("rgb-16x", width=16, blocks=1).eval()
+    blob_old = pywalloc.compress(img, codec=old)
+    blob_new = pywalloc.compress(img, codec="rgb-16x")
+    weights = tmp_path / "weights"
+    (weights / "legacy").mkdir(parents=True)
+    shutil.copy(current, weights / current.name)
+    old.save(weights / "legacy" / "rgb-16x-first.safetensors")  # fp16: a new hash
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "LEGACY_DIR", weights / "legacy")
+    with pytest.raises(WeightsMismatchError, match="none bundled"):
+        pywalloc.decompress(blob_old)  # saved in fp16: not the weights that made blob_old
+    blob_old = pywalloc.compress(img, codec=pywalloc.load(weights / "legacy" /
+                                                          "rgb-16x-first.safetensors"))
+    assert pywalloc.decompress(blob_old).shape == img.shape
+    assert pywalloc.decompress(blob_new).shape == img.shape
+    assert [p.name for p in zoo.bundled_files("rgb-16x")] == [current.name,
+                                                              "rgb-16x-first.safetensors"]
+    assert zoo.bundled_files("stereo-5x") == []
