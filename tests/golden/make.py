@@ -1,0 +1,102 @@
+"""Golden bitstreams: for each bundled preset, the .wlc of a small piece of a bundled sample and
+the sha256 of its decoded output. ``tests/test_golden.py`` checks that encoding still gives these
+bytes and decoding still gives this output, bit for bit (with torch on one thread: decoded
+samples can differ by one LSB between thread counts).
+
+    python tests/golden/make.py                                  # check, change nothing
+    python tests/golden/make.py --regenerate --reason "why"      # rewrite for current weights
+
+Regenerating rewrites the files of the presets' current default weights only; files of older
+weights stay, since they check that files made with those weights still decode. Put the reason
+in the commit message too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent))
+
+from pywalloc import api, zoo
+from pywalloc.modality import AUDIO, IMAGE
+from pywalloc.presets import get_preset
+
+INDEX = HERE / "golden.json"
+SAMPLES = Path(api.__file__).resolve().parent / "samples"
+
+
+def golden_input(preset: str) -> tuple[np.ndarray, dict]:
+    """The input of a preset's golden file: a 45x77 crop of kodim23.png (odd-sized on purpose:
+    padding is exercised), or 0.25 s of chimes.flac; and the keyword arguments of encode."""
+    m = get_preset(preset).modality
+    data, extra = m.read(SAMPLES / m.sample)
+    if m is IMAGE:
+        return np.ascontiguousarray(data[200:245, 300:377]), extra
+    assert m is AUDIO
+    return np.ascontiguousarray(data[44100:44100 + 11025]), extra
+
+
+def digest(array: np.ndarray) -> str:
+    a = np.ascontiguousarray(array)
+    return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
+
+
+def make(preset: str) -> tuple[bytes, dict]:
+    """(.wlc bytes, index entry) for the preset's current default weights."""
+    codec = zoo.load(preset, frozen=True)
+    data, extra = golden_input(preset)
+    blob = api.encode(data, codec, **extra).blob
+    decoded = api.decode_blob(blob).data
+    return blob, {"preset": preset, "weights_hash": codec.weight_hash,
+                  "file": f"{preset}-{codec.weight_hash}.wlc",
+                  "wlc_sha256": hashlib.sha256(blob).hexdigest(), "decoded_sha256": digest(decoded),
+                  "decoded": f"{decoded.dtype} {list(decoded.shape)}"}
+
+
+def load_index() -> dict:
+    return json.loads(INDEX.read_text()) if INDEX.is_file() else {"entries": [], "history": []}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--regenerate", action="store_true", help="rewrite the golden files")
+    ap.add_argument("--reason", help="why (required with --regenerate; kept in golden.json)")
+    args = ap.parse_args()
+    if args.regenerate and not args.reason:
+        ap.error("--regenerate needs --reason")
+    torch.set_num_threads(1)
+    index = load_index()
+    entries = {e["file"]: e for e in index["entries"]}
+    changed = []
+    for preset in zoo.available():
+        blob, entry = make(preset)
+        old = entries.get(entry["file"])
+        same = old is not None and all(old[k] == entry[k] for k in ("wlc_sha256",
+                                                                    "decoded_sha256"))
+        print(f"{entry['file']}: {'unchanged' if same else 'new' if old is None else 'CHANGED'}")
+        if not same:
+            changed.append(entry["file"])
+            if args.regenerate:
+                (HERE / entry["file"]).write_bytes(blob)
+                entries[entry["file"]] = entry
+    if args.regenerate and changed:
+        index["entries"] = [entries[k] for k in sorted(entries)]
+        index["history"].append({
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "reason": args.reason, "files": changed, "torch": torch.__version__})
+        INDEX.write_text(json.dumps(index, indent=1) + "\n")
+        print(f"wrote {len(changed)} golden file(s) and {INDEX.name}")
+    return 1 if changed and not args.regenerate else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Golden bitstreams (tests/golden): encoding and decoding still match bit for bit.
+
+A change to the wavelets, the layout, the companding or the entropy coder that alters what a
+``.wlc`` file means fails here even when the weights hash stays the same. Regenerate only on
+purpose: ``python tests/golden/make.py --regenerate --reason "..."``. Torch runs on one thread
+here: decoded samples can differ by one LSB between thread counts.
+"""
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from pywalloc import api, zoo
+
+HERE = Path(__file__).resolve().parent / "golden"
+_spec = importlib.util.spec_from_file_location("golden_make", HERE / "make.py")
+golden = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(golden)
+ENTRIES = golden.load_index()["entries"]
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_every_bundled_preset_has_a_golden_file():
+    have = {(e["preset"], e["weights_hash"]) for e in ENTRIES}
+    for preset in zoo.available():
+        current = zoo.load(preset, frozen=True).weight_hash
+        assert (preset, current) in have, f"no golden file for {preset} weights {current}"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
+def test_golden_decode_and_encode(entry, one_thread):
+    blob = (HERE / entry["file"]).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == entry["wlc_sha256"], "golden file altered"
+    decoded = api.decode_blob(blob).data
+    assert golden.digest(decoded) == entry["decoded_sha256"], "decoded output changed"
+    codec = zoo.find(entry["preset"], entry["weights_hash"])  # older weights too
+    data, extra = golden.golden_input(entry["preset"])
+    again = api.encode(data, codec, **extra).blob
+    assert again == blob, "encoder output changed"
