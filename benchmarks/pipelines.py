@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     except LearningError as exc:
         print(f"pipelines: {exc}", file=sys.stderr)
         return 2
-    if codec.preset.modality != "image":
+    if codec.preset.modality is not pywalloc.IMAGE:
         print(f"pipelines: {codec.preset.name} is not an image codec", file=sys.stderr)
         return 2
     limit = 64 if args.quick else args.limit

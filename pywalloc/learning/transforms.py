@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..modality import IMAGE
 from .encode import DatasetFormatError, LearningError
 
 __all__ = ["EncodeTransform", "WlcDataset", "list_wlc", "resolve_codec"]
@@ -21,7 +22,9 @@ def resolve_codec(codec):
     """A :class:`~pywalloc.codec.Codec` from an instance, a bundled preset name
     (``"rgb-16x"``) or the path of a codec ``.safetensors`` file (e.g. newly trained weights)."""
     from ..codec import Codec
-    from ..presets import PRESETS, load
+    from ..errors import WallocError
+    from ..presets import PRESETS
+    from ..zoo import load
 
     if isinstance(codec, Codec):
         return codec
@@ -32,8 +35,8 @@ def resolve_codec(codec):
         path = Path(spec)
         if path.is_file():
             try:
-                return Codec.from_file(path)
-            except Exception as exc:  # noqa: BLE001 (safetensors raises its own error types)
+                return load(path)
+            except WallocError as exc:
                 raise LearningError(f"cannot load codec weights '{path}': "
                                     f"{str(exc).splitlines()[0]}") from None
         raise LearningError(f"'{spec}' is neither a codec name ({', '.join(PRESETS)}) nor a "
@@ -99,7 +102,7 @@ class EncodeTransform:
     def __init__(self, codec="rgb-16x", *, continuous: bool = False,
                  dtype: torch.dtype = torch.float32, worker_threads: int | None = 1) -> None:
         self._codec = resolve_codec(codec)
-        if self._codec.preset.modality != "image":
+        if self._codec.preset.modality is not IMAGE:
             raise LearningError(f"EncodeTransform encodes images; {self._codec.preset.name} is "
                                 f"an {self._codec.preset.modality} codec")
         if continuous and dtype == torch.int8:
@@ -212,7 +215,7 @@ class WlcDataset(Dataset):
         path = self.files[i]
         try:
             header, payload = container.read(path.read_bytes())
-            z = entropy.unpack(payload, tuple(header.latent_shape))
+            z = entropy.coder(header.entropy).unpack(payload, tuple(header.latent_shape))
         except FormatError as exc:
             raise DatasetFormatError(f"'{path}': {exc}") from None
         except OSError as exc:
