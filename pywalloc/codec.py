@@ -309,10 +309,14 @@ class Codec(nn.Module):
         """A codec in eval mode from a config (:class:`CodecConfig` fields) and its weights."""
         # Files written before the norm was configurable hold GroupNorm decoders.
         config = {"norm": "group", **config}
+        state = {k: v.float() for k, v in tensors.items()}
         try:
             with torch.device("meta"):  # no random initialisation: the weights replace it
                 codec = cls(**config)
-            codec.load_state_dict({k: v.float() for k, v in tensors.items()}, assign=True)
+            codec.load_state_dict(state, assign=True)
+            if any(t.is_meta for t in (*codec.parameters(), *codec.buffers())):
+                codec = cls(**config)  # a tensor outside the state dict: build it for real
+                codec.load_state_dict(state)
         except (TypeError, RuntimeError, KeyError) as exc:
             raise WeightsFileError(f"weights do not fit config {config}: "
                                    f"{str(exc).splitlines()[0]}") from None
