@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for slot, c in codecs.items():
         want = 12 if slot == "16" else 48
-        if c.preset.modality != "image" or c.preset.latent_channels != want:
+        if c.preset.modality.dims != 2 or c.preset.latent_channels != want:
             print(f"classify: --codec{slot} must be an image codec with {want} latent channels",
                   file=sys.stderr)
             return 2

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     except LearningError as exc:
         print(f"colorize: {exc}", file=sys.stderr)
         return 2
-    if codec.preset.modality != "image" or codec.preset.latent_channels != 12:
+    if codec.preset.modality.dims != 2 or codec.preset.latent_channels != 12:
         print("colorize: --codec must be an image codec with 12 latent channels (rgb-16x)",
               file=sys.stderr)
         return 2

@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         codecs = [resolve_codec(c) for c in args.codecs]
         for c in codecs:
-            if c.preset.modality != "image":
+            if c.preset.modality.dims != 2:
                 raise LearningError(f"{c.preset.name} is not an image codec")
         renderer = Renderer()
         variants = make_variants(codecs, not args.no_full)

@@ -43,7 +43,7 @@ _OVERRIDE: dict = {}  # preset name -> Codec loaded from --weights NAME=PATH
 
 
 def get_codec(name: str):
-    return _OVERRIDE.get(name) or pywalloc.load(name)
+    return _OVERRIDE.get(name) or pywalloc.load(name, frozen=True)
 
 
 def rate_factors(codec: str) -> tuple[int, int]:

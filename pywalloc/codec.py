@@ -140,13 +140,9 @@ class Codec(nn.Module):
 
         what = f"{self.preset.name} input values"
         if not x.is_floating_point():
-            hint = " (uint8 images: use encode_uint8)" if self.preset.modality == "image" else ""
             raise ValueError(f"{what} must be float in [{self.lo:g}, {self.hi:g}], got "
-                             f"{x.dtype}{hint}")
-        hint = ("; for [0, 1] images (torchvision's ToTensor) pass x - 0.5"
-                if self.preset.modality == "image" else
-                "; scale the clip first (pywalloc.compress does it and stores the gain)")
-        check_range(x, self.lo, self.hi, what, ValueError, hint)
+                             f"{x.dtype}{self.preset.modality.dtype_hint}")
+        check_range(x, self.lo, self.hi, what, ValueError, self.preset.modality.range_hint)
 
     def prepare(self, data, value_range: tuple[float, float] | None = None) -> torch.Tensor:
         """What users hold → this codec's input ``[1, C, ...]`` on its device, in its range.
@@ -156,19 +152,8 @@ class Codec(nn.Module):
         gray is replicated to RGB. Audio: numpy ``[frames, channels]`` or torch
         ``[channels, frames]``, float or integer PCM, mono duplicated to stereo; it is not
         peak-normalised (``pywalloc.compress`` does that), so values must lie in [-1, 1]."""
-        from .inputs import audio_samples, image_pixels
-
-        device = self.analysis.weight.device
-        if self.preset.modality == "image":
-            pixels = image_pixels(data, value_range)
-            if pixels.ndim == 2:
-                pixels = pixels[:, :, None].repeat(3, axis=2)
-            x = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].to(device)
-            return x.to(self.analysis.weight.dtype).div_(255.0).sub_(0.5)
-        samples = audio_samples(data)
-        if samples.shape[1] == 1:
-            samples = samples.repeat(2, axis=1)
-        x = torch.from_numpy(samples.T.copy())[None].to(device, self.analysis.weight.dtype)
+        w = self.analysis.weight
+        x = self.preset.modality.prepare(data, value_range).to(w.device, w.dtype)
         self._check_input(x)
         return x
 

@@ -60,6 +60,8 @@ class Modality(str):
     speed_key: ClassVar[str]  # "mpix_per_s" or "msamples_per_s"
     header_channels: ClassVar[tuple[int, ...]]  # channel counts a file may restore
     has_sample_rate: ClassVar[bool]  # headers record a sample rate (else 0)
+    dtype_hint: ClassVar[str]  # appended to "input must be float" errors
+    range_hint: ClassVar[str]  # appended to "input out of range" errors
     suffixes: ClassVar[frozenset[str]]  # recognised input files (lower case)
     output_suffix: ClassVar[str]  # decoded files, when no name is given
     sample: ClassVar[str]  # bundled sample under pywalloc/samples
@@ -114,6 +116,8 @@ class Image(Modality):
     speed_unit, speed_key = "MPix/s", "mpix_per_s"
     header_channels = (1, 3)
     has_sample_rate = False
+    dtype_hint = " (uint8 images: use encode_uint8)"
+    range_hint = "; for [0, 1] images (torchvision's ToTensor) pass x - 0.5"
     suffixes = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif",
                           ".ppm", ".pgm", ".pbm", ".tga"})
     output_suffix = ".png"
@@ -190,6 +194,16 @@ class Image(Modality):
 
         return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div_(255.0).sub_(0.5)
 
+    def prepare(self, data: Any, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """Any image form :func:`pywalloc.compress` takes -> float ``[1, 3, H, W]`` in
+        [-0.5, 0.5] (gray replicated to RGB)."""
+        from .inputs import image_pixels
+
+        pixels = image_pixels(data, value_range)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, None].repeat(3, axis=2)
+        return self.float_tensor(pixels)[None]
+
     def read(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         """The array :func:`pywalloc.compress` takes for this file (gray stays ``H x W``), and
         the keyword arguments it needs (none for images)."""
@@ -215,6 +229,8 @@ class Audio(Modality):
     speed_unit, speed_key = "MSamples/s", "msamples_per_s"
     header_channels = (1, 2)
     has_sample_rate = True
+    dtype_hint = ""
+    range_hint = "; scale the clip first (pywalloc.compress does it and stores the gain)"
     suffixes = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif",
                           ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64"})
     output_suffix = ".wav"
@@ -285,6 +301,18 @@ class Audio(Modality):
         if header.channels == 1:
             audio = audio.mean(axis=1, keepdims=True)
         return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def prepare(self, data: Any, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """Numpy ``[frames, channels]`` or torch ``[channels, frames]`` audio, float or integer
+        PCM -> float ``[1, 2, T]`` (mono duplicated), not peak-normalised."""
+        import torch
+
+        from .inputs import audio_samples
+
+        samples = audio_samples(data)
+        if samples.shape[1] == 1:
+            samples = samples.repeat(2, axis=1)
+        return torch.from_numpy(samples.T.copy())[None]
 
     def read(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         """Samples ``[frames, channels]`` (mono stays one channel) and the keyword arguments
