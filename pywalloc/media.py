@@ -31,6 +31,7 @@ __all__ = [
     "ImageInfo",
     "OutputExistsError",
     "atomic_write",
+    "audio_info",
     "detect_modality",
     "iter_inputs",
     "read_audio",
@@ -270,13 +271,27 @@ def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return resample_poly(data, up, down, axis=0).astype(np.float32)
 
 
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """What :func:`read_audio` would report for a file, without reading its samples."""
+    name = os.fspath(path)
+    try:
+        meta = sf.info(name)
+    except (sf.SoundFileError, OSError, ValueError, TypeError) as exc:
+        raise MediaError(f"cannot read audio '{name}': {exc}") from None
+    return AudioInfo(meta.channels, int(meta.samplerate), int(meta.frames), meta.format,
+                     meta.subtype)
+
+
 def read_audio(
-    path: str | os.PathLike, sample_rate: int | None = None
+    path: str | os.PathLike, sample_rate: int | None = None, start: int = 0,
+    frames: int | None = None,
 ) -> tuple[np.ndarray, int, AudioInfo]:
     """Read audio (WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF... via libsndfile) as float32
     ``[frames, 2]``: mono is duplicated to both channels (``info.channels == 1`` to restore it),
-    more than two channels or no samples raise UnsupportedInputError. With ``sample_rate``, the
-    audio is resampled to it (:func:`resample_audio`); returns (data, rate of data, info)."""
+    more than two channels or no samples raise UnsupportedInputError. ``start``/``frames``
+    read only that window of the file (``info.frames`` still counts the whole file). With
+    ``sample_rate``, the audio is resampled to it (:func:`resample_audio`); returns (data, rate
+    of data, info)."""
     name = os.fspath(path)
     if not os.path.exists(name):
         raise MediaError(f"cannot read audio '{name}': file not found")
@@ -288,7 +303,8 @@ def read_audio(
         if meta.frames > MAX_FRAMES:
             raise UnsupportedInputError(f"cannot read audio '{name}': {meta.frames} frames is "
                                         f"above the limit of {MAX_FRAMES}")
-        data, rate = sf.read(name, dtype="float32", always_2d=True)
+        data, rate = sf.read(name, start=start, frames=-1 if frames is None else frames,
+                             dtype="float32", always_2d=True)
     except MediaError:
         raise
     except (sf.SoundFileError, OSError, ValueError, TypeError, MemoryError) as exc:
@@ -298,7 +314,7 @@ def read_audio(
     if not np.isfinite(data).all():
         raise UnsupportedInputError(f"cannot read audio '{name}': it contains NaN or infinite "
                                     "samples")
-    info = AudioInfo(data.shape[1], int(rate), data.shape[0], meta.format, meta.subtype)
+    info = AudioInfo(data.shape[1], int(rate), int(meta.frames), meta.format, meta.subtype)
     if data.shape[1] == 1:
         data = np.repeat(data, 2, axis=1)
     if sample_rate is not None and sample_rate != rate:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..media import iter_inputs, read_image
+from ..media import audio_info, iter_inputs, read_audio, read_image
 from ..modality import AUDIO, IMAGE, Modality
 
 
@@ -82,10 +82,8 @@ class AudioSegments(Dataset):
 
     def __init__(self, root: str | Path, length: int = 32768, repeats: int = 1,
                  min_peak: float = 0.3, max_peak: float = 1.0, crops_per_file: int = 1) -> None:
-        import soundfile as sf
-
         self.files = list_files(root, AUDIO)
-        self.frames = [sf.info(str(f)).frames for f in self.files]
+        self.frames = [audio_info(f).frames for f in self.files]
         self.length, self.repeats, self.k = length, repeats, crops_per_file
         self.min_peak, self.max_peak = min_peak, max_peak
 
@@ -93,24 +91,19 @@ class AudioSegments(Dataset):
         return len(self.files) * self.repeats
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        import soundfile as sf
-
         j = i % len(self.files)
         out = []
-        with sf.SoundFile(str(self.files[j])) as f:
-            for _ in range(self.k):
-                start = random.randint(0, max(0, self.frames[j] - self.length))
-                f.seek(start)
-                seg = f.read(self.length, dtype="float32", always_2d=True)
-                seg = seg[:, :2] if seg.shape[1] >= 2 else np.repeat(seg, 2, axis=1)
-                if seg.shape[0] < self.length:
-                    seg = np.pad(seg, ((0, self.length - seg.shape[0]), (0, 0)))
-                if random.random() < 0.5:
-                    seg = seg[:, ::-1]
-                peak = float(np.abs(seg).max())
-                if peak > 1e-4:
-                    seg = seg * (random.uniform(self.min_peak, self.max_peak) / peak)
-                out.append(torch.from_numpy(np.ascontiguousarray(seg.T)))
+        for _ in range(self.k):
+            start = random.randint(0, max(0, self.frames[j] - self.length))
+            seg = read_audio(self.files[j], start=start, frames=self.length)[0]  # stereo
+            if seg.shape[0] < self.length:
+                seg = np.pad(seg, ((0, self.length - seg.shape[0]), (0, 0)))
+            if random.random() < 0.5:
+                seg = seg[:, ::-1]
+            peak = float(np.abs(seg).max())
+            if peak > 1e-4:
+                seg = seg * (random.uniform(self.min_peak, self.max_peak) / peak)
+            out.append(torch.from_numpy(np.ascontiguousarray(seg.T)))
         return torch.stack(out)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..codec import Codec
+from ..media import audio_info, read_audio
 from ..modality import AUDIO_PEAK, IMAGE
 from ..wavelets import wpt
 from .data import list_files, read_rgb
@@ -26,20 +27,17 @@ def _image_chunks(files: list[Path], block: int):
 
 
 def _audio_chunks(files: list[Path], block: int, chunk: int = 1 << 20):
-    import soundfile as sf
-
     for f in files:
-        with sf.SoundFile(str(f)) as s:
-            while True:
-                a = s.read(chunk, dtype="float32", always_2d=True)
-                n = a.shape[0] // block * block
-                if n == 0:
-                    break
-                a = a[:n, :2] if a.shape[1] >= 2 else np.repeat(a[:n], 2, axis=1)
-                peak = np.abs(a).max()
-                if peak > 1e-4:  # the codec's per-clip normalisation; near-silence left alone
-                    a = a * (AUDIO_PEAK / peak)
-                yield torch.from_numpy(np.ascontiguousarray(a.T))[None]
+        total = audio_info(f).frames
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start) // block * block
+            if n == 0:
+                break
+            a = read_audio(f, start=start, frames=n)[0]  # stereo float32
+            peak = np.abs(a).max()
+            if peak > 1e-4:  # the codec's per-clip normalisation; near-silence left alone
+                a = a * (AUDIO_PEAK / peak)
+            yield torch.from_numpy(np.ascontiguousarray(a.T))[None]
 
 
 def wpt_statistics(codec: Codec, root: str | Path, max_files: int = 200):

@@ -9,6 +9,7 @@ import torch
 
 from ..codec import Codec, peak_gain
 from ..evaluation.metrics import psnr
+from ..media import audio_info, read_audio
 from ..modality import IMAGE
 from .data import list_files, read_rgb
 
@@ -33,13 +34,9 @@ def validate(codec: Codec, root: str | Path, limit: int = 8, max_seconds: float 
             x_hat = codec.decode(codec.encode(x), x.shape[2:])[0].cpu()
             psnrs.append(_finite(psnr(a, IMAGE.from_tensor(x_hat), 255.0)))
     else:
-        import soundfile as sf
-
         for f in files:
-            info = sf.info(str(f))
-            a, _ = sf.read(str(f), frames=int(max_seconds * info.samplerate), dtype="float32",
-                           always_2d=True)
-            a = a[:, :2] if a.shape[1] >= 2 else np.repeat(a, 2, axis=1)
+            rate = audio_info(f).sample_rate
+            a = read_audio(f, frames=int(max_seconds * rate))[0]  # stereo float32
             gain = peak_gain(np.abs(a).max())
             x = torch.from_numpy(np.ascontiguousarray(a.T))[None].to(dev)
             x_hat = codec.decode(codec.encode(x * gain), x.shape[2:]) / gain
