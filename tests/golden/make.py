@@ -4,6 +4,7 @@ bytes and decoding still gives this output, bit for bit (with torch on one threa
 samples can differ by one LSB between thread counts).
 
     python tests/golden/make.py                                  # check, change nothing
+    python tests/golden/make.py --threads 2                      # check every file on 2 threads
     python tests/golden/make.py --regenerate --reason "why"      # rewrite for current weights
 
 Regenerating rewrites the files of the presets' current default weights only; files of older
@@ -62,6 +63,21 @@ def make(preset: str) -> tuple[bytes, dict]:
                   "decoded": f"{decoded.dtype} {list(decoded.shape)}"}
 
 
+def check_threads(threads: int) -> int:
+    """Encode and decode every golden file with torch on ``threads`` threads; 1 if any differs."""
+    torch.set_num_threads(threads)
+    differ = 0
+    for e in load_index()["entries"]:
+        blob = (HERE / e["file"]).read_bytes()
+        same_dec = digest(api.decode_blob(blob).data) == e["decoded_sha256"]
+        data, extra = golden_input(e["preset"])
+        same_enc = api.encode(data, zoo.find(e["preset"], e["weights_hash"]), **extra).blob == blob
+        differ += not (same_dec and same_enc)
+        print(f"{e['file']} on {threads} threads: decode {'same' if same_dec else 'DIFFERS'}, "
+              f"encode {'same' if same_enc else 'DIFFERS'}")
+    return 1 if differ else 0
+
+
 def load_index() -> dict:
     return json.loads(INDEX.read_text()) if INDEX.is_file() else {"entries": [], "history": []}
 
@@ -70,9 +86,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regenerate", action="store_true", help="rewrite the golden files")
     ap.add_argument("--reason", help="why (required with --regenerate; kept in golden.json)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="only check every golden file (encode and decode) on this many threads")
     args = ap.parse_args()
     if args.regenerate and not args.reason:
         ap.error("--regenerate needs --reason")
+    if args.threads:
+        return check_threads(args.threads)
     torch.set_num_threads(1)
     index = load_index()
     entries = {e["file"]: e for e in index["entries"]}
