@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--test", type=int, default=2000, help="test lines (fixed by --test-seed)")
     ap.add_argument("--test-seed", type=int, default=12345)
