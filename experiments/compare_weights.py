@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pywalloc
+import pywalloc.entropy
 from pywalloc.codec import Codec
 from pywalloc.evaluation.metrics import audio_psnr, psnr_rgb8
 

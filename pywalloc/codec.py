@@ -37,10 +37,14 @@ def decompand(y: torch.Tensor) -> torch.Tensor:
     return COMPAND_S * math.sqrt(2.0) * torch.erfinv(u)
 
 
-def state_hash(tensors: dict[str, torch.Tensor]) -> str:
+def state_hash(tensors: dict[str, torch.Tensor], arch: str = "") -> str:
     """16 hex digits of sha256 over the weights (names in order, float32 values): what
-    ``Codec.weight_hash`` returns and ``.wlc`` headers record (first 8 bytes)."""
+    ``Codec.weight_hash`` returns and ``.wlc`` headers record (first 8 bytes). ``arch`` names
+    what the tensors alone do not tell (the decoder's norm, when it is not the original
+    GroupNorm: the same tensors decode differently under another norm)."""
     h = hashlib.sha256()
+    if arch:
+        h.update(arch.encode())
     for name in sorted(tensors):
         h.update(name.encode())
         h.update(tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
@@ -234,7 +238,8 @@ class Codec(nn.Module):
         cached = getattr(self, "_hash_cache", None)
         if cached and stamp is not None and cached[0] == stamp:
             return cached[1]
-        digest = state_hash(dict(state))
+        norm = self.config.norm
+        digest = state_hash(dict(state), "" if norm in (None, "group") else f"norm={norm};")
         self._hash_cache = (stamp, digest)
         return digest
 

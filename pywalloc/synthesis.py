@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -66,18 +67,56 @@ class ChannelAffine(nn.Module):
         return x * self.weight.view(shape) + self.bias.view(shape)
 
 
-NORMS = ("group", "channel", "affine")
+class LocalGroupNorm(nn.Module):
+    """GroupNorm whose statistics come from a sliding window of ``window`` positions (per
+    axis) around each position instead of the whole input: position-local, with a bounded
+    reach of ``window // 2`` positions, so tiled decoding with that much more overlap is exact.
+
+    For a long input it approaches GroupNorm; its parameters are named like GroupNorm's, so a
+    GroupNorm decoder converts by loading its weights (measured: no retraining needed, see
+    docs/models.md). Windows are truncated at the input's borders.
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, window: int = 33,
+                 eps: float = 1e-5) -> None:
+        super().__init__()
+        if window % 2 == 0:
+            raise ValueError("the window must be odd")
+        self.num_groups, self.num_channels, self.window, self.eps = (num_groups, num_channels,
+                                                                     window, eps)
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c = x.shape[:2]
+        rest = x.shape[2:]
+        g = x.reshape(b, self.num_groups, c // self.num_groups, *rest)
+        stats = torch.cat([g.mean(2), g.square().mean(2)], 1)
+        k, pad = self.window, self.window // 2
+        pool = F.avg_pool1d if len(rest) == 1 else F.avg_pool2d
+        stats = pool(stats, k, 1, pad, count_include_pad=False)
+        mean, sq = stats.split(self.num_groups, 1)
+        inv = torch.rsqrt((sq - mean.square()).clamp_min(0) + self.eps)
+        y = ((g - mean.unsqueeze(2)) * inv.unsqueeze(2)).reshape(x.shape)
+        shape = (1, -1) + (1,) * len(rest)
+        return y * self.weight.view(shape) + self.bias.view(shape)
+
+
+NORMS = ("group", "channel", "affine", "local")
 
 
 def make_norm(kind: str, width: int) -> nn.Module:
     """``"group"``: GroupNorm over the whole input (legacy decoders, not position-local);
-    ``"channel"``: :class:`ChannelNorm`; ``"affine"``: :class:`ChannelAffine`."""
+    ``"channel"``: :class:`ChannelNorm`; ``"affine"``: :class:`ChannelAffine`; ``"local"``:
+    :class:`LocalGroupNorm` (GroupNorm's groups, statistics over a 33-position window)."""
     if kind == "group":
         return nn.GroupNorm(_groups(width), width)
     if kind == "channel":
         return ChannelNorm(width)
     if kind == "affine":
         return ChannelAffine(width)
+    if kind == "local":
+        return LocalGroupNorm(_groups(width), width)
     raise ValueError(f"unknown norm '{kind}' (choose from {', '.join(NORMS)})")
 
 

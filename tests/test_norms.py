@@ -1,0 +1,62 @@
+"""Position-local decoder norms: LocalGroupNorm, ChannelAffine (frozen GroupNorm), hashes."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pywalloc.codec import Codec
+from pywalloc.synthesis import (
+    ChannelNorm,
+    LocalGroupNorm,
+    freeze_group_norms,
+    group_norm_statistics,
+)
+
+
+def _gn_pair(dims: int):
+    torch.manual_seed(0)
+    gn = nn.GroupNorm(4, 16)
+    gn.weight.data.uniform_(0.5, 1.5)
+    gn.bias.data.uniform_(-0.5, 0.5)
+    loc = LocalGroupNorm(4, 16, window=65)
+    loc.load_state_dict(gn.state_dict())
+    shape = (2, 16, 20) if dims == 1 else (2, 16, 12, 9)
+    return gn, loc, torch.randn(shape) * 3 + 1
+
+
+def test_local_group_norm_is_group_norm_when_the_window_covers_the_input():
+    for dims in (1, 2):
+        gn, loc, x = _gn_pair(dims)
+        assert torch.allclose(loc(x), gn(x), atol=1e-5)
+
+
+def test_local_norms_are_position_local():
+    for norm in (LocalGroupNorm(4, 16, window=5), ChannelNorm(16)):
+        x = torch.randn(1, 16, 40)
+        y = x.clone()
+        y[..., 30:] += 5.0  # a change far from the first positions
+        reach = getattr(norm, "window", 1) // 2
+        assert torch.equal(norm(x)[..., : 30 - reach], norm(y)[..., : 30 - reach])
+        assert not torch.equal(norm(x)[..., 30 - reach:], norm(y)[..., 30 - reach:])
+
+
+def test_frozen_group_norm_matches_group_norm_on_its_calibration_input():
+    gn, _, x = _gn_pair(2)
+    x = x[:1]
+    net = nn.Sequential(gn)
+    expected = gn(x)
+    stats = group_norm_statistics(net, [x])
+    assert freeze_group_norms(net, stats) == 1
+    assert not any(isinstance(m, nn.GroupNorm) for m in net.modules())
+    assert torch.allclose(net(x), expected, atol=1e-4)
+
+
+def test_weight_hash_names_the_norm_except_for_group_norm():
+    group = Codec("stereo-20x", norm="group")
+    local = Codec("stereo-20x", norm="local")
+    local.load_state_dict(group.state_dict())
+    assert local.weight_hash != group.weight_hash
+    twin = Codec("stereo-20x", norm="local")
+    twin.load_state_dict(group.state_dict())
+    assert twin.weight_hash == local.weight_hash
