@@ -9,12 +9,12 @@ import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any
 
 from .errors import FormatError
+
+if TYPE_CHECKING:  # pragma: no cover - numpy and Pillow load on first pack/unpack, so that
+    import numpy as np  # reading a header (walloc info) stays cheap
 
 __all__ = [
     "CODERS",
@@ -47,13 +47,12 @@ MAX_LATENT_VALUES = 2**28
 MAX_CHANNELS = 3 * 1024
 WEBP_MAX_SIDE = 16383  # VP8L stores width-1 and height-1 in 14 bits; libwebp caps at 16383
 # int8 -> uint8 by adding 128, done as XOR with the sign bit on the raw bytes (same result).
-_OFFSET = np.uint8(128)
+_OFFSET = 128
 # Value of padding planes, empty tiles and fold tails: 128 is latent 0, a constant that the
 # WebP colour cache / backward references code in a handful of bits.
 _PAD = 128
 # What Pillow raises on malformed or hostile image data; all are reported as FormatError.
-_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError,
-               Image.DecompressionBombError)
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError)
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,8 @@ def layout(shape: tuple[int, ...], max_values: int = MAX_LATENT_VALUES) -> Layou
 
 
 def _as_int8(z: Any) -> np.ndarray:
+    import numpy as np
+
     if hasattr(z, "detach"):  # torch.Tensor, without importing torch here
         z = z.detach().cpu().numpy()
     z = np.asarray(z)
@@ -141,6 +142,8 @@ def _as_int8(z: Any) -> np.ndarray:
 
 def to_canvas(z: Any) -> np.ndarray:
     """The ``rows x cols x 3`` uint8 picture that :func:`pack` compresses (see :func:`layout`)."""
+    import numpy as np
+
     z = _as_int8(z)
     lay = layout(z.shape)
     u = np.ascontiguousarray(z).view(np.uint8).reshape(lay.channels, -1)
@@ -155,7 +158,7 @@ def to_canvas(z: Any) -> np.ndarray:
     # every third byte), ~6x faster than interleaving three planes in one strided copy.
     for c in range(lay.channels):
         k = c // 3
-        np.bitwise_xor(planes[c], _OFFSET, out=canvas[k // gw, :, k % gw, :, c % 3])
+        np.bitwise_xor(planes[c], np.uint8(_OFFSET), out=canvas[k // gw, :, k % gw, :, c % 3])
     for c in range(lay.channels, 3 * lay.grid_h * gw):  # padding planes and empty tiles
         k = c // 3
         canvas[k // gw, :, k % gw, :, c % 3] = _PAD
@@ -169,6 +172,8 @@ def pack(z: Any, method: int = DEFAULT_METHOD, quality: int = DEFAULT_QUALITY) -
     needs only the bytes and the shape. Every int8 value round-trips exactly."""
     if not 0 <= method <= 6 or not 0 <= quality <= 100:
         raise ValueError(f"method must be in 0..6 and quality in 0..100, got {method}, {quality}")
+    from PIL import Image
+
     canvas = to_canvas(z)
     rows, cols = canvas.shape[:2]
     img = Image.frombuffer("RGB", (cols, rows), canvas, "raw", "RGB", 0, 1)
@@ -181,6 +186,9 @@ def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VAL
     """Decode :func:`pack` output back to int8 latents of ``shape``. Raises FormatError if the
     bytes are not a lossless WebP of the expected canvas, or if ``shape`` holds more than
     ``max_values`` values (checked before anything is decoded)."""
+    import numpy as np
+    from PIL import Image
+
     lay = layout(shape, max_values)
     rows, cols = lay.size
     # pack writes the simple lossless form: RIFF header, then a single VP8L chunk. Anything else
@@ -202,7 +210,7 @@ def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VAL
             canvas = np.asarray(img)
     except FormatError:
         raise
-    except _PIL_ERRORS as exc:
+    except (*_PIL_ERRORS, Image.DecompressionBombError) as exc:
         raise FormatError(f"payload is not a valid WebP image: {exc}") from None
     return from_canvas(canvas, shape, max_values)
 
@@ -211,6 +219,8 @@ def from_canvas(
     canvas: np.ndarray, shape: tuple[int, ...], max_values: int = MAX_LATENT_VALUES
 ) -> np.ndarray:
     """Inverse of :func:`to_canvas`: int8 latents of ``shape`` from the decoded picture."""
+    import numpy as np
+
     lay = layout(shape, max_values)
     if canvas.shape != (*lay.size, 3) or canvas.dtype != np.uint8:
         raise FormatError(f"canvas {canvas.dtype} {canvas.shape} does not match latent shape "
@@ -220,7 +230,7 @@ def from_canvas(
     out = np.empty((lay.channels, th, tw), np.uint8)
     for c in range(lay.channels):  # plane by plane, as in to_canvas
         k = c // 3
-        np.bitwise_xor(canvas[k // gw, :, k % gw, :, c % 3], _OFFSET, out=out[c])
+        np.bitwise_xor(canvas[k // gw, :, k % gw, :, c % 3], np.uint8(_OFFSET), out=out[c])
     flat = out.view(np.int8).reshape(lay.channels, th * tw)
     if lay.folded and th * tw != lay.length:
         flat = np.ascontiguousarray(flat[:, : lay.length])

@@ -13,11 +13,10 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from .errors import UnsupportedInputError
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
     import torch
 
 __all__ = [
@@ -158,6 +157,7 @@ class Image(Modality):
     def to_tensor(self, pixels: np.ndarray) -> tuple[torch.Tensor, str]:
         """uint8 ``[1, 3, H, W]`` (a view) and the mode to restore (``'L'`` or ``'RGB'``) from
         ``H x W x 3`` or gray ``H x W`` uint8 pixels."""
+        import numpy as np
         import torch
 
         if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
@@ -180,6 +180,7 @@ class Image(Modality):
     def from_tensor(self, x: torch.Tensor, mode: str = "RGB") -> np.ndarray:
         """Codec output ``[3, H, W]`` in [-0.5, 0.5] -> ``H x W x 3`` uint8 (``H x W`` for
         mode ``'L'``: the rounded mean of the channels)."""
+        import numpy as np
         import torch
 
         pix = (x + 0.5).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
@@ -190,6 +191,7 @@ class Image(Modality):
 
     def float_tensor(self, pixels: np.ndarray) -> torch.Tensor:
         """``H x W x 3`` uint8 -> float ``[3, H, W]`` in [-0.5, 0.5] (training, data sets)."""
+        import numpy as np
         import torch
 
         return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div_(255.0).sub_(0.5)
@@ -274,6 +276,7 @@ class Audio(Modality):
     def to_tensor(self, samples: np.ndarray, sample_rate: int) -> tuple[torch.Tensor, float]:
         """Float ``[frames, 1 or 2]`` at ``sample_rate`` -> codec input ``[1, 2, T]`` at 44.1 kHz
         scaled to the peak convention, and the gain applied."""
+        import numpy as np
         import torch
 
         from .inputs import audio_samples, sample_rate_int
@@ -290,6 +293,8 @@ class Audio(Modality):
     def from_tensor(self, x: torch.Tensor, header: Any) -> np.ndarray:
         """Codec output ``[2, T]`` at 44.1 kHz -> float32 ``[frames, channels]`` in the
         header's rate, length, channel count and gain."""
+        import numpy as np
+
         from .media import resample_audio
 
         audio = (x / header.gain).T.contiguous().numpy()
