@@ -1,5 +1,9 @@
 """CDF 9/7 wavelet packet transform (JPEG 2000 / PyWavelets ``bior4.4``), periodized, in 1D and 2D.
 
+Optionally (``border="symmetric"``) with JPEG 2000's whole-sample symmetric extension instead of
+periodization: also critically sampled and perfectly invertible, computed level by level (a
+plain reference path, not the fused one; see docs/borders.md).
+
 Several levels along one axis are fused into one polyphase convolution over blocks of 2^s samples,
 so a full packet tree costs one convolution and one layout copy per axis and fused stage.
 """
@@ -15,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ANALYSIS_HIGH", "ANALYSIS_LOW", "iwpt", "tune_allocator", "wpt"]
+__all__ = ["ANALYSIS_HIGH", "ANALYSIS_LOW", "BORDERS", "iwpt", "tune_allocator", "wpt"]
 
 # Analysis filters as taps at offsets t (sample 2n+t feeds coefficient n), as PyWavelets
 # applies bior4.4 in periodization mode. Low-pass: t = -4..4; high-pass: t = -2..4.
@@ -29,6 +33,9 @@ ANALYSIS_HIGH = (
     0.41809227322161724, 0.04068941760916406, -0.06453888262869706,
 )
 _LOW_T0, _HIGH_T0 = -4, -2
+# Border rules: "periodization" (the codec's, fused fast path) and "symmetric" (whole-sample
+# symmetric extension, JPEG 2000's rule: ... x2 x1 | x0 x1 x2 ... x_{N-1} | x_{N-2} ...).
+BORDERS = ("periodization", "symmetric")
 
 # Levels fused into one convolution. A fused stage of s levels costs about 8·2^s multiply-adds
 # per sample, but each stage also costs a full layout copy, so 3-4 levels per stage is the sweet
@@ -390,15 +397,131 @@ def _iwpt2(y: torch.Tensor, levels: int) -> torch.Tensor:
         out = _synthesis_2d(out.reshape(-1, 4**s, out.shape[-2], out.shape[-1]), s)
     return out.reshape(bsz, ch >> (2 * levels), h << levels, w << levels)
 
+# ------------------------------------------------------------- whole-sample symmetric borders
+#
+# With x extended as x[-i] = x[i] and x[N-1+i] = x[N-1-i] (N even), the low band (filters centred
+# on even samples) and the high band (centred on odd samples) inherit symmetries that make N/2
+# coefficients each enough: low L[-n] = L[n], L[N/2-1+n] = L[N/2-n]; high H[-1-n] = H[n],
+# H[N/2-1+n] = H[N/2-1-n]. So the transform is critically sampled, and its inverse is the
+# ordinary synthesis applied to the coefficients extended by those rules.
 
-def wpt(x: torch.Tensor, levels: int) -> torch.Tensor:
+
+def _sym_index(first: int, stop: int, n: int) -> torch.Tensor:
+    """Indices into x[0..n) of the whole-sample symmetric extension at positions first..stop-1."""
+    period = max(2 * n - 2, 1)
+    m = torch.arange(first, stop) % period
+    return torch.where(m >= n, period - m, m)
+
+
+def _band_index(first: int, stop: int, half: int, high: bool) -> torch.Tensor:
+    """Indices into a band of ``half`` coefficients of its symmetric extension (see above)."""
+    period = max(2 * half - 1, 1)
+    m = torch.arange(first, stop) % period
+    mirror = (period - 1 if high else period) - m
+    return torch.where(m >= half, mirror, m)
+
+
+@functools.cache
+def _sym_filters() -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Analysis low/high taps and the one-level synthesis kernel [2, K] with its offset s0."""
+    _, _, synth, s0 = _stage_kernels(1)
+    synth = np.where(np.abs(synth) < 1e-10, 0.0, synth)
+    return np.array(ANALYSIS_LOW), np.array(ANALYSIS_HIGH), synth, s0
+
+
+def _sym_dwt(x: torch.Tensor) -> torch.Tensor:
+    """One symmetric-border level along the last axis: [M, N] -> [M, 2, N/2]."""
+    n = x.shape[-1]
+    low, high, _, _ = _sym_filters()
+    xe = x.index_select(1, _sym_index(_LOW_T0, n - _LOW_T0, n).to(x.device)).unsqueeze(1)
+    wl = torch.as_tensor(low, dtype=x.dtype, device=x.device).view(1, 1, -1)
+    wh = torch.as_tensor(high, dtype=x.dtype, device=x.device).view(1, 1, -1)
+    lo = F.conv1d(xe, wl, stride=2)
+    hi = F.conv1d(xe[..., _HIGH_T0 - _LOW_T0 :], wh, stride=2)
+    return torch.cat([lo, hi], 1)
+
+
+def _sym_idwt(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_sym_dwt`: [M, 2, N/2] -> [M, N]."""
+    half = y.shape[-1]
+    _, _, synth, s0 = _sym_filters()
+    e = 3  # sample i takes coefficients n with 2n + s0 <= i <= 2n + s0 + K - 1
+    parts = [y[:, p].index_select(1, _band_index(-e, half + e, half, p == 1).to(y.device))
+             for p in (0, 1)]
+    w = torch.as_tensor(synth, dtype=y.dtype, device=y.device).unsqueeze(1)  # [2, 1, K]
+    out = F.conv_transpose1d(torch.stack(parts, 1), w, stride=2)[:, 0]
+    start = 2 * e - s0  # position of sample 0 in the transposed convolution's output
+    return out[:, start : start + 2 * half]
+
+
+def _sym_packet(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Packet tree along the last axis: [..., N] -> [..., 2^levels, N/2^levels]."""
+    lead, n = x.shape[:-1], x.shape[-1]
+    out = x.reshape(-1, n)
+    for _ in range(levels):
+        out = _sym_dwt(out).reshape(-1, out.shape[-1] // 2)
+    return out.reshape(*lead, 2**levels, n >> levels)
+
+
+def _sym_ipacket(y: torch.Tensor, levels: int) -> torch.Tensor:
+    """Inverse of :func:`_sym_packet`."""
+    lead, m = y.shape[:-2], y.shape[-1]
+    out = y.reshape(-1, m)
+    for _ in range(levels):
+        out = _sym_idwt(out.reshape(-1, 2, out.shape[-1]))
+    return out.reshape(*lead, m << levels)
+
+
+def _sym_wpt(x: torch.Tensor, levels: int) -> torch.Tensor:
+    if x.dim() == 3:
+        b, c, _ = x.shape
+        return _sym_packet(x, levels).reshape(b, c << levels, -1)
+    b, c, h, w = x.shape
+    nh, nw = h >> levels, w >> levels
+    yw = _sym_packet(x, levels)  # [B, C, H, Pw, nw]
+    y = _sym_packet(yw.permute(0, 1, 3, 4, 2), levels)  # [B, C, Pw, nw, Ph, nh]
+    y = y.reshape(b, c, *([2] * levels), nw, *([2] * levels), nh)
+    # Channel digits per level: (w bit, h bit), level 1 most significant, as the fused path.
+    order = [d for lv in range(levels) for d in (2 + lv, 3 + levels + lv)]
+    y = y.permute(0, 1, *order, 3 + 2 * levels, 2 + levels)
+    return y.reshape(b, c << (2 * levels), nh, nw)
+
+
+def _sym_iwpt(y: torch.Tensor, levels: int) -> torch.Tensor:
+    if y.dim() == 3:
+        b, c, m = y.shape
+        return _sym_ipacket(y.reshape(b, c >> levels, 2**levels, m), levels)
+    b, c, nh, nw = y.shape
+    c0 = c >> (2 * levels)
+    t = y.reshape(b, c0, *([2] * (2 * levels)), nh, nw)
+    w_bits = [2 + 2 * lv for lv in range(levels)]
+    h_bits = [3 + 2 * lv for lv in range(levels)]
+    t = t.permute(0, 1, *w_bits, 2 + 2 * levels + 1, *h_bits, 2 + 2 * levels)
+    t = t.reshape(b, c0, 2**levels, nw, 2**levels, nh)  # [B, C, Pw, nw, Ph, nh]
+    xh = _sym_ipacket(t, levels)  # [B, C, Pw, nw, H]
+    x = _sym_ipacket(xh.permute(0, 1, 4, 2, 3), levels)  # [B, C, H, W]
+    return x
+
+
+def _check_border(border: str) -> None:
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+
+
+def wpt(x: torch.Tensor, levels: int, border: str = "periodization") -> torch.Tensor:
     """Forward wavelet packet transform.
 
     ``[B, C, T] -> [B, C·2^J, T/2^J]`` (1D) or ``[B, C, H, W] -> [B, C·4^J, H/2^J, W/2^J]`` (2D),
     chosen by the tensor's rank. Output channel ``c·P + k``: input channel ``c`` is the most
     significant digit, then the subband chosen at level 1, level 2, ... (base 2 in 1D: L, H;
     base 4 in 2D: LL, LH, HL, HH in PyWavelets' ``dwt2`` order cA, cH, cV, cD).
+    ``border``: ``"periodization"`` (default) or ``"symmetric"`` (whole-sample symmetric
+    extension, JPEG 2000's rule; same shapes and channel order, level-by-level reference path).
     """
+    _check_border(border)
+    if x.dim() in (3, 4) and border == "symmetric":
+        _check(x, levels, x.dim() - 2)
+        return _sym_wpt(x, levels) if levels else x
     if x.dim() == 3:
         _check(x, levels, 1)
         return _wpt1(x, levels) if levels else x
@@ -408,8 +531,9 @@ def wpt(x: torch.Tensor, levels: int) -> torch.Tensor:
     raise ValueError(f"wpt expects a [B, C, T] or [B, C, H, W] tensor, got shape {tuple(x.shape)}")
 
 
-def iwpt(y: torch.Tensor, levels: int) -> torch.Tensor:
+def iwpt(y: torch.Tensor, levels: int, border: str = "periodization") -> torch.Tensor:
     """Inverse of :func:`wpt` (perfect reconstruction up to floating-point rounding)."""
+    _check_border(border)
     if y.dim() not in (3, 4):
         raise ValueError(f"iwpt expects a 3D or 4D tensor, got shape {tuple(y.shape)}")
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 0:
@@ -421,4 +545,6 @@ def iwpt(y: torch.Tensor, levels: int) -> torch.Tensor:
         raise ValueError(f"{y.shape[1]} channels is not a multiple of {per} for {levels} levels")
     if levels == 0:
         return y
+    if border == "symmetric":
+        return _sym_iwpt(y, levels)
     return _iwpt1(y, levels) if y.dim() == 3 else _iwpt2(y, levels)
