@@ -64,7 +64,7 @@ def _hash(codec: Codec) -> bytes:
 
 
 def encode(data, codec: str | Codec | None = None, sample_rate: float | None = None,
-           subtype: str = "", effort: int = entropy.DEFAULT_METHOD, *,
+           subtype: str = "", effort: int | None = None, *,
            value_range: tuple[float, float] | None = None, device=None) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
@@ -94,20 +94,21 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         channels=channels, latent_shape=tuple(z.shape),
         padding=m.padding(padded, model.preset.block), sample_rate=rate, mode=mode, gain=gain,
         entropy=entropy.WEBP.id)
-    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=effort)), header)
+    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=model.preset.effort if effort is None else effort)), header)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
-                   effort: int = entropy.DEFAULT_METHOD, device=None, *,
+                   effort: int | None = None, device=None, *,
                    value_range: tuple[float, float] | None = None) -> bytes:
     """An image → ``.wlc`` bytes: ``H x W x 3`` (or gray ``H x W``) uint8 pixels, or any form
-    :func:`compress` takes. ``effort`` is the lossless WebP method (0-6): higher is slower and
+    :func:`compress` takes. ``effort`` is the lossless WebP method (0-6, None: the codec's
+    default ``Preset.effort``): higher is slower and
     a few percent smaller, same pixels."""
     return encode(pixels, codec, effort=effort, value_range=value_range, device=device).blob
 
 
 def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None,
-                   subtype: str = "", effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
+                   subtype: str = "", effort: int | None = None, device=None) -> bytes:
     """Audio at ``sample_rate`` (a whole number of Hz, int or float) → ``.wlc`` bytes: numpy
     ``[frames, channels]`` or torch ``[channels, frames]``, 1 or 2 channels; float, or int16 /
     int32 / int8 / uint8 PCM scaled as soundfile and torchaudio scale it."""
@@ -117,7 +118,7 @@ def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None
 
 
 def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
-             effort: int = entropy.DEFAULT_METHOD, *,
+             effort: int | None = None, *,
              value_range: tuple[float, float] | None = None, device=None) -> bytes:
     """Compress an image, or with ``sample_rate`` audio, into ``.wlc`` bytes.
 
@@ -125,7 +126,8 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     ``C x H x W`` / ``1 x C x H x W``; float pixels need ``value_range`` (``(0, 1)`` for
     torchvision's ``ToTensor``). Audio: numpy ``[frames, channels]`` or torch
     ``[channels, frames]``, float or integer PCM. A path (``str`` or ``Path``) is read as a
-    file of either kind. ``effort``: lossless WebP method 0-6. ``device``: where the bundled
+    file of either kind. ``effort``: lossless WebP method 0-6 (None: the codec's default,
+    ``Preset.effort``). ``device``: where the bundled
     codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available)."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
                   device=device).blob
@@ -203,7 +205,7 @@ def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None):
 
 # -- files ------------------------------------------------------------------------------------
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
-                effort: int = entropy.DEFAULT_METHOD, device=None) -> Encoded:
+                effort: int | None = None, device=None) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it."""
     from .media import detect_modality
 
@@ -218,7 +220,7 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
-                  effort: int = entropy.DEFAULT_METHOD, device=None) -> bytes:
+                  effort: int | None = None, device=None) -> bytes:
     """Read an image or audio file (modality by content/suffix) and compress it."""
     return encode_file(path, codec, effort, device).blob
 

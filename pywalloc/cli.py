@@ -369,9 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "(the default for stdin input)")
     option(p, "--codec", aliases=("--preset",), choices=codecs, metavar="NAME",
            help=f"one of {', '.join(codecs)}; default: rgb-16x for images, stereo-20x for audio")
-    p.add_argument("--effort", type=int, choices=range(7), default=0, metavar="0-6",
+    p.add_argument("--effort", type=int, choices=range(7), default=None, metavar="0-6",
                    help="lossless WebP effort: higher is slower and a few %% smaller "
-                        "(same decoded output; default 0)")
+                        "(same decoded output; default: the codec's, 1 for images, 3 for audio)")
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     device(p)

@@ -34,10 +34,12 @@ __all__ = [
     "unpack",
 ]
 
-# From benchmarks/entropy.py (docs/entropy.md): method 0 (libwebp's low-effort path) takes
-# ~18 ms CPU for a 2048x2048 image's rgb-16x latents; method 1 is 5-14 % smaller but ~2.5x
-# slower, and quality barely changes the size while costing time.
-DEFAULT_METHOD = 0
+# From benchmarks/entropy.py on the bundled weights' latents (docs/entropy.md): method 1 is
+# 13-20 % smaller than method 0 (libwebp's low-effort path) for ~2.5x its CPU time (31 ms for
+# a 2048x2048 image's rgb-16x latents); higher methods gain 1-3 % more at 2-10x the time, and
+# quality barely changes the size while costing time. ``compress`` uses each preset's own
+# default (``Preset.effort``); this is the default of :func:`pack` called directly.
+DEFAULT_METHOD = 1
 DEFAULT_QUALITY = 0
 # Hard cap on the number of latent values a payload may decode to (guards memory: 2^28 int8
 # values is 256 MiB, and the canvas of such a payload is ~89 MPix, within Pillow's bomb limit).

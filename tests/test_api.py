@@ -122,3 +122,20 @@ def test_effort_changes_size_not_pixels(photo):
     slow = pywalloc.compress(photo, codec="rgb-16x", effort=6)
     assert len(slow) <= len(fast)
     assert np.array_equal(pywalloc.decompress(fast), pywalloc.decompress(slow))
+
+
+def test_default_effort_is_the_presets(photo):
+    from pywalloc.presets import PRESETS
+
+    assert all(0 <= p.effort <= 6 for p in PRESETS.values())
+    default = pywalloc.compress(photo, codec="rgb-16x")
+    assert default == pywalloc.compress(photo, codec="rgb-16x",
+                                        effort=PRESETS["rgb-16x"].effort)
+    # The method only changes how the same latents are packed: effort 0 files still decode
+    # to the same pixels.
+    assert np.array_equal(pywalloc.decompress(default),
+                          pywalloc.decompress(pywalloc.compress(photo, codec="rgb-16x", effort=0)))
+    audio = np.sin(np.arange(20000, dtype=np.float32) / 9.0)[:, None].repeat(2, 1) * 0.3
+    blob = pywalloc.compress(audio, codec="stereo-20x", sample_rate=44100)
+    assert blob == pywalloc.compress(audio, codec="stereo-20x", sample_rate=44100,
+                                     effort=PRESETS["stereo-20x"].effort)
