@@ -71,7 +71,9 @@ def main() -> int:
         print("error: --repeat, --threads and --seconds must be positive", file=sys.stderr)
         return 2
     img = (128, 192) if args.quick else (512, 768)
-    secs = 1.0 if args.quick else args.seconds
+    secs = 0.25 if args.quick else args.seconds
+    if args.quick:
+        args.repeat = 1
     frames = int(secs * 44100)
     print(f"torch {torch.__version__}; threads {args.threads}; best of {args.repeat}; "
           f"load average at start {os.getloadavg()[0]:.1f}\n")

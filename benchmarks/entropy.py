@@ -1,10 +1,12 @@
-"""Entropy-coder benchmark: size and speed of lossless WebP (each method/quality), PNG, zlib and
-lzma on stand-in WaLLoC latents of Kodak images and music (results: docs/entropy.md).
+"""Entropy-coder benchmark on the latents of the bundled codecs: size and speed of lossless WebP
+(each method, some qualities, Pillow's defaults), PNG, zlib and lzma, and of other canvas
+layouts (results: docs/entropy.md).
 
-Until trained weights exist the latents are a stand-in: the wavelet packet channels projected on
-their principal components (fitted on training data only: BSDS500 images, music-train audio),
-each component scaled to a standard deviation of ``spread * s``, Gaussian-CDF companded
-y = 2*127.499*(Phi(x/s) - 0.5) with s = 127/1.85, and rounded to int8.
+Latents: ``pywalloc.load(preset)`` (the bundled weights) on the 24 Kodak images (rgb-16x,
+rgb-4x) and on the 6 ``stems/test`` mixtures (lead + accomp, peak-normalised as ``compress``
+does; stereo-20x, stereo-5x), exactly what ``compress`` packs. Times are CPU times
+(``time.process_time``): every coder here is single-threaded, and on the shared machine wall time
+mostly measures other jobs.
 
     python benchmarks/entropy.py [--quick]
 """
@@ -15,6 +17,8 @@ import argparse
 import io
 import lzma
 import math
+import os
+import sys
 import time
 import zlib
 from collections.abc import Callable
@@ -25,50 +29,19 @@ import soundfile as sf
 import torch
 from PIL import Image
 
-from pywalloc.entropy import DEFAULT_METHOD, DEFAULT_QUALITY, from_canvas, pack, to_canvas, unpack
-from pywalloc.wavelets import wpt
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-S = 127 / 1.85
-# (method, quality) pairs measured. Methods 5 and 6 at quality >= 50 are left out: on 12-channel
-# Kodak latents they took 1.6 s and 7.8 s per image for no smaller output than method 4.
-WEBP_FULL = [(m, 0) for m in range(7)] + [(m, 50) for m in range(4)] + [(m, 100) for m in range(5)]
-WEBP_QUICK = [(m, 0) for m in range(7)] + [(0, 100), (1, 100)]
+import pywalloc
+from pywalloc import api
+from pywalloc.codec import peak_gain
+from pywalloc.entropy import DEFAULT_QUALITY, from_canvas, layout, pack, to_canvas, unpack
 
-
-# ------------------------------------------------------------------ stand-in latents
-
-
-def _image_wpt(img: np.ndarray) -> torch.Tensor:
-    """[192, H/8, W/8] packet coefficients of an HxWx3 uint8 image (cropped to multiples of 8)."""
-    h, w = img.shape[0] // 8 * 8, img.shape[1] // 8 * 8
-    x = torch.tensor(img[:h, :w]).permute(2, 0, 1)[None].double() / 255 - 0.5
-    return wpt(x, 3)[0]
-
-
-def _audio_wpt(x: np.ndarray) -> torch.Tensor:
-    """[512, T] packet coefficients of float [frames, 2] audio (cropped to a multiple of 256)."""
-    n = x.shape[0] // 256 * 256
-    return wpt(torch.from_numpy(x[:n].T.copy())[None].double(), 8)[0]
-
-
-class PCA:
-    """Principal components of the channel vectors of many [channels, ...] coefficient arrays."""
-
-    def __init__(self, arrays: list[torch.Tensor]) -> None:
-        flat = [a.reshape(a.shape[0], -1) for a in arrays]
-        n = sum(f.shape[1] for f in flat)
-        self.mean = sum(f.sum(1) for f in flat) / n
-        cov = sum((f - self.mean[:, None]) @ (f - self.mean[:, None]).T for f in flat) / n
-        var, vec = torch.linalg.eigh(cov)
-        order = torch.argsort(var, descending=True)
-        self.basis, self.std = vec[:, order], var[order].clamp_min(1e-20).sqrt()
-
-    def latents(self, coeffs: torch.Tensor, k: int, spread: float) -> np.ndarray:
-        c = coeffs.reshape(coeffs.shape[0], -1) - self.mean[:, None]
-        x = (self.basis[:, :k].T @ c) / self.std[:k, None] * (spread * S)
-        y = 2 * 127.499 * (torch.special.ndtr(x / S) - 0.5)
-        return y.round().to(torch.int8).reshape(k, *coeffs.shape[1:]).numpy()
+DATA = ROOT.parent / "shared" / "data"
+# (method, quality) pairs measured. Qualities above 0 only for methods 0 and 1: on these
+# latents quality changes sizes by well under 1 % and costs time at every method.
+WEBP_FULL = [(m, 0) for m in range(7)] + [(0, 50), (1, 50), (0, 100), (1, 100)]
+WEBP_QUICK = [(0, 0), (1, 0), (2, 0), (3, 0), (4, 0)]
 
 
 # ------------------------------------------------------------------ coders
@@ -93,15 +66,23 @@ def _raw(compress: Callable, decompress: Callable) -> tuple[Callable, Callable]:
     return (lambda z: compress(z.tobytes())), dec
 
 
+def _pillow_defaults(z: np.ndarray) -> bytes:
+    """Our canvas saved with Pillow's defaults for lossless WebP (quality 80, method 4)."""
+    buf = io.BytesIO()
+    Image.fromarray(to_canvas(z)).save(buf, "WEBP", lossless=True)
+    return buf.getvalue()
+
+
 def coders(quick: bool) -> dict[str, tuple[Callable, Callable]]:
     out: dict[str, tuple[Callable, Callable]] = {}
     for m, q in WEBP_QUICK if quick else WEBP_FULL:
         out[f"webp m={m} q={q}"] = (lambda z, m=m, q=q: pack(z, method=m, quality=q), unpack)
-    for level in (1, 6, 9):
+    out["webp, Pillow defaults (q=80 m=4)"] = (_pillow_defaults, unpack)
+    for level in (1, 9) if quick else (1, 6, 9):
         out[f"png level={level}"] = _png(level)
-    for level in (1, 6, 9):
+    for level in (6,) if quick else (1, 6, 9):
         out[f"zlib level={level}"] = _raw(lambda b, v=level: zlib.compress(b, v), zlib.decompress)
-    for preset in (0, 6):
+    for preset in (6,) if quick else (0, 6):
         out[f"lzma preset={preset}"] = _raw(lambda b, p=preset: lzma.compress(b, preset=p),
                                             lzma.decompress)
     return out
@@ -131,9 +112,12 @@ def entropy0(z: np.ndarray) -> float:
     return total / z.shape[0]
 
 
-def run_table(latents: list[np.ndarray], samples: int, unit: str, quick: bool, reps: int) -> str:
-    """Markdown table: bits per latent value, bits per pixel/sample, encode and decode time."""
+def run_table(latents: list[np.ndarray], per_unit: float, unit: str, quick: bool, reps: int,
+              default: int) -> str:
+    """Markdown table: bits per latent value, rate (bits / ``per_unit``), encode and decode
+    CPU time per item. ``default``: the preset's WebP method, marked in the table."""
     values = sum(z.size for z in latents)
+    samples = per_unit
     rows = [f"| coder | bits/latent | {unit} | encode ms | decode ms |",
             "|---|---:|---:|---:|---:|"]
     h0 = sum(entropy0(z) * z.size for z in latents) / values
@@ -146,103 +130,182 @@ def run_table(latents: list[np.ndarray], samples: int, unit: str, quick: bool, r
             assert np.array_equal(back, z), name
             size, t_enc, t_dec = size + len(data), t_enc + te, t_dec + td
         bits = 8 * size
-        mark = " **(default)**" if name == f"webp m={DEFAULT_METHOD} q={DEFAULT_QUALITY}" else ""
+        mark = " **(default)**" if name == f"webp m={default} q={DEFAULT_QUALITY}" else ""
         rows.append(f"| {name}{mark} | {bits / values:.3f} | {bits / samples:.4f} | "
                     f"{1e3 * t_enc / len(latents):.2f} | {1e3 * t_dec / len(latents):.2f} |")
     return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ other layouts (measured only)
+
+
+def _planes(z: np.ndarray) -> np.ndarray:
+    """Channels as uint8 planes [C, h, w] (audio folded as pack folds it), offset by 128."""
+    lay = layout(z.shape)
+    if lay.folded:
+        flat = np.zeros((z.shape[0], lay.tile_h * lay.tile_w), np.int8)
+        flat[:, : lay.length] = z.reshape(z.shape[0], -1)
+        z = flat.reshape(z.shape[0], lay.tile_h, lay.tile_w)
+    return z.view(np.uint8) ^ np.uint8(128)
+
+
+def _grid(tiles: list[np.ndarray], cols: int) -> np.ndarray:
+    rows = -(-len(tiles) // cols)
+    h, w = tiles[0].shape[:2]
+    canvas = np.full((rows * h, cols * w, 3), 128, np.uint8)
+    for k, t in enumerate(tiles):
+        r, c = divmod(k, cols)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = t
+    return canvas
+
+
+def _triplets(u: np.ndarray, order: list[int]) -> list[np.ndarray]:
+    pad = np.full((-len(order) % 3, *u.shape[1:]), 128, np.uint8)
+    v = np.concatenate([u[order], pad])
+    return [np.stack(v[3 * k : 3 * k + 3], -1) for k in range(len(v) // 3)]
+
+
+def layouts(z: np.ndarray) -> dict[str, np.ndarray]:
+    """Canvases of other plane groupings and tile arrangements (not decodable by unpack)."""
+    u = _planes(z)
+    c = u.shape[0]
+    tiles = -(-c // 3)
+    seq = list(range(c))
+    strided = [k + tiles * j for k in range(tiles) for j in range(3) if k + tiles * j < c]
+    energy = list(np.argsort(-z.reshape(c, -1).astype(np.float64).var(1), kind="stable"))
+    square = layout(z.shape).grid_w
+    gray_cols = max(1, round(math.sqrt(c * u.shape[1] / u.shape[2])))
+    return {
+        "pywalloc (triplets 3k..3k+2, near-square grid)": to_canvas(z),
+        "same triplets, tiles in one row": _grid(_triplets(u, seq), tiles),
+        "same triplets, tiles in one column": _grid(_triplets(u, seq), 1),
+        "strided triplets (k, k+T, k+2T), near-square": _grid(_triplets(u, strided), square),
+        "strided triplets, one row": _grid(_triplets(u, strided), tiles),
+        "triplets by channel variance, near-square": _grid(_triplets(u, energy), square),
+        "one channel per tile (R=G=B), near-square": _grid(
+            [np.repeat(p[..., None], 3, -1) for p in u], gray_cols),
+        "one channel per tile (R=G=B), one row": _grid(
+            [np.repeat(p[..., None], 3, -1) for p in u], c),
+    }
+
+
+def _webp(canvas: np.ndarray, method: int) -> int:
+    buf = io.BytesIO()
+    Image.fromarray(canvas).save(buf, "WEBP", lossless=True, quality=0, method=method, exact=True)
+    data = buf.getvalue()
+    with Image.open(io.BytesIO(data)) as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), canvas)
+    return len(data)
+
+
+def layout_table(latents: list[np.ndarray], methods: tuple[int, ...]) -> str:
+    values = sum(z.size for z in latents)
+    sizes: dict[str, list[int]] = {}
+    for z in latents:
+        for name, canvas in layouts(z).items():
+            got = [_webp(canvas, m) for m in methods]
+            sizes[name] = [a + b for a, b in zip(sizes.get(name, [0] * len(methods)), got)]
+    head = " | ".join(f"m={m}" for m in methods)
+    rows = [f"| layout (bits/latent) | {head} |", "|---|" + "---:|" * len(methods)]
+    for name, total in sizes.items():
+        rows.append(f"| {name} | " + " | ".join(f"{8 * t / values:.3f}" for t in total) + " |")
+    return "\n".join(rows)
+
+
+# ------------------------------------------------------------------ latents of the bundled codecs
+
+
+def image_latents(preset: str, images: list[np.ndarray]) -> list[np.ndarray]:
+    codec = pywalloc.load(preset)
+    out = []
+    with torch.inference_mode():
+        for img in images:
+            out.append(codec.encode_uint8(api._image_tensor(img)[0])[0].numpy())
+    return out
+
+
+def audio_latents(preset: str, clips: list[np.ndarray]) -> list[np.ndarray]:
+    codec = pywalloc.load(preset)
+    out = []
+    with torch.inference_mode():
+        for a in clips:
+            x = torch.from_numpy(np.ascontiguousarray(a.T)).unsqueeze(0)
+            out.append(codec.encode(x * peak_gain(np.abs(a).max()))[0].numpy())
+    return out
 
 
 # ------------------------------------------------------------------ sections
 
 
 def image_section(args: argparse.Namespace) -> None:
-    train = sorted((DATA / "train-images" / "bsds500").glob("*.jpg"))[: args.train_images]
     kodak = sorted((DATA / "kodak").glob("*.png"))[: args.kodak]
-    pca = PCA([_image_wpt(np.asarray(Image.open(p).convert("RGB"))) for p in train])
     imgs = [np.asarray(Image.open(p).convert("RGB")) for p in kodak]
-    coeffs = [_image_wpt(im) for im in imgs]
     pixels = sum(im.shape[0] * im.shape[1] for im in imgs)
-    print(f"## Images: {len(kodak)} Kodak images, PCA fitted on {len(train)} BSDS500 images, "
-          f"spread {args.spread}\n")
-    for k, name in ((12, "rgb-16x"), (48, "rgb-4x")):
-        lat = [pca.latents(c, k, args.spread) for c in coeffs]
-        print(f"### {name}-like latents: {k} x H/8 x W/8 (per image {lat[0].shape})\n")
-        print(run_table(lat, pixels, "bpp (image)", args.quick, args.reps) + "\n")
-    # Throughput at the product's target size: a 2048x2048 picture (Kodak 1 upscaled).
-    big = np.asarray(Image.fromarray(imgs[0]).resize((2048, 2048), Image.Resampling.BICUBIC))
-    cbig = _image_wpt(big)
-    print("### 2048x2048 image (kodim01 upscaled): time of the entropy stage alone\n")
-    print("| latents | stage | CPU ms | bits/latent | image MPix/s if alone |")
+    print(f"## Images: {len(imgs)} Kodak images, bundled weights\n")
+    for name in ("rgb-16x", "rgb-4x"):
+        lat = image_latents(name, imgs)
+        effort = pywalloc.presets.get_preset(name).effort
+        print(f"### {name}: latents {lat[0].shape} per image; rate in bits per image pixel\n")
+        print(run_table(lat, pixels, "bpp", args.quick, args.reps, effort) + "\n")
+        print(layout_table(lat, (0, 1) if args.quick else (0, 1, 4)) + "\n", flush=True)
+    # Throughput at the product's target size: encode.py's 2048x2048 mosaic of Kodak tiles.
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from encode import mosaic
+
+    side = 512 if args.quick else 2048
+    big = mosaic(side)
+    print(f"### {side}x{side} mosaic of Kodak tiles (benchmarks/encode.py): the entropy stage\n")
+    print("| latents | stage | CPU ms | bpp | MPix/s if alone |")
     print("|---|---|---:|---:|---:|")
-    for k in (12, 48):
-        z = pca.latents(cbig, k, args.spread)
-        t, _ = _best_time(lambda z=z: to_canvas(z), 10)
-        print(f"| {tuple(z.shape)} | to_canvas (layout only) | {1e3 * t:.2f} | | "
-              f"{4.194304 / t:.0f} |")
-        for m, q in [(0, 0), (0, 100), (1, 0), (2, 0), (4, 0), (6, 0)][: 3 if args.quick else 6]:
-            t, data = _best_time(lambda z=z, m=m, q=q: pack(z, m, q), args.reps)
-            print(f"| {tuple(z.shape)} | pack m={m} q={q} | {1e3 * t:.1f} | "
-                  f"{8 * len(data) / z.size:.3f} | {4.194304 / t:.0f} |")
+    mpix = side * side / 1e6
+    for name in ("rgb-16x", "rgb-4x"):
+        z = image_latents(name, [big])[0]
+        for m in (0, 1, 2) if args.quick else range(7):
+            t, data = _best_time(lambda z=z, m=m: pack(z, m), args.reps)
+            print(f"| {name} {tuple(z.shape)} | pack m={m} | {1e3 * t:.1f} | "
+                  f"{8 * len(data) / side**2:.4f} | {mpix / t:.0f} |")
+        t, data = _best_time(lambda z=z: _pillow_defaults(z), args.reps)
+        print(f"| {name} {tuple(z.shape)} | Pillow defaults (q=80 m=4) | {1e3 * t:.1f} | "
+              f"{8 * len(data) / side**2:.4f} | {mpix / t:.0f} |")
         data = pack(z)
         t, _ = _best_time(lambda z=z, data=data: unpack(data, z.shape), args.reps)
-        print(f"| {tuple(z.shape)} | unpack (default) | {1e3 * t:.1f} | | {4.194304 / t:.0f} |")
+        print(f"| {name} {tuple(z.shape)} | unpack | {1e3 * t:.1f} | | {mpix / t:.0f} |")
     print()
 
 
-def _fold(z: np.ndarray, width: int) -> np.ndarray:
-    """[C, T] -> [C, rows, width] with a zero tail: an alternative fold for comparison."""
-    rows = -(-z.shape[1] // width)
-    out = np.zeros((z.shape[0], rows * width), np.int8)
-    out[:, : z.shape[1]] = z
-    return out.reshape(z.shape[0], rows, width)
-
-
 def audio_section(args: argparse.Namespace) -> None:
-    tracks = sorted((DATA / "music-train").glob("*.ogg"))
-    fit = []
-    for p in tracks:
-        x, _ = sf.read(p, dtype="float32", always_2d=True, frames=60 * 44100)
-        fit.append(_audio_wpt(x))
-    pca = PCA(fit)
     pieces = sorted((DATA / "stems" / "test").iterdir())[: 2 if args.quick else None]
-    mixes = [sf.read(p / "lead.flac", dtype="float32")[0] + sf.read(p / "accomp.flac",
-             dtype="float32")[0] for p in pieces]
-    coeffs = [_audio_wpt(x) for x in mixes]
-    samples = sum(x.shape[0] for x in mixes)  # stereo frames
-    print(f"## Audio: {len(mixes)} stems/test mixtures (12 s, 44.1 kHz stereo), PCA fitted on the "
-          f"first 60 s of {len(tracks)} music-train tracks, spread {args.spread}\n")
-    for k, name in ((27, "stereo-20x"), (108, "stereo-5x")):
-        lat = [pca.latents(c, k, args.spread) for c in coeffs]
-        print(f"### {name}-like latents: {k} x T/256 (per clip {lat[0].shape})\n")
-        print("Fold of each channel's T values into rows (default WebP settings):\n")
-        print("| fold | bits/latent | bits per stereo frame |\n|---|---:|---:|")
-        values = sum(z.size for z in lat)
-        size = sum(len(pack(z)) for z in lat)
-        print(f"| near-square (pywalloc) | {8 * size / values:.3f} | {8 * size / samples:.4f} |")
-        for width in (16, 64, 256, 1024):
-            size = sum(len(pack(_fold(z, width))) for z in lat)
-            print(f"| rows of {width} | {8 * size / values:.3f} | {8 * size / samples:.4f} |")
-        print()
-        print(run_table(lat, samples, "bits per stereo frame", True, args.reps) + "\n")
+    clips = [sf.read(p / "lead.flac", dtype="float32", always_2d=True)[0]
+             + sf.read(p / "accomp.flac", dtype="float32", always_2d=True)[0] for p in pieces]
+    seconds = sum(a.shape[0] for a in clips) / 44100
+    print(f"## Audio: {len(clips)} stems/test mixtures ({seconds:.0f} s, 44.1 kHz stereo), "
+          "bundled weights\n")
+    for name in ("stereo-20x", "stereo-5x"):
+        lat = audio_latents(name, clips)
+        effort = pywalloc.presets.get_preset(name).effort
+        print(f"### {name}: latents {lat[0].shape} per clip; rate in kbit/s\n")
+        print(run_table(lat, 1000 * seconds, "kbps", args.quick, args.reps, effort) + "\n")
+        print(layout_table(lat, (0, 1) if args.quick else (0, 1, 3)) + "\n", flush=True)
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer files, settings and repeats")
-    ap.add_argument("--spread", type=float, default=0.5,
-                    help="std of each component before companding, in units of s (default 0.5)")
     args = ap.parse_args()
-    args.kodak = 6 if args.quick else 24
-    args.train_images = 30 if args.quick else 100
-    args.reps = 2 if args.quick else 3
-    if not (DATA / "kodak").is_dir():
-        raise SystemExit(f"shared data not found at {DATA}")
+    args.kodak = 4 if args.quick else 24
+    args.reps = 1 if args.quick else 3
+    if not (DATA / "kodak").is_dir() or not (DATA / "stems" / "test").is_dir():
+        print(f"error: shared data not found at {DATA}", file=sys.stderr)
+        return 2
     torch.set_grad_enabled(False)
-    print(f"Pillow {Image.__version__}; times: best CPU time (process_time) of {args.reps} runs, "
-          "per image or clip\n")
+    torch.set_num_threads(1)
+    print(f"Pillow {Image.__version__}; times: best CPU time (process_time) of {args.reps} "
+          f"run(s), per image or clip; load average {os.getloadavg()[0]:.1f}\n")
     image_section(args)
     audio_section(args)
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

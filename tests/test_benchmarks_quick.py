@@ -52,3 +52,22 @@ def test_startup_benchmark_quick():
     out = _run("benchmarks/startup.py", "--quick")
     for name in ("--help", "--version", "info", "models"):
         assert f"| walloc {name} |" in out
+
+
+def test_entropy_benchmark_quick():
+    if not (SHARED / "kodak").is_dir() or not (SHARED / "stems" / "test").is_dir():
+        pytest.skip("../shared/data not available")
+    out = _run("benchmarks/entropy.py", "--quick")
+    assert "**(default)**" in out and "Pillow defaults" in out and "stereo-5x" in out
+
+
+def test_borders_benchmark_quick():
+    if not (SHARED / "kodak").is_dir():
+        pytest.skip("../shared/data not available")
+    out = _run("benchmarks/borders.py", "--quick")
+    assert "| periodization |" in out and "| symmetric |" in out and "At equal rate" in out
+
+
+def test_decoder_sizes_quick():
+    out = _run("benchmarks/decoder_sizes.py", "--quick")
+    assert "| 128 | 6 |" in out and "x real time" in out
