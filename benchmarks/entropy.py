@@ -8,7 +8,7 @@ does; stereo-20x, stereo-5x), exactly what ``compress`` packs. Times are CPU tim
 (``time.process_time``): every coder here is single-threaded, and on the shared machine wall time
 mostly measures other jobs.
 
-    python benchmarks/entropy.py [--quick]
+    python benchmarks/entropy.py [--quick] [--only kodak|mosaic|audio]
 """
 
 from __future__ import annotations
@@ -186,6 +186,11 @@ def layouts(z: np.ndarray) -> dict[str, np.ndarray]:
             [np.repeat(p[..., None], 3, -1) for p in u], gray_cols),
         "one channel per tile (R=G=B), one row": _grid(
             [np.repeat(p[..., None], 3, -1) for p in u], c),
+        # The same canvases holding the raw two's-complement bytes (latent 0 -> 0, -1 -> 255)
+        # instead of latent + 128.
+        "pywalloc, bytes without the +128 offset": to_canvas(z) ^ np.uint8(128),
+        "one channel per tile, one row, without the offset": _grid(
+            [np.repeat(p[..., None], 3, -1) ^ np.uint8(128) for p in u], c),
     }
 
 
@@ -242,7 +247,7 @@ def image_section(args: argparse.Namespace) -> None:
     imgs = [np.asarray(Image.open(p).convert("RGB")) for p in kodak]
     pixels = sum(im.shape[0] * im.shape[1] for im in imgs)
     print(f"## Images: {len(imgs)} Kodak images, bundled weights\n")
-    for name in ("rgb-16x", "rgb-4x"):
+    for name in ("rgb-16x", "rgb-4x") if args.only != "mosaic" else ():
         lat = image_latents(name, imgs)
         effort = pywalloc.presets.get_preset(name).effort
         print(f"### {name}: latents {lat[0].shape} per image; rate in bits per image pixel\n")
@@ -270,6 +275,14 @@ def image_section(args: argparse.Namespace) -> None:
         data = pack(z)
         t, _ = _best_time(lambda z=z, data=data: unpack(data, z.shape), args.reps)
         print(f"| {name} {tuple(z.shape)} | unpack | {1e3 * t:.1f} | | {mpix / t:.0f} |")
+    print("\nWhole `compress` (analysis + packing + container), one thread, per WebP method:\n")
+    print("| codec | method | CPU ms | bpp | MPix/s on one idle core |\n|---|---:|---:|---:|---:|")
+    for name in ("rgb-16x", "rgb-4x"):
+        for m in (0, 1) if args.quick else (0, 1, 2, 3, 4):
+            t, blob = _best_time(lambda name=name, m=m: api.compress(big, name, effort=m),
+                                 args.reps)
+            print(f"| {name} | {m} | {1e3 * t:.1f} | {8 * len(blob) / side**2:.4f} | "
+                  f"{mpix / t:.1f} |")
     print()
 
 
@@ -291,6 +304,7 @@ def audio_section(args: argparse.Namespace) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer files, settings and repeats")
+    ap.add_argument("--only", choices=("kodak", "mosaic", "audio"), help="run one section")
     args = ap.parse_args()
     args.kodak = 4 if args.quick else 24
     args.reps = 1 if args.quick else 3
@@ -301,8 +315,10 @@ def main() -> int:
     torch.set_num_threads(1)
     print(f"Pillow {Image.__version__}; times: best CPU time (process_time) of {args.reps} "
           f"run(s), per image or clip; load average {os.getloadavg()[0]:.1f}\n")
-    image_section(args)
-    audio_section(args)
+    if args.only in (None, "kodak", "mosaic"):
+        image_section(args)
+    if args.only in (None, "audio"):
+        audio_section(args)
     print(f"load average at end {os.getloadavg()[0]:.1f}")
     return 0
 
