@@ -94,7 +94,8 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         channels=channels, latent_shape=tuple(z.shape),
         padding=m.padding(padded, model.preset.block), sample_rate=rate, mode=mode, gain=gain,
         entropy=entropy.WEBP.id)
-    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=model.preset.effort if effort is None else effort)), header)
+    method = model.preset.effort if effort is None else effort
+    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=method)), header)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
