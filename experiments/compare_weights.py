@@ -28,6 +28,7 @@ import pywalloc
 import pywalloc.entropy
 from pywalloc.codec import Codec
 from pywalloc.evaluation.metrics import audio_psnr, psnr_rgb8
+from pywalloc.presets import get_preset
 
 
 def _image_scores(codec: Codec, shared: Path, effort: int, limit: int | None) -> dict:
@@ -101,7 +102,7 @@ def main() -> None:
     cands = ([] if args.no_bundled else [("bundled", pywalloc.load(args.preset))])
     cands += [(w, Codec.from_file(w)) for w in args.weights]
     kw = {} if args.effort is None else {"effort": args.effort}
-    effort = kw.get("effort", pywalloc.entropy.DEFAULT_METHOD)
+    effort = kw.get("effort", get_preset(args.preset).effort)
     out = []
     for name, codec in cands:
         if codec.preset.name != args.preset:

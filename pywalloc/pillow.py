@@ -81,14 +81,13 @@ _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     from .api import compress_image
-    from .entropy import DEFAULT_METHOD
 
     options = im.encoderinfo
     if im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info):
         raise OSError(f"cannot write mode {im.mode} as {FORMAT} (drop the alpha channel first, "
                       "e.g. im.convert('RGB'))")
     try:  # 16-bit gray is scaled to 8 bits (Pillow's convert("L") would clip it)
-        blob = compress_image(im, options.get("codec"), options.get("effort", DEFAULT_METHOD))
+        blob = compress_image(im, options.get("codec"), options.get("effort"))
     except (WallocError, ValueError, KeyError) as exc:  # a wrong codec name or kind, bad size
         raise OSError(f"cannot write {FORMAT}: {exc}") from None
     fp.write(blob)
