@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from pywalloc.codec import Codec
-from pywalloc.presets import SIZES, WeightsNotFoundError, load, weights_path
+from pywalloc.errors import WeightsNotFoundError
+from pywalloc.presets import SIZES
+from pywalloc.zoo import load, weights_path
 
 
 @pytest.mark.parametrize("preset", ["rgb-16x", "stereo-20x"])
