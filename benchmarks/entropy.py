@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 import pywalloc
 from pywalloc import api
-from pywalloc.codec import peak_gain
 from pywalloc.entropy import DEFAULT_QUALITY, from_canvas, layout, pack, to_canvas, unpack
+from pywalloc.modality import AUDIO, IMAGE
 
 DATA = ROOT.parent / "shared" / "data"
 # (method, quality) pairs measured. Qualities above 0 only for methods 0 and 1: on these
@@ -225,7 +225,7 @@ def image_latents(preset: str, images: list[np.ndarray]) -> list[np.ndarray]:
     out = []
     with torch.inference_mode():
         for img in images:
-            out.append(codec.encode_uint8(api._image_tensor(img)[0])[0].numpy())
+            out.append(codec.encode_uint8(IMAGE.to_tensor(img)[0])[0].numpy())
     return out
 
 
@@ -234,8 +234,7 @@ def audio_latents(preset: str, clips: list[np.ndarray]) -> list[np.ndarray]:
     out = []
     with torch.inference_mode():
         for a in clips:
-            x = torch.from_numpy(np.ascontiguousarray(a.T)).unsqueeze(0)
-            out.append(codec.encode(x * peak_gain(np.abs(a).max()))[0].numpy())
+            out.append(codec.encode(AUDIO.to_tensor(a, 44100)[0])[0].numpy())
     return out
 
 
