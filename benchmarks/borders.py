@@ -30,6 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pywalloc.entropy import pack
+from pywalloc.evaluation.metrics import mse_psnr
 from pywalloc.wavelets import BORDERS, iwpt, wpt
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -70,10 +71,6 @@ class Linear:
         return x_hat, size
 
 
-def _psnr(sq_err: float, count: int) -> float:
-    return 10 * math.log10(255.0**2 / (sq_err / count))
-
-
 def evaluate(model: Linear, kodak: list[torch.Tensor], gain: float | None, band: int) -> dict:
     tot = {"all": [0.0, 0], "band": [0.0, 0], "interior": [0.0, 0]}
     size = pixels = 0
@@ -90,7 +87,7 @@ def evaluate(model: Linear, kodak: list[torch.Tensor], gain: float | None, band:
             tot[key][0] += err[mask].sum().item()
             tot[key][1] += 3 * int(mask.sum())
         pixels += h * w
-    out = {k: _psnr(e, n) for k, (e, n) in tot.items()}
+    out = {k: mse_psnr(e / n, 255.0) for k, (e, n) in tot.items()}
     out["bpp"] = 8 * size / pixels
     return out
 
