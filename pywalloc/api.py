@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import container, entropy
+from . import container, entropy, limits
 from . import modality as _modality
 from .codec import Codec
 from .container import Encoded, inspect
@@ -65,14 +65,18 @@ def _hash(codec: Codec) -> bytes:
 
 def encode(data, codec: str | Codec | None = None, sample_rate: float | None = None,
            subtype: str = "", effort: int | None = None, *,
-           value_range: tuple[float, float] | None = None, device=None) -> Encoded:
-    """Like :func:`compress`, returning the bytes with their header (and rate figures)."""
+           value_range: tuple[float, float] | None = None, device=None,
+           max_pixels: int | None = None, max_frames: int | None = None) -> Encoded:
+    """Like :func:`compress`, returning the bytes with their header (and rate figures).
+    ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
-        return encode_file(data, codec, effort, device=device)
+        return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
+                           max_frames=max_frames)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
+        limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
         model = _codec(codec, IMAGE, device)
         x, mode = IMAGE.to_tensor(pixels)
         with torch.inference_mode():
@@ -82,6 +86,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
     else:
         rate = sample_rate_int(sample_rate)
         samples = audio_samples(data)
+        limits.check_encode_audio(samples.shape[0], rate, max_frames)
         model = _codec(codec, AUDIO, device)
         x, gain = AUDIO.to_tensor(samples, rate)
         with torch.inference_mode():
@@ -120,7 +125,8 @@ def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None
 
 def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
              effort: int | None = None, *,
-             value_range: tuple[float, float] | None = None, device=None) -> bytes:
+             value_range: tuple[float, float] | None = None, device=None,
+             max_pixels: int | None = None, max_frames: int | None = None) -> bytes:
     """Compress an image, or with ``sample_rate`` audio, into ``.wlc`` bytes.
 
     Images: numpy ``H x W x 3`` / ``H x W`` (uint8 or uint16), a PIL image, or a torch tensor
@@ -129,9 +135,10 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     ``[channels, frames]``, float or integer PCM. A path (``str`` or ``Path``) is read as a
     file of either kind. ``effort``: lossless WebP method 0-6 (None: the codec's default,
     ``Preset.effort``). ``device``: where the bundled
-    codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available)."""
+    codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available). ``max_pixels`` /
+    ``max_frames``: budgets (see :mod:`pywalloc.limits`)."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
-                  device=device).blob
+                  device=device, max_pixels=max_pixels, max_frames=max_frames).blob
 
 
 def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:
@@ -180,10 +187,14 @@ def _crop(header: container.Header, size: tuple[int, ...], block: int) -> tuple[
     return tuple(crop)
 
 
-def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None) -> Decoded:
+def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None, *,
+                max_pixels: int | None = None, max_frames: int | None = None) -> Decoded:
     """Parse and decode ``.wlc`` bytes, keeping the header. The header's entropy id picks the
-    entropy coder, its padding says where the signal lies in the decoded block grid."""
+    entropy coder, its padding says where the signal lies in the decoded block grid. The
+    budget (``max_pixels`` / ``max_frames``, see :func:`limits.check_decode`) is checked on
+    the header before any work; non-finite output is refused."""
     header, payload = container.read(blob)
+    limits.check_decode(header, len(blob), max_pixels, max_frames)
     model = _check_codec(header, codec, device)
     m = model.preset.modality
     size = m.codec_shape(header)
@@ -194,20 +205,30 @@ def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None) -> D
     z = torch.from_numpy(latents).unsqueeze(0).to(_model_device(model))
     with torch.inference_mode():
         x = model.decode(z)[0][(..., *crop)].cpu()
+        if header.modality is AUDIO:
+            x = x / header.gain  # what decoded() will do: its result must be finite
+        if not bool(torch.isfinite(x).all()):
+            raise FormatError("the decoded output is not finite (corrupt header or weights)")
+        if header.modality is AUDIO:
+            x = x * header.gain
         return Decoded(m.decoded(x, header), header, header.sample_rate)
 
 
-def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None):
+def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
+               max_pixels: int | None = None, max_frames: int | None = None):
     """``.wlc`` bytes → image pixels (uint8), or ``(samples [frames, channels], sample_rate)``.
-    ``device``: where the bundled codec runs (``"cpu"`` by default)."""
-    out = decode_blob(blob, codec, device)
+    ``device``: where the bundled codec runs (``"cpu"`` by default). ``max_pixels`` /
+    ``max_frames``: decode budget (see :func:`limits.check_decode`)."""
+    out = decode_blob(blob, codec, device, max_pixels=max_pixels, max_frames=max_frames)
     return (out.data, out.sample_rate) if out.header.modality is AUDIO else out.data
 
 
 # -- files ------------------------------------------------------------------------------------
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
-                effort: int | None = None, device=None) -> Encoded:
-    """Read an image or audio file (modality by content/suffix) and compress it."""
+                effort: int | None = None, device=None, *,
+                max_pixels: int | None = None, max_frames: int | None = None) -> Encoded:
+    """Read an image or audio file (modality by content/suffix) and compress it; the budget
+    is checked on the file's header, before its samples are read."""
     from .media import detect_modality
 
     modality = detect_modality(path)
@@ -216,19 +237,24 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
         if preset.modality is not modality:
             raise UnsupportedInputError(f"'{os.fspath(path)}' holds {modality}; codec "
                                         f"{preset.name} is for {preset.modality}")
+    limits.check_file(path, modality, max_pixels, max_frames)
     data, extra = modality.read(path)
-    return encode(data, codec, effort=effort, device=device, **extra)
+    return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
+                  max_frames=max_frames, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
-                  effort: int | None = None, device=None) -> bytes:
+                  effort: int | None = None, device=None, *,
+                  max_pixels: int | None = None, max_frames: int | None = None) -> bytes:
     """Read an image or audio file (modality by content/suffix) and compress it."""
-    return encode_file(path, codec, effort, device).blob
+    return encode_file(path, codec, effort, device, max_pixels=max_pixels,
+                       max_frames=max_frames).blob
 
 
 def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
-                    codec: str | Codec | None = None) -> Decoded:
+                    codec: str | Codec | None = None, max_pixels: int | None = None,
+                    max_frames: int | None = None) -> Decoded:
     """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio."""
-    out = decode_blob(blob, codec, device)
+    out = decode_blob(blob, codec, device, max_pixels=max_pixels, max_frames=max_frames)
     _modality.get(out.header.modality).write(out_path, out.data, out.header)
     return out

@@ -182,7 +182,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     codec = _codec_arg(args)
     if _stdio_only(args):
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
-                                                            device=args.device).blob)
+                                                            device=args.device,
+                                                            **_budget(args)).blob)
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
@@ -190,7 +191,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
-        enc = encode_file(src, codec, args.effort, device=args.device)  # any modality
+        enc = encode_file(src, codec, args.effort, device=args.device,  # any modality
+                          **_budget(args))
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 
@@ -208,7 +210,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             want = Path(args.output) if args.output not in (None, STDIO) else None
             # to stdout: PNG or WAV; to a file: the format its suffix names
             out = tmp / ("out" + (want.suffix if want else inspect(blob).modality.output_suffix))
-            decompress_file(blob, out, args.device, codec=codec)
+            decompress_file(blob, out, args.device, codec=codec, **_budget(args))
             return out.read_bytes()
 
         return _stdio_job(args, convert)
@@ -230,7 +232,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise CliError(f"'{src}': file not found")
         blob = src.read_bytes()
         dst.parent.mkdir(parents=True, exist_ok=True)
-        decompress_file(blob, dst, args.device, codec=codec)
+        decompress_file(blob, dst, args.device, codec=codec, **_budget(args))
         return inspect(blob).raw_bytes, len(blob)
 
     return _batch(jobs, work, "decode", args.quiet)
@@ -341,6 +343,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget(args: argparse.Namespace) -> dict:
+    return {"max_pixels": args.max_pixels, "max_frames": args.max_frames}
+
+
+def _add_budget(p: argparse.ArgumentParser) -> None:
+    from .limits import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS
+
+    def positive(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        return value
+
+    p.add_argument("--max-pixels", type=positive, metavar="N",
+                   help=f"largest image to handle, in pixels (default {DEFAULT_MAX_PIXELS}; a "
+                        "small file asking for many pixels needs this set explicitly)")
+    p.add_argument("--max-frames", type=positive, metavar="N",
+                   help=f"longest audio to handle, in frames at 44.1 kHz (default "
+                        f"{DEFAULT_MAX_FRAMES})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .presets import PRESETS
 
@@ -375,6 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     device(p)
+    _add_budget(p)
     common(p, "no progress bar, summary or warnings")
     p.set_defaults(func=cmd_encode)
 
@@ -388,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights(p, "the weights the files were made with, when they are not bundled ones")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     device(p)
+    _add_budget(p)
     common(p, "no progress bar, summary or warnings")
     p.set_defaults(func=cmd_decode)
 

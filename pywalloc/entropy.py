@@ -197,6 +197,11 @@ def unpack(data: bytes, shape: tuple[int, ...], max_values: int = MAX_LATENT_VAL
     # (lossy VP8, extended VP8X with animation or metadata) was not made by pack.
     if data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8L":
         raise FormatError("payload is not a simple lossless WebP (RIFF/WEBP/VP8L) image")
+    # The RIFF size counts every byte after the first 8: anything beyond is not from pack.
+    riff_end = 8 + int.from_bytes(data[4:8], "little")
+    if len(data) != riff_end:
+        raise FormatError(f"payload has {len(data) - riff_end} bytes after the WebP picture"
+                          if len(data) > riff_end else "payload WebP picture is truncated")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

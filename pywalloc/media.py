@@ -37,6 +37,7 @@ __all__ = [
     "read_audio",
     "read_image",
     "resample_audio",
+    "resample_factors",
     "write_audio",
     "write_image",
 ]
@@ -135,12 +136,20 @@ def read_image(
     converted to RGB; only the first frame of an animation is used (with a warning).
     """
     name = os.fspath(path)
+    # Our budget replaces Pillow's bomb check (a warning above its limit, an error above twice
+    # it), which would otherwise refuse or warn about pictures the caller allowed.
+    bomb_limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(name) as img:
+        Image.MAX_IMAGE_PIXELS = max(int(max_pixels), 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(name)
+        with img:
             width, height = img.size
             if width * height > max_pixels:
                 raise UnsupportedInputError(f"cannot read image '{name}': {width}x{height} "
-                                            f"pixels is above the limit of {max_pixels}")
+                                            f"pixels is above the limit of {max_pixels} (raise it "
+                                            "with max_pixels= or --max-pixels)")
             frames = getattr(img, "n_frames", 1)
             source_mode, fmt, raw = img.mode, img.format, _rawmode(img)  # raw: before load
             img.load()
@@ -159,6 +168,8 @@ def read_image(
         raise UnsupportedInputError(f"cannot read image '{name}': {exc}") from None
     except _PIL_ERRORS as exc:
         raise MediaError(f"cannot read image '{name}': {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
     if frames > 1:
         warnings.warn(f"'{name}' has {frames} frames; only the first is used", stacklevel=2)
     if alpha:
@@ -253,16 +264,23 @@ def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -
     atomic_write(path, lambda fh: img.save(fh, format=fmt, **options), "image")
 
 
-def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Polyphase resampling along axis 0 (``scipy.signal.resample_poly``, Kaiser-windowed FIR);
-    UnsupportedInputError for rate pairs whose reduced ratio needs factors above 1000."""
-    if sr_from == sr_to:
-        return data
+def resample_factors(sr_from: int, sr_to: int) -> tuple[int, int]:
+    """(up, down) of the polyphase resampler; UnsupportedInputError when either is above 1000
+    (checked before any work, so that a hostile rate costs nothing)."""
     g = math.gcd(sr_from, sr_to)
     up, down = sr_to // g, sr_from // g
     if max(up, down) > _MAX_RESAMPLE_FACTOR:
         raise UnsupportedInputError(f"cannot resample {sr_from} Hz to {sr_to} Hz (ratio "
                                     f"{up}/{down} is impractical); convert the file first")
+    return up, down
+
+
+def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling along axis 0 (``scipy.signal.resample_poly``, Kaiser-windowed FIR);
+    UnsupportedInputError for rate pairs whose reduced ratio needs factors above 1000."""
+    if sr_from == sr_to:
+        return data
+    up, down = resample_factors(sr_from, sr_to)
     try:
         from scipy.signal import resample_poly
     except ImportError:  # scipy is optional: only needed when rates differ

@@ -1,0 +1,169 @@
+"""Hostile and oversized inputs are refused from their headers: one line, nonzero exit, in
+under 2 s and 500 MB (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import pywalloc
+from pywalloc import container, entropy, limits
+from pywalloc.api import compress_file
+from pywalloc.codec import Codec, peak_gain
+from pywalloc.errors import FormatError, MediaError
+from pywalloc.presets import get_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT_S = 2.0
+LIMIT_RSS_MB = 500
+
+
+def _blob(modality: str, shape: tuple[int, ...], rate: int = 0, gain: float = 1.0,
+          preset: str | None = None) -> bytes:
+    """A small .wlc whose header asks for ``shape``; the payload is never reached."""
+    preset = preset or ("rgb-16x" if modality == "image" else "stereo-20x")
+    p = get_preset(preset)
+    if modality == "image":
+        lat = (p.latent_channels, *(-(-n // p.block) for n in shape))
+        pad = (0, (-shape[0]) % p.block, 0, (-shape[1]) % p.block)
+    else:
+        n = limits.codec_frames(shape[0], rate)
+        lat = (p.latent_channels, -(-n // p.block))
+        pad = (0, (-n) % p.block)
+    header = container.Header(modality, preset, b"\x01" * 8, shape, 3 if modality == "image"
+                               else 2, lat, pad, rate, "RGB" if modality == "image" else "",
+                               gain)
+    return container.write(header, b"RIFF" + bytes(60))
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height (RGB); the pixel data is a token IDAT."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(bytes(1 + 3 * width))) + chunk(b"IEND", b""))
+
+
+HOSTILE_BLOBS = {
+    "image-8192": (lambda: _blob("image", (8192, 8192)), "budget"),
+    "image-16384": (lambda: _blob("image", (16384, 16384)), "budget"),
+    "audio-2^28-at-4900Hz": (lambda: _blob("audio", (2**28,), rate=4900), "budget"),
+    "audio-7Hz": (lambda: _blob("audio", (1000,), rate=7), "sample rate"),
+    "audio-gain-1e-300": (lambda: _blob("audio", (44100,), rate=44100, gain=1e-300), "gain"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BLOBS))
+def test_hostile_headers_are_refused_quickly(name: str) -> None:
+    make, words = HOSTILE_BLOBS[name]
+    blob = make()
+    assert len(blob) < 200
+    t0 = time.perf_counter()
+    with pytest.raises(FormatError, match=words):
+        pywalloc.decompress(blob)
+    assert time.perf_counter() - t0 < LIMIT_S
+
+
+def _hostile_wav(path: Path) -> None:
+    # ~200 KB of 16-bit stereo at 45 Hz: 980x upsampling to 44.1 kHz would make it ~200 MB.
+    sf.write(path, np.zeros((50_000, 2), np.float32), 45, subtype="PCM_16")
+
+
+def test_hostile_encodes_are_refused_quickly(tmp_path: Path) -> None:
+    wav, png = tmp_path / "slow.wav", tmp_path / "huge.png"
+    _hostile_wav(wav)
+    png.write_bytes(_png_header_only(12000, 12000))  # 144 megapixels
+    for path, words in ((wav, "sample rate"), (png, "above the")):
+        t0 = time.perf_counter()
+        with pytest.raises(MediaError, match=words):
+            compress_file(path)
+        assert time.perf_counter() - t0 < LIMIT_S
+
+
+def test_explicit_budget_overrides_the_amplification_rule() -> None:
+    blob = _blob("image", (4096, 4300))  # above the free allowance for a tiny file
+    with pytest.raises(FormatError, match="budget"):
+        pywalloc.decompress(blob)
+    with pytest.raises(FormatError, match="budget of 1000"):
+        pywalloc.decompress(blob, max_pixels=1000)
+    # With a large enough budget the header passes and the fake payload is what fails.
+    with pytest.raises(FormatError) as err:
+        pywalloc.decompress(blob, max_pixels=2**25)
+    assert "budget" not in str(err.value)
+
+
+def test_gain_bounds_match_the_encoder() -> None:
+    assert limits.MAX_GAIN == peak_gain(0.0)
+    loud = np.full((4096, 2), 3e38, np.float32)  # the largest gain-reducing input
+    h, _ = container.read(pywalloc.compress(loud, "stereo-20x", 44100))
+    assert limits.MIN_GAIN <= h.gain
+    quiet = np.zeros((4096, 2), np.float32)
+    h, _ = container.read(pywalloc.compress(quiet, "stereo-20x", 44100))
+    assert h.gain <= limits.MAX_GAIN
+
+
+def test_trailing_bytes_after_webp_are_refused() -> None:
+    z = np.zeros((12, 4, 4), np.int8)
+    data = entropy.pack(z)
+    assert entropy.unpack(data, z.shape).shape == z.shape
+    with pytest.raises(FormatError, match="after the WebP"):
+        entropy.unpack(data + b"junk", z.shape)
+    with pytest.raises(FormatError, match="truncated"):
+        entropy.unpack(data[:-2], z.shape)
+
+
+def test_non_finite_output_is_refused() -> None:
+    model = Codec("rgb-16x").eval()
+    with torch.no_grad():
+        model.synthesis.linear.bias.fill_(float("nan"))
+    blob = pywalloc.compress(np.zeros((16, 16, 3), np.uint8), model)
+    with pytest.raises(FormatError, match="not finite"):
+        pywalloc.decompress(blob, model)
+
+
+_DRIVER = r"""
+import json, resource, subprocess, sys, time
+out = []
+for args in json.loads(sys.argv[1]):
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "pywalloc.cli", *args], capture_output=True, text=True)
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    out.append([r.returncode, r.stdout, r.stderr, time.perf_counter() - t0, rss])
+print(json.dumps(out))
+"""
+
+
+def test_cli_refuses_every_hostile_case_in_one_line_and_little_memory(tmp_path: Path) -> None:
+    cases = []
+    for name, (make, _) in HOSTILE_BLOBS.items():
+        path = tmp_path / f"{name}.wlc"
+        path.write_bytes(make())
+        cases.append(["decode", str(path), "-o", str(tmp_path / f"{name}.out.wav"), "-q"])
+    wav, png = tmp_path / "slow.wav", tmp_path / "huge.png"
+    _hostile_wav(wav)
+    png.write_bytes(_png_header_only(12000, 12000))
+    cases += [["encode", str(wav), "-q"], ["encode", str(png), "-q"]]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(cases)], check=False,
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    for args, (rc, stdout, stderr, _secs, rss) in zip(cases, json.loads(res.stdout)):
+        lines = stderr.strip().splitlines()
+        assert rc != 0, args
+        assert len(lines) == 1 and lines[0].startswith("walloc: error:"), (args, stderr)
+        assert "Traceback" not in stderr
+        assert rss < LIMIT_RSS_MB, (args, rss)
+    assert not list(tmp_path.glob("*.out.wav")) and not list(tmp_path.glob("*.wlc.*"))
