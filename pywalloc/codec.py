@@ -17,6 +17,7 @@ from .errors import WeightsFileError
 from .modality import AUDIO_PEAK, peak_gain
 from .presets import Preset, Size, get_preset, get_size
 from .synthesis import Synthesis
+from .tiling import decode_tiles, encode_tiles
 from .wavelets import iwpt, wpt
 
 # Companding constants from the published reference: y = 2L(Φ(x/s) − ½) lies in (−L, L),
@@ -113,6 +114,12 @@ class Codec(nn.Module):
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return self.preset.modality.pad(x, self.preset.block)
 
+    @property
+    def position_local(self) -> bool:
+        """True when every output sample depends on a bounded window of latents (no
+        statistics over the whole input): then tiled decoding is exact."""
+        return self.size_spec.norm in ("channel", "affine") and not self.size_spec.attention
+
     # -- encoder --------------------------------------------------------------------------
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """Continuous analysis output (before companding), padded input."""
@@ -131,13 +138,28 @@ class Codec(nn.Module):
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
         return torch.round(y)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio).
+    def encode(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio),
+        computed in tiles of ``tile`` latents (default :data:`tiling.TILE`): memory stays
+        bounded and the result does not depend on the tile size.
 
         ValueError for integer input or values outside the codec's range ([-0.5, 0.5] for
         images, [-1, 1] for audio): [0, 1] images would silently lose about 4 dB."""
         self._check_input(x)
-        return torch.round(self.latents(x)).clamp_(-127, 127).to(torch.int8)
+        expected = self.preset.dims + 2
+        if x.dim() != expected or x.shape[1] != self.preset.channels:
+            raise ValueError(f"{self.preset.name} expects [B, {self.preset.channels}, ...] with "
+                             f"{expected} dims, got {tuple(x.shape)}")
+        return self._encode_tiled(x, self.analysis.weight, self.analysis.bias, tile)
+
+    def _encode_tiled(self, x, weight, bias, tile) -> torch.Tensor:
+        size = tuple(x.shape[2:])
+        out = torch.empty(x.shape[0], self.preset.latent_channels, *self.latent_size(size),
+                          dtype=torch.int8, device=x.device)
+        with torch.no_grad():
+            for where, a in encode_tiles(self, x, size, weight, bias, tile):
+                out[(..., *where)] = torch.round(compand(a)).clamp_(-127, 127).to(torch.int8)
+        return out
 
     def _check_input(self, x: torch.Tensor) -> None:
         from .inputs import check_range
@@ -161,15 +183,14 @@ class Codec(nn.Module):
         self._check_input(x)
         return x
 
-    def encode_uint8(self, pixels: torch.Tensor) -> torch.Tensor:
+    def encode_uint8(self, pixels: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
-        into the analysis layer (the transform is linear), saving two passes over the input."""
+        into the analysis layer (the transform is linear); tiles are cast to float one at a
+        time, so memory stays near the uint8 input."""
         if self.preset.dims != 2 or pixels.dtype != torch.uint8:
             raise ValueError("encode_uint8 takes uint8 images for an image codec")
         w, b = self._folded_analysis()
-        coeffs = wpt(self._pad(pixels.to(w.dtype)), self.preset.levels)
-        a = F.conv2d(coeffs, w, b)
-        return torch.round(compand(a)).clamp_(-127, 127).to(torch.int8)
+        return self._encode_tiled(pixels, w, b, tile)
 
     def _folded_analysis(self) -> tuple[torch.Tensor, torch.Tensor]:
         w, b = self.analysis.weight, self.analysis.bias
@@ -189,11 +210,30 @@ class Codec(nn.Module):
         return w2, b2
 
     # -- decoder --------------------------------------------------------------------------
-    def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
-        """Reconstruction from int8 (or float) latents, cropped to ``size`` and clamped."""
+    def decode(self, z: torch.Tensor, size: tuple[int, ...] | None = None,
+               tile: int | None = None) -> torch.Tensor:
+        """Reconstruction from int8 (or float) latents, cropped to ``size`` and clamped.
+
+        Position-local decoders at inference decode in tiles of ``tile`` latents (default
+        :data:`tiling.TILE`), bit for bit the same as the whole input; others decode whole."""
         y = z.to(self.analysis.weight.dtype) if not z.is_floating_point() else z
-        x = self._reconstruct(self.synthesis(decompand(y), y), size)
-        return x.clamp(self.lo, self.hi)
+        if self.training or not self.position_local:
+            x = self._reconstruct(self.synthesis(decompand(y), y), size)
+            return x.clamp(self.lo, self.hi)
+        full = tuple(n * self.preset.block for n in y.shape[2:])
+        size = full if size is None else tuple(size)
+        out = y.new_empty(y.shape[0], self.preset.channels, *size)
+        with torch.no_grad():
+            for where, x in self.decode_tiles(y, tile):
+                keep = tuple(slice(w.start, min(w.stop, n)) for w, n in zip(where, size))
+                if all(k.stop > k.start for k in keep):
+                    out[(..., *keep)] = x[(..., *(slice(0, k.stop - k.start) for k in keep))]
+        return out.clamp_(self.lo, self.hi)
+
+    def decode_tiles(self, y: torch.Tensor, tile: int | None = None):
+        """(output slices, unclamped reconstruction) per tile of float latents ``y``; see
+        :func:`tiling.decode_tiles`."""
+        return decode_tiles(self, y, tile)
 
     def _reconstruct(self, coeffs: torch.Tensor, size) -> torch.Tensor:
         """Inverse WPT of synthesised coefficients, cropped to ``size`` (None: no crop)."""

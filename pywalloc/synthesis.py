@@ -28,6 +28,32 @@ class Snake(nn.Module):
         return x + torch.sin(a * x).pow(2) / (a + 1e-9)
 
 
+def channel_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 (keepdim) by halving: elementwise adds only, so every position gets the
+    same arithmetic whatever the tensor's size. A reduction kernel's blocking depends on the
+    size and changes the last bits, which would make tiles differ from the whole input."""
+    n = x.shape[1]
+    while n > 1:
+        h = n // 2
+        s = x[:, :h] + x[:, h : 2 * h]
+        if n % 2:
+            s[:, :1] += x[:, 2 * h :]
+        x, n = s, h
+    return x
+
+
+def pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution as a fixed-order sum over input channels (elementwise multiplies and
+    adds), exact in the same sense as :func:`channel_sum`; oneDNN and BLAS pick a blocking by
+    size. Used at inference for the narrow latent-side layers, where it is also cheap."""
+    w = conv.weight.flatten(1)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    out = x[:, :1] * w[:, 0].view(shape) + conv.bias.view(shape)
+    for i in range(1, w.shape[1]):
+        out += x[:, i : i + 1] * w[:, i].view(shape)
+    return out
+
+
 class ChannelNorm(nn.Module):
     """LayerNorm over the channels at each position, with a per-channel affine.
 
@@ -43,9 +69,9 @@ class ChannelNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(1, keepdim=True)
-        xc = x - mu
-        var = xc.square().mean(1, keepdim=True)
+        inv = 1.0 / x.shape[1]
+        xc = x - channel_sum(x) * inv
+        var = channel_sum(xc * xc) * inv
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return xc * torch.rsqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
@@ -256,4 +282,10 @@ class Synthesis(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z``: decompanded latents (linear path); ``y``: companded ones in [-127.5, 127.5]."""
-        return self.linear(z) + self.net(y * (1.0 / 32.0))
+        if self.training:
+            return self.linear(z) + self.net(y * (1.0 / 32.0))
+        # Inference: the latent-side 1x1 layers in a size-independent order (see pointwise).
+        h = pointwise(self.net[0], y * (1.0 / 32.0))
+        for layer in self.net[1:]:
+            h = layer(h)
+        return pointwise(self.linear, z) + h

@@ -1,0 +1,118 @@
+"""Tiled encoding and decoding give the same bits as the whole input (issue 11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import pywalloc
+from pywalloc import tiling
+from pywalloc.codec import Codec, compand, decompand
+from pywalloc.synthesis import ChannelNorm
+from pywalloc.wavelets import wpt
+
+SAMPLES = Path(pywalloc.__file__).resolve().parent / "samples"
+
+
+def _random_decoder(preset: str) -> Codec:
+    """A fresh position-local codec whose CNN matters: its zero-initialised last layer and the
+    norms' affine parameters perturbed."""
+    torch.manual_seed(0)
+    model = Codec(preset).eval()
+    assert model.position_local
+    with torch.no_grad():
+        for p in model.synthesis.net[-1].parameters():
+            p.normal_(0, 0.05)
+        for m in model.synthesis.modules():
+            if isinstance(m, ChannelNorm):
+                m.weight.normal_(1, 0.2)
+                m.bias.normal_(0, 0.2)
+    return model
+
+
+def _whole_decode(model: Codec, z: torch.Tensor, size) -> torch.Tensor:
+    y = z.float()
+    return model._reconstruct(model.synthesis(decompand(y), y), size).clamp(model.lo, model.hi)
+
+
+def test_support_and_receptive_field() -> None:
+    assert tiling.support(3, True) == (4, 3) and tiling.support(3, False) == (4, 3)
+    model = Codec("rgb-16x")
+    assert tiling.receptive_radius(model.synthesis.net) == 2 * model.size_spec.blocks + 1
+
+
+@pytest.mark.parametrize("tile", [3, 7])
+def test_image_tiles_equal_the_whole_image(tile: int) -> None:
+    model = _random_decoder("rgb-16x")
+    h, w = 75, 301  # not multiples of the block; 10 x 38 latents: border and wrapped tiles
+    gen = torch.Generator().manual_seed(1)
+    pixels = torch.randint(0, 256, (1, 3, h, w), generator=gen, dtype=torch.uint8)
+    with torch.inference_mode():
+        z = model.encode_uint8(pixels, tile=tile)
+        assert torch.equal(z, model.encode_uint8(pixels, tile=1000))
+        # The whole-input analysis through a plain convolution: the same latents.
+        wgt, bias = model._folded_analysis()
+        plain = torch.round(compand(F.conv2d(wpt(model._pad(pixels.float()), 3), wgt, bias)))
+        assert torch.equal(z, plain.clamp_(-127, 127).to(torch.int8))
+        whole = _whole_decode(model, z, (h, w))
+        assert torch.equal(model.decode(z, (h, w), tile=tile), whole)
+        assert torch.equal(model.decode(z, (h, w)), whole)
+
+
+def test_audio_chunks_equal_the_whole_clip() -> None:
+    model = _random_decoder("stereo-20x")
+    n = 256 * 90 + 77
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 2, n, generator=gen) * 1.6 - 0.8
+    with torch.inference_mode():
+        z = model.encode(x, tile=16)
+        assert torch.equal(z, model.encode(x))
+        assert torch.equal(model.decode(z, (n,), tile=25), _whole_decode(model, z, (n,)))
+
+
+def test_api_decodes_tile_by_tile_to_the_same_pixels(monkeypatch) -> None:
+    model = _random_decoder("rgb-16x")
+    gen = np.random.default_rng(3)
+    pixels = gen.integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    blob = pywalloc.compress(pixels, model)
+    whole = pywalloc.decompress(blob, model)
+    monkeypatch.setitem(tiling.TILE, 2, 4)
+    assert np.array_equal(pywalloc.decompress(blob, model), whole)
+    gray = pywalloc.compress(pixels[:, :, 0], model)
+    monkeypatch.setitem(tiling.TILE, 2, 128)
+    ref = pywalloc.decompress(gray, model)
+    monkeypatch.setitem(tiling.TILE, 2, 3)
+    assert np.array_equal(pywalloc.decompress(gray, model), ref)
+
+
+def test_group_norm_decoders_decode_whole() -> None:
+    model = Codec("rgb-16x", norm="group").eval()
+    assert not model.position_local
+    z = torch.randint(-20, 20, (1, 12, 5, 6), dtype=torch.int8)
+    with torch.inference_mode():
+        assert torch.equal(model.decode(z, (40, 48), tile=2), _whole_decode(model, z, (40, 48)))
+
+
+def _pca_codec() -> Codec:
+    from pywalloc.training.init import pca_init
+
+    model = Codec("rgb-16x").eval()  # a fresh decoder is its linear path (the CNN adds zero)
+    img = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255 - 0.5
+    coeffs = wpt(model._pad(x), 3)[0].flatten(1).double()
+    pca_init(model, coeffs.mean(1), torch.cov(coeffs), model.preset.gain)
+    return model
+
+
+@pytest.mark.parametrize("side", [1, 8, 32])
+def test_small_flat_images_round_trip_within_3(side: int) -> None:
+    model = _pca_codec()
+    flat = np.empty((side, side, 3), np.uint8)
+    flat[:] = (200, 50, 30)
+    out = pywalloc.decompress(pywalloc.compress(flat, model), model)
+    assert np.abs(out.astype(int) - flat).max() <= 3
