@@ -492,9 +492,36 @@ def run_command(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
         return 2
-    except (WallocError, OSError, ValueError, KeyError, RuntimeError) as exc:
-        print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
+    except MemoryError:
+        print(f"{prefix}: error: out of memory (lower --max-pixels/--max-frames or use a "
+              "machine with more memory)", file=sys.stderr)
         return 1
+    except (WallocError, OSError, ValueError, KeyError, RuntimeError) as exc:
+        if _is_oom(exc):
+            print(f"{prefix}: error: out of memory ({_oom_detail(exc)}; lower --max-pixels/"
+                  "--max-frames or use a machine with more memory)", file=sys.stderr)
+        else:
+            print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in one line, not a traceback
+        print(f"{prefix}: error: unexpected {type(exc).__name__}: {_fail_line(exc)} (this is a "
+              "bug in pywalloc; please report it)", file=sys.stderr)
+        return 1
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """torch reports allocation failures as RuntimeError (OutOfMemoryError on CUDA)."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                              or "out of memory" in text.lower())
+
+
+def _oom_detail(exc: BaseException) -> str:
+    import re
+
+    found = re.search(r"allocate (\d+) bytes", str(exc))
+    return f"an allocation of {int(found.group(1)) / 1e9:.1f} GB failed" if found else \
+        "an allocation failed"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -167,3 +167,25 @@ def test_cli_refuses_every_hostile_case_in_one_line_and_little_memory(tmp_path: 
         assert "Traceback" not in stderr
         assert rss < LIMIT_RSS_MB, (args, rss)
     assert not list(tmp_path.glob("*.out.wav")) and not list(tmp_path.glob("*.wlc.*"))
+
+
+def _raise(exc: BaseException):
+    def run(args) -> int:
+        raise exc
+    return run
+
+
+@pytest.mark.parametrize(("exc", "words"), [
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate "
+                  "21474836480 bytes. Error code 12"), "out of memory (an allocation of 21.5 GB"),
+    (MemoryError(), "out of memory"),
+    (TypeError("a bug\nsecond line"), "unexpected TypeError: a bug"),
+])
+def test_cli_turns_memory_errors_and_bugs_into_one_line(exc, words, capsys) -> None:
+    import argparse
+
+    from pywalloc.cli import run_command
+
+    assert run_command(argparse.Namespace(func=_raise(exc))) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("walloc: error: ") and words in err[0]
