@@ -118,7 +118,7 @@ class Codec(nn.Module):
     def position_local(self) -> bool:
         """True when every output sample depends on a bounded window of latents (no
         statistics over the whole input): then tiled decoding is exact."""
-        return self.size_spec.norm in ("channel", "affine") and not self.size_spec.attention
+        return self.synthesis.position_local
 
     # -- encoder --------------------------------------------------------------------------
     def analyse(self, x: torch.Tensor) -> torch.Tensor:

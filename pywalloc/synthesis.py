@@ -274,6 +274,9 @@ class Synthesis(nn.Module):
                    conv(width, out, kernel if dims == 2 else kernel_1d,
                         padding=(kernel if dims == 2 else kernel_1d) // 2)]
         self.net = nn.Sequential(*layers)
+        # Tiles decode exactly only without statistics over the whole input; only then is the
+        # size-independent arithmetic of pointwise() worth it (legacy decoders keep their bits).
+        self.position_local = norm in ("channel", "affine") and not attention
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
         for m in self.net.modules():
@@ -282,7 +285,7 @@ class Synthesis(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z``: decompanded latents (linear path); ``y``: companded ones in [-127.5, 127.5]."""
-        if self.training:
+        if self.training or not self.position_local:
             return self.linear(z) + self.net(y * (1.0 / 32.0))
         # Inference: the latent-side 1x1 layers in a size-independent order (see pointwise).
         h = pointwise(self.net[0], y * (1.0 / 32.0))

@@ -17,6 +17,7 @@ import itertools
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .wavelets import iwpt, wpt
@@ -161,4 +162,8 @@ def encode_tiles(model, x: torch.Tensor, size: tuple[int, ...], weight: torch.Te
                     2 + d, torch.where(padded < n, padded, n).to(x.device))
         coeffs = wpt(t.to(weight.dtype), levels)
         coeffs = coeffs[(..., *(slice(before, before + e - s) for s, e in spans))]
-        yield tuple(slice(s, e) for s, e in spans), pointwise(layer, coeffs)
+        # Position-local codecs: the size-independent 1x1 layer (tiles equal the whole);
+        # legacy codecs keep the convolution their golden files were made with.
+        a = (pointwise(layer, coeffs) if model.position_local else
+             (F.conv2d if mirror else F.conv1d)(coeffs, weight, bias))
+        yield tuple(slice(s, e) for s, e in spans), a

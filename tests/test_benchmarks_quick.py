@@ -71,3 +71,8 @@ def test_borders_benchmark_quick():
 def test_decoder_sizes_quick():
     out = _run("benchmarks/decoder_sizes.py", "--quick")
     assert "| 128 | 6 |" in out and "x real time" in out
+
+
+def test_memory_benchmark_quick():
+    out = _run("benchmarks/memory.py", "--quick")
+    assert "| encode 256x256 PNG |" in out and "| decode 0.05 min stereo FLAC |" in out

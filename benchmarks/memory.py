@@ -1,0 +1,117 @@
+"""Peak memory (RSS) of the walloc CLI on a large picture and a long audio file, both ways.
+
+Each command runs in a fresh child of a small wrapper that reports the child's peak RSS
+(``resource.getrusage(RUSAGE_CHILDREN)``), so the figures are the CLI's own. Inputs are
+generated procedurally. Targets (issue 11): a 16384x16384 PNG under 2.0 GB each way, 60
+minutes of stereo 44.1 kHz FLAC under 1.0 GB each way.
+
+    python benchmarks/memory.py                 # full size (several minutes per step)
+    python benchmarks/memory.py --side 4096 --minutes 10
+    python benchmarks/memory.py --quick         # tiny inputs: a smoke test, targets not checked
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET_IMAGE_GB = 2.0
+TARGET_AUDIO_GB = 1.0
+_WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter(); "
+            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "print(json.dumps([r.returncode, r.stderr[-500:], time.perf_counter() - t, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))")
+
+
+def measure(args: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in bytes) of ``walloc ARGS`` in a fresh process."""
+    cmd = [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "pywalloc.cli", *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    rc, err, secs, rss = json.loads(out.stdout)
+    if rc != 0:
+        raise SystemExit(f"walloc {' '.join(args)} failed: {err.strip()}")
+    return secs, rss
+
+
+def make_png(path: Path, side: int) -> None:
+    """A smooth, textured side x side RGB picture, written strip by strip into Pillow."""
+    from PIL import Image
+
+    img = Image.new("RGB", (side, side))
+    x = np.arange(side, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for top in range(0, side, 512):
+        y = np.arange(top, min(side, top + 512), dtype=np.float32)[:, None]
+        base = 128 + 60 * np.sin(x / 97.0) * np.cos(y / 71.0) + 40 * np.sin((x + y) / 13.0)
+        strip = np.stack([base, base[:, ::-1], 255 - base], axis=2)
+        strip += rng.normal(0, 6, strip.shape)
+        img.paste(Image.fromarray(np.clip(strip, 0, 255).astype(np.uint8)), (0, top))
+    img.save(path, compress_level=1)
+
+
+def make_flac(path: Path, minutes: float, rate: int = 44100) -> None:
+    """Stereo music-like tones with noise, written block by block."""
+    import soundfile as sf
+
+    frames = int(minutes * 60 * rate)
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(path, "w", rate, 2, "PCM_16", format="FLAC") as fh:
+        for start in range(0, frames, rate * 10):
+            t = np.arange(start, min(frames, start + rate * 10)) / rate
+            left = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 331 * t)
+            right = 0.3 * np.sin(2 * np.pi * 277 * t) + 0.05 * rng.standard_normal(t.size)
+            fh.write(np.stack([left, right], axis=1).astype(np.float32))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--side", type=int, default=16384, help="picture side in pixels")
+    ap.add_argument("--minutes", type=float, default=60.0, help="audio length")
+    ap.add_argument("--quick", action="store_true", help="tiny inputs, targets not checked")
+    a = ap.parse_args(argv)
+    side, minutes = (256, 0.05) if a.quick else (a.side, a.minutes)
+    full = not a.quick and side >= 16384 and minutes >= 60
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        png, wlc, out = d / "big.png", d / "big.wlc", d / "big.decoded.png"
+        make_png(png, side)
+        budget = ["--max-pixels", str(side * side)]
+        rows.append((f"encode {side}x{side} PNG", *measure(
+            ["encode", str(png), "-o", str(wlc), "-f", "-q", *budget]), TARGET_IMAGE_GB))
+        rows.append((f"decode {side}x{side} PNG", *measure(
+            ["decode", str(wlc), "-o", str(out), "-f", "-q", *budget]), TARGET_IMAGE_GB))
+        for p in (png, wlc, out):
+            p.unlink()
+        flac, awlc, aout = d / "long.flac", d / "long.wlc", d / "long.decoded.flac"
+        make_flac(flac, minutes)
+        frames = ["--max-frames", str(int(minutes * 60 * 44100) + 44100)]
+        rows.append((f"encode {minutes:g} min stereo FLAC", *measure(
+            ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames]), TARGET_AUDIO_GB))
+        rows.append((f"decode {minutes:g} min stereo FLAC", *measure(
+            ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames]), TARGET_AUDIO_GB))
+    print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print("| what | seconds | peak RSS (GB) | target (GB) |")
+    print("|---|---|---|---|")
+    failed = 0
+    for what, secs, rss, target in rows:
+        verdict = ""
+        if full:
+            ok = rss / 1e9 < target
+            failed += not ok
+            verdict = " PASS" if ok else " FAIL"
+        print(f"| {what} | {secs:.1f} | {rss / 1e9:.2f} | {target:.1f}{verdict} |")
+    if not full:
+        print("(targets apply to the full size: 16384x16384 and 60 minutes)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
