@@ -187,6 +187,28 @@ def _crop(header: container.Header, size: tuple[int, ...], block: int) -> tuple[
     return tuple(crop)
 
 
+def _decode_pixels(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
+                   header: container.Header) -> np.ndarray:
+    """uint8 pixels decoded tile by tile: memory is the output plus one tile, never a float
+    copy of the whole picture (the same bits as :meth:`Codec.decode`, which tiles too)."""
+    h, w = (c.stop - c.start for c in crop)
+    out = np.empty((h, w) if header.mode == "L" else (h, w, 3), np.uint8)
+    y = z.to(model.analysis.weight.dtype)
+    for where, x in model.decode_tiles(y):
+        lo = [max(t.start, c.start) for t, c in zip(where, crop)]
+        hi = [min(t.stop, c.stop) for t, c in zip(where, crop)]
+        if hi[0] <= lo[0] or hi[1] <= lo[1]:
+            continue
+        part = x[0, :, lo[0] - where[0].start:hi[0] - where[0].start,
+                 lo[1] - where[1].start:hi[1] - where[1].start].clamp(model.lo, model.hi)
+        if not bool(torch.isfinite(part).all()):
+            raise FormatError("the decoded output is not finite (corrupt header or weights)")
+        out[lo[0] - crop[0].start:hi[0] - crop[0].start,
+            lo[1] - crop[1].start:hi[1] - crop[1].start] = IMAGE.from_tensor(part.cpu(),
+                                                                             header.mode)
+    return out
+
+
 def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None, *,
                 max_pixels: int | None = None, max_frames: int | None = None) -> Decoded:
     """Parse and decode ``.wlc`` bytes, keeping the header. The header's entropy id picks the
@@ -204,6 +226,8 @@ def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None, *,
     latents = entropy.coder(header.entropy).unpack(payload, header.latent_shape)
     z = torch.from_numpy(latents).unsqueeze(0).to(_model_device(model))
     with torch.inference_mode():
+        if m is IMAGE and model.position_local:
+            return Decoded(_decode_pixels(model, z, crop, header), header, header.sample_rate)
         x = model.decode(z)[0][(..., *crop)].cpu()
         if header.modality is AUDIO:
             x = x / header.gain  # what decoded() will do: its result must be finite
