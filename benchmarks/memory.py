@@ -1,5 +1,10 @@
 """Peak memory (RSS) of the walloc CLI on a large picture and a long audio file, both ways.
 
+By default the codecs are freshly initialised position-local ones of the default presets
+(``--weights`` files: memory depends on the architecture, not the weight values), since the
+bundled weights may still be legacy GroupNorm decoders, which decode whole (about 80 MB per
+megapixel); ``--bundled`` measures the bundled weights instead.
+
 Each command runs in a fresh child of a small wrapper that reports the child's peak RSS
 (``resource.getrusage(RUSAGE_CHILDREN)``), so the figures are the CLI's own. Inputs are
 generated procedurally. Targets (issue 11): a 16384x16384 PNG under 2.0 GB each way, 60
@@ -75,28 +80,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side", type=int, default=16384, help="picture side in pixels")
     ap.add_argument("--minutes", type=float, default=60.0, help="audio length")
     ap.add_argument("--quick", action="store_true", help="tiny inputs, targets not checked")
+    ap.add_argument("--bundled", action="store_true",
+                    help="use the bundled weights instead of fresh position-local codecs")
     a = ap.parse_args(argv)
     side, minutes = (256, 0.05) if a.quick else (a.side, a.minutes)
     full = not a.quick and side >= 16384 and minutes >= 60
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
+        use = {"image": [], "audio": []}
+        if not a.bundled:
+            from pywalloc.codec import Codec
+
+            for kind, preset in (("image", "rgb-16x"), ("audio", "stereo-20x")):
+                Codec(preset).save(d / f"{preset}.safetensors")
+                use[kind] = ["--weights", str(d / f"{preset}.safetensors")]
         png, wlc, out = d / "big.png", d / "big.wlc", d / "big.decoded.png"
         make_png(png, side)
         budget = ["--max-pixels", str(side * side)]
         rows.append((f"encode {side}x{side} PNG", *measure(
-            ["encode", str(png), "-o", str(wlc), "-f", "-q", *budget]), TARGET_IMAGE_GB))
+            ["encode", str(png), "-o", str(wlc), "-f", "-q", *budget, *use["image"]]),
+            TARGET_IMAGE_GB))
         rows.append((f"decode {side}x{side} PNG", *measure(
-            ["decode", str(wlc), "-o", str(out), "-f", "-q", *budget]), TARGET_IMAGE_GB))
+            ["decode", str(wlc), "-o", str(out), "-f", "-q", *budget, *use["image"]]),
+            TARGET_IMAGE_GB))
         for p in (png, wlc, out):
             p.unlink()
         flac, awlc, aout = d / "long.flac", d / "long.wlc", d / "long.decoded.flac"
         make_flac(flac, minutes)
         frames = ["--max-frames", str(int(minutes * 60 * 44100) + 44100)]
         rows.append((f"encode {minutes:g} min stereo FLAC", *measure(
-            ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames]), TARGET_AUDIO_GB))
+            ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames, *use["audio"]]),
+            TARGET_AUDIO_GB))
         rows.append((f"decode {minutes:g} min stereo FLAC", *measure(
-            ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames]), TARGET_AUDIO_GB))
+            ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames, *use["audio"]]),
+            TARGET_AUDIO_GB))
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print("| what | seconds | peak RSS (GB) | target (GB) |")
     print("|---|---|---|---|")
