@@ -116,3 +116,23 @@ def test_small_flat_images_round_trip_within_3(side: int) -> None:
     flat[:] = (200, 50, 30)
     out = pywalloc.decompress(pywalloc.compress(flat, model), model)
     assert np.abs(out.astype(int) - flat).max() <= 3
+
+
+def test_decoding_across_thread_counts() -> None:
+    """Pictures decode to the same bytes with 1 and 2 threads; audio (float output) within a
+    tenth of a 16-bit step (oneDNN splits its 1D convolutions by thread count)."""
+    threads = torch.get_num_threads()
+    model, audio_model = _random_decoder("rgb-16x"), _random_decoder("stereo-20x")
+    pixels = np.random.default_rng(0).integers(0, 256, (120, 300, 3), dtype=np.uint8)
+    samples = np.random.default_rng(1).uniform(-0.8, 0.8, (256 * 200, 2)).astype(np.float32)
+    blob, ablob = pywalloc.compress(pixels, model), pywalloc.compress(samples, audio_model, 44100)
+    pics, clips = [], []
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            pics.append(pywalloc.decompress(blob, model))
+            clips.append(pywalloc.decompress(ablob, audio_model)[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(pics[0], pics[1])
+    assert np.abs(clips[0] - clips[1]).max() < 0.1 / 2**15
