@@ -120,7 +120,7 @@ def test_small_flat_images_round_trip_within_3(side: int) -> None:
 
 def test_decoding_across_thread_counts() -> None:
     """Pictures decode to the same bytes with 1 and 2 threads; audio (float output) within a
-    tenth of a 16-bit step (oneDNN splits its 1D convolutions by thread count)."""
+    quarter of a 16-bit step (oneDNN splits its 1D convolutions by thread count)."""
     threads = torch.get_num_threads()
     model, audio_model = _random_decoder("rgb-16x"), _random_decoder("stereo-20x")
     pixels = np.random.default_rng(0).integers(0, 256, (120, 300, 3), dtype=np.uint8)
@@ -135,4 +135,4 @@ def test_decoding_across_thread_counts() -> None:
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(pics[0], pics[1])
-    assert np.abs(clips[0] - clips[1]).max() < 0.1 / 2**15
+    assert np.abs(clips[0] - clips[1]).max() < 0.25 / 2**15
