@@ -201,7 +201,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     from .api import decompress_file
-    from .container import inspect
+    from .container import inspect, peek_modality
 
     codec = _codec_arg(args)
     if _stdio_only(args):
@@ -218,7 +218,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     def suffix_for(src: Path) -> str:
         try:
-            return inspect(src.read_bytes()).modality.output_suffix
+            if not src.is_file():  # a device or pipe: never read it just to name the output
+                return ".png"
+            with open(src, "rb") as fh:  # the header names the modality
+                found = peek_modality(fh.read(12))
+            return found.output_suffix if found is not None else ".png"
         except (OSError, WallocError):  # the decode step reports the problem itself
             return ".png"
 
@@ -228,8 +232,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
-        if not src.is_file():
+        if not src.exists():
             raise CliError(f"'{src}': file not found")
+        if not src.is_file():
+            raise CliError(f"'{src}': not a regular file")
         blob = src.read_bytes()
         dst.parent.mkdir(parents=True, exist_ok=True)
         decompress_file(blob, dst, args.device, codec=codec, **_budget(args))

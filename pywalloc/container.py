@@ -285,6 +285,15 @@ class Encoded:
         return len(read(self.blob)[1])
 
 
+def peek_modality(head: bytes):
+    """The modality a ``.wlc`` file declares in its first 12 bytes, or None when they are not
+    the start of a ``.wlc`` file: enough to name an output without reading the whole file."""
+    if len(head) < _PREFIX.size or head[:4] != MAGIC:
+        return None
+    ids = {m.id: m for m in _modality.ALL}
+    return ids.get(head[5])
+
+
 def inspect(blob: bytes) -> Encoded:
     """Parse ``.wlc`` bytes without decoding: the header and the rate figures."""
     header, _ = read(blob)

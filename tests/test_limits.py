@@ -189,3 +189,18 @@ def test_cli_turns_memory_errors_and_bugs_into_one_line(exc, words, capsys) -> N
     assert run_command(argparse.Namespace(func=_raise(exc))) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("walloc: error: ") and words in err[0]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_decode_refuses_non_regular_files_without_reading_them(tmp_path: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "pywalloc.cli", "decode", "/dev/zero", "-o",
+                          str(tmp_path / "out.png"), "-q"], capture_output=True, text=True,
+                         timeout=300, check=False, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode != 0 and len(lines) == 1 and "not a regular file" in lines[0]
+
+
+def test_peek_modality_reads_the_prefix_only() -> None:
+    blob = _blob("audio", (44100,), rate=44100)
+    assert container.peek_modality(blob[:12]) == "audio"
+    assert container.peek_modality(b"RIFF" + bytes(8)) is None
