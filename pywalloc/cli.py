@@ -77,6 +77,23 @@ def _targets(pairs: list[tuple[Path, Path]], out: str | None, suffix_for, many: 
     return [(pairs[0][0], o)]
 
 
+def _check_targets(jobs: list[tuple[Path, Path]]) -> None:
+    """Before anything is written: refuse two inputs that map to one output (one result would
+    silently replace the other) and an output that is its own input (even with --force)."""
+    seen: dict[Path, Path] = {}
+    for src, dst in jobs:
+        key = Path(os.path.abspath(dst))
+        if key in seen:
+            raise CliError(f"'{seen[key]}' and '{src}' would both be written to '{dst}'; "
+                           "give them different names or output folders")
+        seen[key] = src
+        same = key == Path(os.path.abspath(src))
+        if not same and dst.exists() and src.exists():
+            same = os.path.samefile(src, dst)
+        if same:
+            raise CliError(f"'{dst}' is the input itself; choose another output")
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
@@ -187,6 +204,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
+    _check_targets(jobs)
 
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
@@ -228,6 +246,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     jobs = _targets(pairs, args.output, suffix_for,
                     len(pairs) > 1 or any(Path(i).is_dir() for i in args.inputs), DECODED)
+    _check_targets(jobs)
 
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:

@@ -204,3 +204,24 @@ def test_peek_modality_reads_the_prefix_only() -> None:
     blob = _blob("audio", (44100,), rate=44100)
     assert container.peek_modality(blob[:12]) == "audio"
     assert container.peek_modality(b"RIFF" + bytes(8)) is None
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pywalloc.cli", *args], capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_cli_refuses_colliding_outputs_and_overwriting_the_input(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a.png", "a.bmp"):
+        Image.new("RGB", (8, 8), (200, 50, 30)).save(tmp_path / name)
+    res = _cli("encode", str(tmp_path / "a.png"), str(tmp_path / "a.bmp"), "-f", "-q")
+    assert res.returncode != 0 and "would both be written" in res.stderr
+    assert not (tmp_path / "a.wlc").exists()  # refused before anything was written
+    src = tmp_path / "a.png"
+    before = src.read_bytes()
+    res = _cli("encode", str(src), "-o", str(src), "-f", "-q")
+    assert res.returncode != 0 and "is the input itself" in res.stderr
+    assert src.read_bytes() == before
