@@ -102,18 +102,21 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _batch(jobs, work, label: str, quiet: bool) -> int:
+def _batch(jobs, work, label: str, quiet: bool, skip_existing: bool = False) -> int:
     """Run ``work(src, dst) -> (raw_bytes, out_bytes)`` over jobs. A failing file is reported
     on one line and the batch goes on (the one place besides :func:`run_command` that prints
     errors)."""
     from tqdm import tqdm
 
-    failed, raw_total, out_total, t0 = 0, 0, 0, time.perf_counter()
+    failed, skipped, raw_total, out_total, t0 = 0, 0, 0, 0, time.perf_counter()
     show_bar = len(jobs) > 1 and not quiet
     with tqdm(jobs, desc=label, unit="file", disable=not show_bar, file=sys.stderr,
               dynamic_ncols=True) as bar:
         for src, dst in bar:
             try:
+                if skip_existing and dst.exists():
+                    skipped += 1
+                    continue
                 raw, size = work(src, dst)
                 raw_total += raw
                 out_total += size
@@ -122,7 +125,9 @@ def _batch(jobs, work, label: str, quiet: bool) -> int:
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
                 failed += 1
                 bar.write(f"walloc: error: {src}: {_fail_line(exc)}", file=sys.stderr)
-    ok = len(jobs) - failed
+    ok = len(jobs) - failed - skipped
+    if not quiet and skipped:
+        print(f"skipped {skipped} file{'s' if skipped != 1 else ''} whose output exists")
     if not quiet and ok:
         secs = time.perf_counter() - t0
         ratio = raw_total / out_total if out_total else 0.0
@@ -214,7 +219,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 
-    return _batch(jobs, work, "encode", args.quiet)
+    return _batch(jobs, work, "encode", args.quiet, args.skip_existing)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -260,7 +265,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         decompress_file(blob, dst, args.device, codec=codec, **_budget(args))
         return inspect(blob).raw_bytes, len(blob)
 
-    return _batch(jobs, work, "decode", args.quiet)
+    return _batch(jobs, work, "decode", args.quiet, args.skip_existing)
 
 
 def info_dict(blob: bytes) -> dict:
@@ -425,6 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(same decoded output; default: the codec's, 1 for images, 3 for audio)")
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave inputs whose output exists alone (resume a batch)")
     device(p)
     _add_budget(p)
     common(p, "no progress bar, summary or warnings")
@@ -439,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "beside each input")
     weights(p, "the weights the files were made with, when they are not bundled ones")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave inputs whose output exists alone (resume a batch)")
     device(p)
     _add_budget(p)
     common(p, "no progress bar, summary or warnings")

@@ -225,3 +225,18 @@ def test_cli_refuses_colliding_outputs_and_overwriting_the_input(tmp_path: Path)
     res = _cli("encode", str(src), "-o", str(src), "-f", "-q")
     assert res.returncode != 0 and "is the input itself" in res.stderr
     assert src.read_bytes() == before
+
+
+def test_skip_existing_resumes_a_batch(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8), (20, 50, 30)).save(tmp_path / name)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.wlc").write_bytes(b"finished earlier")
+    res = _cli("encode", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o",
+               str(tmp_path / "out"), "--skip-existing")
+    assert res.returncode == 0, res.stderr
+    assert "skipped 1 file" in res.stdout and "encoded 1 file" in res.stdout
+    assert (tmp_path / "out" / "a.wlc").read_bytes() == b"finished earlier"
+    assert (tmp_path / "out" / "b.wlc").stat().st_size > 0
