@@ -117,7 +117,10 @@ class LocalGroupNorm(nn.Module):
         b, c = x.shape[:2]
         rest = x.shape[2:]
         g = x.reshape(b, self.num_groups, c // self.num_groups, *rest)
-        stats = torch.cat([g.mean(2), g.square().mean(2)], 1)
+        # Channel sums in a fixed order (channel_sum), so tiles give the whole input's bits.
+        gt = g.transpose(1, 2)
+        inv = 1.0 / gt.shape[1]
+        stats = torch.cat([channel_sum(gt)[:, 0] * inv, channel_sum(gt * gt)[:, 0] * inv], 1)
         k, pad = self.window, self.window // 2
         pool = F.avg_pool1d if len(rest) == 1 else F.avg_pool2d
         stats = pool(stats, k, 1, pad, count_include_pad=False)
@@ -276,7 +279,7 @@ class Synthesis(nn.Module):
         self.net = nn.Sequential(*layers)
         # Tiles decode exactly only without statistics over the whole input; only then is the
         # size-independent arithmetic of pointwise() worth it (legacy decoders keep their bits).
-        self.position_local = norm in ("channel", "affine") and not attention
+        self.position_local = norm in ("channel", "affine", "local") and not attention
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
         for m in self.net.modules():

@@ -59,9 +59,12 @@ def support(levels: int, synthesis: bool) -> tuple[int, int]:
 
 def receptive_radius(net: nn.Module) -> int:
     """Latent positions on each side that one output position of ``net`` depends on (its
-    convolutions are chained, so their radii add up)."""
-    return sum(m.dilation[0] * (m.kernel_size[0] // 2) for m in net.modules()
-               if isinstance(m, (nn.Conv1d, nn.Conv2d)))
+    convolutions and sliding-window norms are chained, so their radii add up)."""
+    from .synthesis import LocalGroupNorm
+
+    return sum(m.dilation[0] * (m.kernel_size[0] // 2) if isinstance(m, (nn.Conv1d, nn.Conv2d))
+               else m.window // 2 for m in net.modules()
+               if isinstance(m, (nn.Conv1d, nn.Conv2d, LocalGroupNorm)))
 
 
 def mirror_index(length: int, n: int, device=None) -> torch.Tensor:

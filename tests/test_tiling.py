@@ -13,23 +13,23 @@ from PIL import Image
 import pywalloc
 from pywalloc import tiling
 from pywalloc.codec import Codec, compand, decompand
-from pywalloc.synthesis import ChannelNorm
+from pywalloc.synthesis import ChannelNorm, LocalGroupNorm
 from pywalloc.wavelets import wpt
 
 SAMPLES = Path(pywalloc.__file__).resolve().parent / "samples"
 
 
-def _random_decoder(preset: str) -> Codec:
+def _random_decoder(preset: str, norm: str = "channel") -> Codec:
     """A fresh position-local codec whose CNN matters: its zero-initialised last layer and the
     norms' affine parameters perturbed."""
     torch.manual_seed(0)
-    model = Codec(preset).eval()
+    model = Codec(preset, norm=norm).eval()
     assert model.position_local
     with torch.no_grad():
         for p in model.synthesis.net[-1].parameters():
             p.normal_(0, 0.05)
         for m in model.synthesis.modules():
-            if isinstance(m, ChannelNorm):
+            if isinstance(m, (ChannelNorm, LocalGroupNorm)):
                 m.weight.normal_(1, 0.2)
                 m.bias.normal_(0, 0.2)
     return model
@@ -64,8 +64,9 @@ def test_image_tiles_equal_the_whole_image(tile: int) -> None:
         assert torch.equal(model.decode(z, (h, w)), whole)
 
 
-def test_audio_chunks_equal_the_whole_clip() -> None:
-    model = _random_decoder("stereo-20x")
+@pytest.mark.parametrize("norm", ["channel", "local"])
+def test_audio_chunks_equal_the_whole_clip(norm: str) -> None:
+    model = _random_decoder("stereo-20x", norm)
     n = 256 * 90 + 77
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(1, 2, n, generator=gen) * 1.6 - 0.8
