@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
-from .codec import peak_gain
 from .errors import FormatError, UnsupportedInputError
-from .modality import CODEC_RATE
+from .modality import CODEC_RATE, peak_gain
+
+_FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max, without importing numpy
 
 __all__ = [
     "CODEC_RATE",
@@ -46,7 +45,7 @@ MAX_RATE = 768_000
 # The encoder's gain is peak_gain(peak): largest for silence, smallest for samples at float32's
 # maximum, so no encoder writes a gain outside this range.
 MAX_GAIN = peak_gain(0.0)
-MIN_GAIN = peak_gain(float(np.finfo(np.float32).max))
+MIN_GAIN = peak_gain(_FLOAT32_MAX)
 
 
 def codec_frames(frames: int, rate: int) -> int:
