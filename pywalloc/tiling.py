@@ -111,6 +111,12 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
     levels, block = model.preset.levels, model.preset.block
     grid = tuple(y.shape[2:])
     tile = tile or TILE[len(grid)]
+    if all(n <= tile for n in grid):
+        # One tile holds the whole grid: the whole-input synthesis is the reference the tiles
+        # reproduce, and running it once avoids the wrapped border pieces (3x faster here).
+        x = iwpt(model.synthesis(decompand(y), y), levels)
+        yield tuple(slice(0, n * block) for n in grid), x
+        return
     before, after = support(levels, True)
     radius = receptive_radius(model.synthesis.net)
 
