@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 import struct
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,6 +188,36 @@ class OutputExistsError(MediaError, FileExistsError):
     """An output file exists and overwriting was not asked for."""
 
 
+# Temporary files of atomic_write: ".<name>.<8 hex digits>.tmp" beside the target. One older
+# than STALE_TEMP_SECONDS was orphaned by a killed process (a live write keeps touching it).
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
+STALE_TEMP_SECONDS = 3600.0
+
+
+def clean_stale_temps(path: str | os.PathLike, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Remove the temporary files that :func:`atomic_write` left beside ``path`` when a process
+    was killed before its rename (our own naming only, older than ``max_age`` seconds);
+    returns how many were removed. Errors are ignored: cleaning is best effort."""
+    target = Path(path)
+    removed = 0
+    now = time.time()
+    try:
+        candidates = list(target.parent.iterdir())
+    except OSError:
+        return 0
+    for p in candidates:
+        m = _TEMP_NAME.fullmatch(p.name)
+        if not m or m.group("name") != target.name:
+            continue
+        try:
+            if p.is_file() and not p.is_symlink() and now - p.stat().st_mtime > max_age:
+                p.unlink()
+                removed += 1
+        except OSError:
+            pass
+    return removed
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes]], None],
                  what: str = "file", overwrite: bool = True) -> None:
     """Write ``data`` (bytes, text, or a function writing to a binary file object) to ``path``
@@ -196,6 +228,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[IO[bytes
     target = Path(path)
     if not overwrite and target.exists():
         raise OutputExistsError(f"'{os.fspath(path)}' exists (use --force to overwrite)")
+    clean_stale_temps(target)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
         # os.open with 0o666 lets the umask set permissions, as for any new file.

@@ -46,3 +46,25 @@ def test_read_audio_window(tmp_path):
     assert rate == 8000 and info.frames == 1000  # info describes the file
     tail, _, _ = read_audio(tmp_path / "a.wav", start=990, frames=50)
     assert tail.shape == (10, 2)
+
+
+def test_atomic_write_removes_its_own_stale_temporary_files(tmp_path):
+    import os
+    import time
+
+    from pywalloc.media import STALE_TEMP_SECONDS, atomic_write
+
+    target = tmp_path / "photo.wlc"
+    stale = tmp_path / ".photo.wlc.0123abcd.tmp"  # orphaned by a killed process
+    fresh = tmp_path / ".photo.wlc.89abcdef.tmp"  # another writer, still at work
+    other = tmp_path / ".other.wlc.0123abcd.tmp"  # another target's
+    mine_not = tmp_path / ".photo.wlc.backup.tmp"  # not our naming
+    old = time.time() - STALE_TEMP_SECONDS - 60
+    for p in (stale, fresh, other, mine_not):
+        p.write_bytes(b"x")
+    for p in (stale, other, mine_not):
+        os.utime(p, (old, old))
+    atomic_write(target, b"data")
+    assert target.read_bytes() == b"data"
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and mine_not.exists()
