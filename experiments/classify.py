@@ -308,30 +308,18 @@ def plot(result: dict, path: Path) -> None:
 
 def combine(files: list[Path], out: Path, model: str) -> int:
     """One result from several runs (their JSON files) of one configuration, other seeds."""
-    import json
 
     name = "classify" + ("-vit" if model == "vit" else "")
-    parts = []
-    for f in files:
-        try:
-            parts.append(json.loads(f.read_text()))
-        except (OSError, ValueError) as exc:
-            print(f"classify: cannot read {f}: {exc}", file=sys.stderr)
-            return 2
-    keep = ("seeds", "combine", "out", "cache")
-    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
-    if any(c != same[0] for c in same) or any(p["codecs"] != parts[0]["codecs"] for p in parts):
-        print("classify: the runs differ in settings or codec weights", file=sys.stderr)
+    parts = _results.load_parts(files, "classify", ("seeds", "combine", "out", "cache"))
+    if parts is None:
         return 2
     runs = [r for p in parts for r in p["runs"]]
     keys = [(r["variant"], r["seed"]) for r in runs]
     if len(set(keys)) != len(keys):
         print("classify: a (variant, seed) run occurs twice", file=sys.stderr)
         return 2
-    result = {**parts[0], "command": " + ".join(p["command"] for p in parts),
-              "seeds_done": sorted({r["seed"] for r in runs}), "runs": runs,
-              "summary": summarise(runs), "wall_seconds": max(p["wall_seconds"] for p in parts),
-              "combined_from": [str(f) for f in files]}
+    result = _results.combined(parts, files, runs, list({r["seed"] for r in runs}),
+                               summarise(runs))
     _results.write(out, name, result, markdown(result))
     try:
         plot(result, out / f"{name}.png")

@@ -377,19 +377,9 @@ def markdown(result: dict, variants: list[Variant]) -> str:
 
 def combine(files: list[Path], out: Path) -> int:
     """One result from several runs (their JSON files) of one configuration, other seeds."""
-    import json
 
-    parts = []
-    for f in files:
-        try:
-            parts.append(json.loads(f.read_text()))
-        except (OSError, ValueError) as exc:
-            print(f"read_text: cannot read {f}: {exc}", file=sys.stderr)
-            return 2
-    keep = ("seeds", "log_every", "combine", "out")
-    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
-    if any(c != same[0] for c in same) or any(p["codecs"] != parts[0]["codecs"] for p in parts):
-        print("read_text: the runs differ in settings or codec weights", file=sys.stderr)
+    parts = _results.load_parts(files, "read_text", ("seeds", "log_every", "combine", "out"))
+    if parts is None:
         return 2
     runs = [r for p in parts for r in p["runs"]]
     seeds = [r["seed"] for r in runs if r["variant"] == runs[0]["variant"]]
@@ -398,10 +388,7 @@ def combine(files: list[Path], out: Path) -> int:
         return 2
     cfg = parts[0]["config"]
     variants = make_variants([resolve_codec(c) for c in cfg["codecs"]], not cfg["no_full"])
-    result = {**parts[0], "command": " + ".join(p["command"] for p in parts),
-              "seeds_done": sorted(seeds), "runs": runs, "summary": summarise(runs, variants),
-              "wall_seconds": max(p["wall_seconds"] for p in parts),
-              "combined_from": [str(f) for f in files]}
+    result = _results.combined(parts, files, runs, seeds, summarise(runs, variants))
     _results.write(out, "read_text", result, markdown(result, variants))
     return 0
 
