@@ -22,29 +22,25 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pywalloc
-from pywalloc.codec import AUDIO_PEAK, Codec
+from pywalloc.codec import Codec
+from pywalloc.modality import peak_gain
 from pywalloc.synthesis import freeze_group_norms, group_norm_statistics
+from pywalloc.zoo import LEGACY_DIR
 
 
 def _inputs(codec: Codec, data: Path, files: int, seconds: float):
     """Inputs of the decoder CNN (companded rounded latents / 32), one file at a time."""
-    exts = {".png", ".jpg", ".jpeg"} if codec.preset.dims == 2 else {".flac", ".ogg", ".wav"}
-    paths = sorted(p for p in data.rglob("*") if p.suffix.lower() in exts)
+    from pywalloc.media import iter_inputs, read_audio, read_image
+
+    paths = iter_inputs(data, codec.preset.modality)
     paths = paths[:: max(1, len(paths) // files)][:files]
     for p in paths:
         if codec.preset.dims == 2:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                a = np.asarray(im.convert("RGB"))
+            a = read_image(p)[0]
             x = torch.from_numpy(a.copy()).permute(2, 0, 1)[None].float() / 255 - 0.5
         else:
-            import soundfile as sf
-
-            a, _ = sf.read(str(p), frames=int(seconds * 44100), dtype="float32", always_2d=True)
-            a = a[:, :2] if a.shape[1] >= 2 else np.repeat(a, 2, axis=1)
-            a = a * (AUDIO_PEAK / max(float(np.abs(a).max()), 1e-4))
+            a = read_audio(p, frames=int(seconds * 44100))[0]
+            a = a * peak_gain(float(np.abs(a).max()))
             x = torch.from_numpy(np.ascontiguousarray(a.T))[None]
         yield codec.encode(x).float() * (1.0 / 32.0)
 
@@ -59,7 +55,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="audio read per file")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    src = Codec.from_file(args.weights) if args.weights else pywalloc.load(args.preset)
+    # The bundled defaults are already frozen; the GroupNorm originals are in weights/legacy/.
+    src = Codec.from_file(args.weights or LEGACY_DIR / f"{args.preset}-small-groupnorm.safetensors")
     if src.config.norm != "group":
         sys.exit(f"{args.preset}: the source decoder has norm '{src.config.norm}', not 'group'")
     default = (ROOT.parent / "shared" / "data" / "train-images" if src.preset.dims == 2
