@@ -14,7 +14,7 @@ from .codec import Codec
 from .container import Encoded, inspect
 from .errors import FormatError, MediaError, UnsupportedInputError, WeightsMismatchError
 from .modality import AUDIO, CODEC_RATE, IMAGE, Modality
-from .presets import get_preset
+from .presets import GRAY_COUNTERPART, get_preset
 
 __all__ = ["CODEC_RATE", "Decoded", "Encoded", "MediaError", "compress", "compress_audio",
            "compress_file", "compress_image", "decode_blob", "decompress", "decompress_file",
@@ -59,6 +59,19 @@ def _codec(codec: str | Codec | None, modality: Modality, device=None) -> Codec:
     return zoo.load(preset.name, device=_device(device), frozen=True)
 
 
+def _image_codec(codec: str | Codec | None, gray: bool, as_rgb: bool, device=None) -> Codec:
+    """The codec for an image: a gray one goes to the gray counterpart of the RGB preset
+    asked for (``rgb-16x`` -> ``gray-16x``), when its weights are bundled and ``as_rgb`` is
+    off; a codec instance is used as given."""
+    from . import zoo
+
+    if gray and not as_rgb and not isinstance(codec, Codec):
+        counterpart = GRAY_COUNTERPART.get(codec or IMAGE.default_preset)
+        if counterpart is not None and counterpart in zoo.available():
+            codec = counterpart
+    return _codec(codec, IMAGE, device)
+
+
 def _hash(codec: Codec) -> bytes:
     return bytes.fromhex(codec.weight_hash)[: container.WEIGHTS_HASH_LEN]
 
@@ -66,19 +79,20 @@ def _hash(codec: Codec) -> bytes:
 def encode(data, codec: str | Codec | None = None, sample_rate: float | None = None,
            subtype: str = "", effort: int | None = None, *,
            value_range: tuple[float, float] | None = None, device=None,
-           max_pixels: int | None = None, max_frames: int | None = None) -> Encoded:
+           max_pixels: int | None = None, max_frames: int | None = None,
+           as_rgb: bool = False) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
     ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
         return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
-                           max_frames=max_frames)
+                           max_frames=max_frames, as_rgb=as_rgb)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
         limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
-        model = _codec(codec, IMAGE, device)
-        x, mode = IMAGE.to_tensor(pixels)
+        model = _image_codec(codec, pixels.ndim == 2, as_rgb, device)
+        x, mode = IMAGE.to_tensor(pixels, model.preset.channels)
         with torch.inference_mode():
             z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
         shape = padded = tuple(x.shape[2:])
@@ -105,12 +119,14 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
 
 def compress_image(pixels, codec: str | Codec | None = None,
                    effort: int | None = None, device=None, *,
-                   value_range: tuple[float, float] | None = None) -> bytes:
+                   value_range: tuple[float, float] | None = None,
+                   as_rgb: bool = False) -> bytes:
     """An image → ``.wlc`` bytes: ``H x W x 3`` (or gray ``H x W``) uint8 pixels, or any form
     :func:`compress` takes. ``effort`` is the lossless WebP method (0-6, None: the codec's
     default ``Preset.effort``): higher is slower and
-    a few percent smaller, same pixels."""
-    return encode(pixels, codec, effort=effort, value_range=value_range, device=device).blob
+    a few percent smaller, same pixels. ``as_rgb``: see :func:`compress`."""
+    return encode(pixels, codec, effort=effort, value_range=value_range, device=device,
+                  as_rgb=as_rgb).blob
 
 
 def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None,
@@ -126,7 +142,8 @@ def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None
 def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
              effort: int | None = None, *,
              value_range: tuple[float, float] | None = None, device=None,
-             max_pixels: int | None = None, max_frames: int | None = None) -> bytes:
+             max_pixels: int | None = None, max_frames: int | None = None,
+             as_rgb: bool = False) -> bytes:
     """Compress an image, or with ``sample_rate`` audio, into ``.wlc`` bytes.
 
     Images: numpy ``H x W x 3`` / ``H x W`` (uint8 or uint16), a PIL image, or a torch tensor
@@ -136,9 +153,16 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     file of either kind. ``effort``: lossless WebP method 0-6 (None: the codec's default,
     ``Preset.effort``). ``device``: where the bundled
     codec runs (``"cpu"`` by default, ``"cuda"`` when asked and available). ``max_pixels`` /
-    ``max_frames``: budgets (see :mod:`pywalloc.limits`)."""
+    ``max_frames``: budgets (see :mod:`pywalloc.limits`).
+
+    Gray images (``H x W``, mode ``L``) asked to go through an RGB codec (``rgb-16x``, the
+    default, or ``rgb-4x``) are coded as one channel by its gray counterpart (``gray-16x``,
+    ``gray-4x``) when its weights are bundled; ``as_rgb=True`` keeps the RGB codec (gray
+    replicated to three channels). Either way they decode as gray. A codec instance is
+    used as given."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
-                  device=device, max_pixels=max_pixels, max_frames=max_frames).blob
+                  device=device, max_pixels=max_pixels, max_frames=max_frames,
+                  as_rgb=as_rgb).blob
 
 
 def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:
@@ -250,7 +274,8 @@ def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
 # -- files ------------------------------------------------------------------------------------
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                 effort: int | None = None, device=None, *,
-                max_pixels: int | None = None, max_frames: int | None = None) -> Encoded:
+                max_pixels: int | None = None, max_frames: int | None = None,
+                as_rgb: bool = False) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it; the budget
     is checked on the file's header, before its samples are read."""
     from .media import detect_modality
@@ -263,16 +288,20 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                                         f"{preset.name} is for {preset.modality}")
     limits.check_file(path, modality, max_pixels, max_frames)
     data, extra = modality.read(path)
+    if modality is IMAGE:
+        extra = {**extra, "as_rgb": as_rgb}
     return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
                   max_frames=max_frames, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
                   effort: int | None = None, device=None, *,
-                  max_pixels: int | None = None, max_frames: int | None = None) -> bytes:
-    """Read an image or audio file (modality by content/suffix) and compress it."""
+                  max_pixels: int | None = None, max_frames: int | None = None,
+                  as_rgb: bool = False) -> bytes:
+    """Read an image or audio file (modality by content/suffix) and compress it
+    (``as_rgb``: see :func:`compress`)."""
     return encode_file(path, codec, effort, device, max_pixels=max_pixels,
-                       max_frames=max_frames).blob
+                       max_frames=max_frames, as_rgb=as_rgb).blob
 
 
 def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,

@@ -205,6 +205,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     if _stdio_only(args):
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
                                                             device=args.device,
+                                                            as_rgb=args.as_rgb,
                                                             **_budget(args)).blob)
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
@@ -215,7 +216,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
         enc = encode_file(src, codec, args.effort, device=args.device,  # any modality
-                          **_budget(args))
+                          as_rgb=args.as_rgb, **_budget(args))
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 
@@ -424,10 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
            help="output file, or folder for many inputs; - writes stdout "
                 "(the default for stdin input)")
     option(p, "--codec", aliases=("--preset",), choices=codecs, metavar="NAME",
-           help=f"one of {', '.join(codecs)}; default: rgb-16x for images, stereo-20x for audio")
+           help=f"one of {', '.join(codecs)}; default: rgb-16x for images, stereo-20x for audio; "
+                "gray images asked for rgb-16x / rgb-4x use gray-16x / gray-4x")
     p.add_argument("--effort", type=int, choices=range(7), default=None, metavar="0-6",
                    help="lossless WebP effort: higher is slower and a few %% smaller "
                         "(same decoded output; default: the codec's, 1 for images, 3 for audio)")
+    p.add_argument("--as-rgb", action="store_true",
+                   help="code gray images through the RGB codec (three equal channels, about "
+                        "three times the bytes) instead of its gray counterpart")
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--skip-existing", action="store_true",

@@ -84,7 +84,7 @@ class CodecConfig:
 class Codec(nn.Module):
     """One class for images (2D) and stereo audio (1D), chosen by the preset.
 
-    Inputs: images ``[B, 3, H, W]`` in [−0.5, 0.5]; audio ``[B, 2, T]`` in [−1, 1]. Any size:
+    Inputs: images ``[B, 3, H, W]`` (gray presets ``[B, 1, H, W]``) in [−0.5, 0.5]; audio ``[B, 2, T]`` in [−1, 1]. Any size:
     inputs are padded up to a multiple of 2^J (images: mirror; audio: zeros at the end) and
     ``decode(z, size)`` crops back.
     """
@@ -175,16 +175,20 @@ class Codec(nn.Module):
 
         Images: a PIL image, a path, numpy ``H x W x 3`` / ``H x W`` or a torch ``C x H x W``
         tensor (uint8, or float with ``value_range``), as :func:`pywalloc.compress` takes them;
-        gray is replicated to RGB. Audio: numpy ``[frames, channels]`` or torch
+        gray is replicated to RGB for RGB codecs (gray codecs take gray only). Audio: numpy ``[frames, channels]`` or torch
         ``[channels, frames]``, float or integer PCM, mono duplicated to stereo; it is not
         peak-normalised (``pywalloc.compress`` does that), so values must lie in [-1, 1]."""
         w = self.analysis.weight
-        x = self.preset.modality.prepare(data, value_range).to(w.device, w.dtype)
+        if self.preset.dims == 2:
+            x = self.preset.modality.prepare(data, value_range, self.preset.channels)
+        else:
+            x = self.preset.modality.prepare(data, value_range)
+        x = x.to(w.device, w.dtype)
         self._check_input(x)
         return x
 
     def encode_uint8(self, pixels: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-        """``encode`` for uint8 images ``[B, 3, H, W]``, with the /255 − 0.5 scaling folded
+        """``encode`` for uint8 images ``[B, C, H, W]`` (the preset's channels), with the /255 − 0.5 scaling folded
         into the analysis layer (the transform is linear); tiles are cast to float one at a
         time, so memory stays near the uint8 input."""
         if self.preset.dims != 2 or pixels.dtype != torch.uint8:

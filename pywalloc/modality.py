@@ -103,10 +103,29 @@ class Modality(str):
         raise NotImplementedError  # pragma: no cover
 
 
-class Image(Modality):
-    """8-bit RGB pictures (gray is replicated to three channels and restored on decoding).
+def is_gray(pixels: np.ndarray) -> bool:
+    """True when ``H x W x 3`` pixels have three equal channels."""
+    import numpy as np
 
-    Codec input ``[B, 3, H, W]`` in [-0.5, 0.5]; mirror padding (without repeating the edge
+    return bool(np.array_equal(pixels[:, :, 0], pixels[:, :, 1])
+                and np.array_equal(pixels[:, :, 0], pixels[:, :, 2]))
+
+
+def luma(pixels: np.ndarray) -> np.ndarray:
+    """``H x W x 3`` uint8 -> ``H x W`` uint8 luma, exactly as Pillow's ``convert("L")``
+    (ITU-R 601-2: ``(19595 R + 38470 G + 7471 B + 2^15) >> 16``)."""
+    import numpy as np
+
+    p = pixels.astype(np.uint32)
+    return ((19595 * p[:, :, 0] + 38470 * p[:, :, 1] + 7471 * p[:, :, 2] + 0x8000)
+            >> 16).astype(np.uint8)
+
+
+class Image(Modality):
+    """8-bit RGB or gray pictures: RGB codecs take gray replicated to three channels, gray
+    codecs (one channel) take it as it is; gray is restored on decoding.
+
+    Codec input ``[B, 3, H, W]`` (gray codecs ``[B, 1, H, W]``) in [-0.5, 0.5]; mirror padding (without repeating the edge
     sample) to a multiple of the block; rate in bits per pixel; raw size 1 or 3 bytes/pixel.
     """
 
@@ -154,9 +173,11 @@ class Image(Modality):
     def rate(self, nbytes: int, shape: tuple[int, ...], sample_rate: int = 0) -> float:
         return 8.0 * nbytes / self.count(shape)
 
-    def to_tensor(self, pixels: np.ndarray) -> tuple[torch.Tensor, str]:
-        """uint8 ``[1, 3, H, W]`` (a view) and the mode to restore (``'L'`` or ``'RGB'``) from
-        ``H x W x 3`` or gray ``H x W`` uint8 pixels."""
+    def to_tensor(self, pixels: np.ndarray, channels: int = 3) -> tuple[torch.Tensor, str]:
+        """uint8 ``[1, channels, H, W]`` (a view) and the mode to restore (``'L'`` or
+        ``'RGB'``) from ``H x W x 3`` or gray ``H x W`` uint8 pixels. ``channels``: the codec's
+        input channels; gray is replicated for 3, and a 1-channel codec takes gray only (or
+        RGB whose three channels are equal: coded once, restored as RGB)."""
         import numpy as np
         import torch
 
@@ -164,9 +185,16 @@ class Image(Modality):
             raise UnsupportedInputError("images must be numpy uint8 arrays (H x W x 3 or H x W); "
                                         "pywalloc.compress also takes PIL images, paths and tensors")
         if pixels.ndim == 2:
-            mode, pixels = "L", np.repeat(pixels[:, :, None], 3, axis=2)
+            mode = "L"
+            pixels = pixels[:, :, None] if channels == 1 else np.repeat(pixels[:, :, None], 3, 2)
         elif pixels.ndim == 3 and pixels.shape[2] == 3:
             mode = "RGB"
+            if channels == 1:
+                if not is_gray(pixels):
+                    raise UnsupportedInputError(
+                        "a one-channel (gray) codec takes gray images; this one has colour "
+                        "(convert it to gray first, or use an RGB codec)")
+                pixels = pixels[:, :, :1]
         else:
             raise UnsupportedInputError(
                 f"expected an H x W x 3 or H x W image, got shape {pixels.shape}")
@@ -178,33 +206,40 @@ class Image(Modality):
         return x.permute(2, 0, 1).unsqueeze(0), mode
 
     def from_tensor(self, x: torch.Tensor, mode: str = "RGB") -> np.ndarray:
-        """Codec output ``[3, H, W]`` in [-0.5, 0.5] -> ``H x W x 3`` uint8 (``H x W`` for
-        mode ``'L'``: the rounded mean of the channels)."""
+        """Codec output ``[3, H, W]`` or ``[1, H, W]`` in [-0.5, 0.5] -> ``H x W x 3`` uint8
+        (``H x W`` for mode ``'L'``: the rounded mean of the channels)."""
         import numpy as np
         import torch
 
         pix = (x + 0.5).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        if pix.shape[0] == 1:  # a gray codec's output
+            pixels = pix[0].contiguous().numpy()
+            return pixels if mode == "L" else np.repeat(pixels[:, :, None], 3, axis=2)
         pixels = pix.permute(1, 2, 0).contiguous().numpy()
         if mode == "L":
             pixels = np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
         return pixels
 
     def float_tensor(self, pixels: np.ndarray) -> torch.Tensor:
-        """``H x W x 3`` uint8 -> float ``[3, H, W]`` in [-0.5, 0.5] (training, data sets)."""
+        """``H x W x 3`` (or gray ``H x W``) uint8 -> float ``[3, H, W]`` (``[1, H, W]``) in
+        [-0.5, 0.5] (training, data sets)."""
         import numpy as np
         import torch
 
-        return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float().div_(255.0).sub_(0.5)
+        a = np.array(pixels)
+        a = a[:, :, None] if a.ndim == 2 else a
+        return torch.from_numpy(a).permute(2, 0, 1).float().div_(255.0).sub_(0.5)
 
-    def prepare(self, data: Any, value_range: tuple[float, float] | None = None) -> torch.Tensor:
-        """Any image form :func:`pywalloc.compress` takes -> float ``[1, 3, H, W]`` in
-        [-0.5, 0.5] (gray replicated to RGB)."""
+    def prepare(self, data: Any, value_range: tuple[float, float] | None = None,
+                channels: int = 3) -> torch.Tensor:
+        """Any image form :func:`pywalloc.compress` takes -> float ``[1, channels, H, W]`` in
+        [-0.5, 0.5] (for 3 channels gray is replicated to RGB; for 1 the image must be gray,
+        see :meth:`to_tensor`)."""
         from .inputs import image_pixels
 
         pixels = image_pixels(data, value_range)
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, None].repeat(3, axis=2)
-        return self.float_tensor(pixels)[None]
+        x, _ = self.to_tensor(pixels, channels)
+        return x.float().div_(255.0).sub_(0.5)
 
     def read(self, path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         """The array :func:`pywalloc.compress` takes for this file (gray stays ``H x W``), and

@@ -11,6 +11,7 @@ from .modality import Modality
 __all__ = [
     "DEFAULT_AUDIO",
     "DEFAULT_IMAGE",
+    "GRAY_COUNTERPART",
     "PRESETS",
     "SIZES",
     "Preset",
@@ -28,7 +29,7 @@ class Preset:
 
     name: str
     modality: Modality  # IMAGE or AUDIO (a name is converted)
-    channels: int  # input channels (3 for RGB, 2 for stereo)
+    channels: int  # input channels (3 for RGB, 1 for gray, 2 for stereo)
     levels: int  # wavelet packet levels J
     latent_channels: int  # C_z
     # Latent gain of the PCA initialisation: sets the quantisation step and so the bit rate.
@@ -83,6 +84,10 @@ PRESETS: dict[str, Preset] = {
     for p in (
         Preset("rgb-16x", "image", 3, 3, 12, gain=8.0, effort=1),
         Preset("rgb-4x", "image", 3, 3, 48, gain=20.0, effort=1),
+        # One-channel codecs for gray images: the luma's 64 wavelet channels, the same
+        # dimensionality reductions as their RGB counterparts (GRAY_COUNTERPART).
+        Preset("gray-16x", "image", 1, 3, 4, gain=8.0, effort=1),
+        Preset("gray-4x", "image", 1, 3, 16, gain=20.0, effort=1),
         Preset("stereo-20x", "audio", 2, 8, 27, gain=24.0, effort=3),
         Preset("stereo-5x", "audio", 2, 8, 108, gain=40.0, effort=3),
     )
@@ -104,6 +109,9 @@ SIZES: dict[str, dict[str, Size]] = {
         "paper": Size("paper", width=768, blocks=8, attention=True),
     },
 }
+
+# The codec a gray image takes instead of an RGB one (when its weights are bundled).
+GRAY_COUNTERPART: dict[str, str] = {"rgb-16x": "gray-16x", "rgb-4x": "gray-4x"}
 
 DEFAULT_IMAGE = _modality.IMAGE.default_preset
 DEFAULT_AUDIO = _modality.AUDIO.default_preset

@@ -12,7 +12,7 @@ from pywalloc.presets import WeightsNotFoundError, get_preset
 def _input(codec: Codec, size: tuple[int, ...], batch: int = 2) -> torch.Tensor:
     torch.manual_seed(0)
     if codec.preset.modality == "image":
-        return torch.rand(batch, 3, *size) - 0.5
+        return torch.rand(batch, codec.preset.channels, *size) - 0.5
     return (torch.rand(batch, 2, *size) * 2 - 1) * 0.5
 
 
@@ -23,6 +23,7 @@ def tiny_codecs():
 
 
 @pytest.mark.parametrize("name,expected_dr", [("rgb-16x", 16.0), ("rgb-4x", 4.0),
+                                              ("gray-16x", 16.0), ("gray-4x", 4.0),
                                               ("stereo-20x", 512 / 27), ("stereo-5x", 512 / 108)])
 def test_dimensionality_reduction(tiny_codecs, name, expected_dr):
     codec = tiny_codecs[name].eval()
@@ -133,7 +134,10 @@ def test_wrong_input_shape_is_rejected(tiny_codecs):
 
 
 def test_bundled_codecs_load_in_eval_mode():
-    for name in PRESETS:
+    from pywalloc.zoo import available
+
+    assert {"rgb-16x", "rgb-4x", "stereo-20x", "stereo-5x"} <= set(available())
+    for name in available():
         codec = load(name)
         assert not codec.training
         assert codec.preset.name == name

@@ -45,7 +45,8 @@ class TrainConfig:
 
 # One line per flag of ``walloc train``: what it does, in words.
 HELP = {
-    "preset": "codec preset (rgb-16x, rgb-4x, stereo-20x, stereo-5x)",
+    "preset": "codec preset (rgb-16x, rgb-4x, gray-16x, gray-4x, stereo-20x, stereo-5x; "
+              "gray codecs train on the images' luma)",
     "data": "folder of training images or audio files (searched recursively)",
     "out": "run folder: log.csv, checkpoint/, model.safetensors",
     "size": "model size: small or paper",

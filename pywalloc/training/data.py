@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..media import audio_info, iter_inputs, read_audio, read_image
-from ..modality import AUDIO, IMAGE, Modality
+from ..modality import AUDIO, IMAGE, Modality, luma
 
 
 def list_files(root: str | Path, modality: Modality | str) -> list[Path]:
@@ -31,6 +31,13 @@ def read_rgb(path: Path) -> np.ndarray:
         return read_image(path)[0]
 
 
+def read_pixels(path: Path, channels: int = 3) -> np.ndarray:
+    """``H x W x 3`` uint8 (:func:`read_rgb`), or for ``channels == 1`` the ``H x W x 1``
+    luma (Pillow's ``convert("L")``): what RGB and gray codecs train on."""
+    a = read_rgb(path)
+    return a if channels == 3 else luma(a)[:, :, None]
+
+
 def _mirror_pad_to(x: np.ndarray, size: int) -> np.ndarray:
     """Pad an HxWxC array by mirroring (repeatedly if needed) to at least size x size."""
     h, w = x.shape[:2]
@@ -44,22 +51,25 @@ def _mirror_pad_to(x: np.ndarray, size: int) -> np.ndarray:
 
 
 class ImageCrops(Dataset):
-    """Random ``crop`` x ``crop`` RGB crops with random flips, in [-0.5, 0.5].
+    """Random ``crop`` x ``crop`` RGB (or, ``channels=1``, luma) crops with random flips, in
+    [-0.5, 0.5].
 
     Each file is decoded once per item and yields ``crops_per_image`` crops (stacked), which
     keeps fast accelerators fed without holding the data set in memory.
     """
 
     def __init__(self, root: str | Path, crop: int = 256, repeats: int = 1,
-                 crops_per_image: int = 1) -> None:
+                 crops_per_image: int = 1, channels: int = 3) -> None:
         self.files = list_files(root, IMAGE)
         self.crop, self.repeats, self.k = crop, repeats, crops_per_image
+        self.channels = channels
 
     def __len__(self) -> int:
         return len(self.files) * self.repeats
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        arr = _mirror_pad_to(read_rgb(self.files[i % len(self.files)]), self.crop)
+        arr = _mirror_pad_to(read_pixels(self.files[i % len(self.files)], self.channels),
+                             self.crop)
         out = []
         h, w = arr.shape[:2]
         for _ in range(self.k):
@@ -125,9 +135,11 @@ class ResumableSampler(torch.utils.data.Sampler):
 
 
 def make_dataset(modality: Modality, root: str | Path, crop: int, repeats: int = 1,
-                 per_item: int = 1) -> Dataset:
+                 per_item: int = 1, channels: int = 3) -> Dataset:
+    """Training crops; ``channels``: the preset's (1: image luma, for gray codecs)."""
     if modality is IMAGE:
-        return ImageCrops(root, crop=crop, repeats=repeats, crops_per_image=per_item)
+        return ImageCrops(root, crop=crop, repeats=repeats, crops_per_image=per_item,
+                          channels=channels)
     return AudioSegments(root, length=crop, repeats=repeats, crops_per_file=per_item)
 
 

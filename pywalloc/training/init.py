@@ -15,12 +15,12 @@ from ..codec import Codec
 from ..media import audio_info, read_audio
 from ..modality import AUDIO_PEAK, IMAGE
 from ..wavelets import wpt
-from .data import list_files, read_rgb
+from .data import list_files, read_pixels
 
 
-def _image_chunks(files: list[Path], block: int):
+def _image_chunks(files: list[Path], block: int, channels: int = 3):
     for f in files:
-        a = read_rgb(f)
+        a = read_pixels(f, channels)
         h, w = a.shape[0] // block * block, a.shape[1] // block * block
         if h and w:
             yield torch.from_numpy(a[:h, :w].copy()).permute(2, 0, 1)[None].float() / 255 - 0.5
@@ -46,7 +46,8 @@ def wpt_statistics(codec: Codec, root: str | Path, max_files: int = 200):
     files = list_files(root, p.modality)
     step = max(1, len(files) // max_files)
     files = files[::step][:max_files]
-    chunks = (_image_chunks if p.modality is IMAGE else _audio_chunks)(files, p.block)
+    chunks = (_image_chunks(files, p.block, p.channels) if p.modality is IMAGE
+              else _audio_chunks(files, p.block))
     n = p.wpt_channels
     s = torch.zeros(n, n, dtype=torch.float64)
     m = torch.zeros(n, dtype=torch.float64)

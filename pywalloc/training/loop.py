@@ -143,7 +143,8 @@ def setup(cfg: TrainConfig) -> _Run:
         model = torch.nn.parallel.DistributedDataParallel(codec, device_ids=ddp_dev)
 
     per_batch = max(1, cfg.batch // cfg.per_item)
-    ds = make_dataset(p.modality, cfg.data, crop, repeats=1, per_item=cfg.per_item)
+    ds = make_dataset(p.modality, cfg.data, crop, repeats=1, per_item=cfg.per_item,
+                      channels=p.channels)
     if world > 1:
         sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
     else:

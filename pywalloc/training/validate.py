@@ -11,7 +11,7 @@ from ..codec import Codec, peak_gain
 from ..evaluation.metrics import psnr
 from ..media import audio_info, read_audio
 from ..modality import IMAGE
-from .data import list_files, read_rgb
+from .data import list_files, read_pixels
 
 
 def _finite(db: float) -> float:
@@ -21,7 +21,8 @@ def _finite(db: float) -> float:
 
 @torch.no_grad()
 def validate(codec: Codec, root: str | Path, limit: int = 8, max_seconds: float = 12.0) -> dict:
-    """Mean PSNR over up to ``limit`` files: 8-bit RGB for images, peak 1 for audio."""
+    """Mean PSNR over up to ``limit`` files: 8-bit RGB (gray codecs: luma) for images, peak
+    1 for audio."""
     was_training = codec.training
     codec.eval()
     dev = codec.analysis.weight.device
@@ -29,10 +30,11 @@ def validate(codec: Codec, root: str | Path, limit: int = 8, max_seconds: float 
     files = list_files(root, codec.preset.modality)[:limit]
     if codec.preset.modality is IMAGE:
         for f in files:
-            a = read_rgb(f)
+            a = read_pixels(f, codec.preset.channels)
             x = IMAGE.float_tensor(a)[None].to(dev)
             x_hat = codec.decode(codec.encode(x), x.shape[2:])[0].cpu()
-            psnrs.append(_finite(psnr(a, IMAGE.from_tensor(x_hat), 255.0)))
+            out = IMAGE.from_tensor(x_hat)
+            psnrs.append(_finite(psnr(a.reshape(out.shape), out, 255.0)))
     else:
         for f in files:
             rate = audio_info(f).sample_rate

@@ -1,5 +1,7 @@
 """Golden bitstreams: for each bundled preset, the .wlc of a small piece of a bundled sample and
-the sha256 of its decoded output. ``tests/test_golden.py`` checks that encoding still gives these
+the sha256 of its decoded output; for each RGB preset with a gray counterpart also the gray
+path of before the gray codecs (the luma of that piece coded through the RGB codec, file
+``<preset>-gray-<hash>.wlc``, entry ``"input": "gray"``). ``tests/test_golden.py`` checks that encoding still gives these
 bytes and decoding still gives this output, bit for bit (with torch on one thread: decoded
 samples can differ by one LSB between thread counts).
 
@@ -28,20 +30,25 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
 from pywalloc import api, zoo
-from pywalloc.modality import AUDIO, IMAGE
-from pywalloc.presets import get_preset
+from pywalloc.modality import AUDIO, IMAGE, luma
+from pywalloc.presets import GRAY_COUNTERPART, get_preset
 
 INDEX = HERE / "golden.json"
 SAMPLES = Path(api.__file__).resolve().parent / "samples"
 
 
-def golden_input(preset: str) -> tuple[np.ndarray, dict]:
+def golden_input(preset: str, variant: str = "") -> tuple[np.ndarray, dict]:
     """The input of a preset's golden file: a 45x77 crop of kodim23.png (odd-sized on purpose:
-    padding is exercised), or 0.25 s of chimes.flac; and the keyword arguments of encode."""
-    m = get_preset(preset).modality
+    padding is exercised; its luma, Pillow's convert("L"), for gray codecs and the ``"gray"``
+    variant), or 0.25 s of chimes.flac; and the keyword arguments of encode."""
+    p = get_preset(preset)
+    m = p.modality
     data, extra = m.read(SAMPLES / m.sample)
     if m is IMAGE:
-        return np.ascontiguousarray(data[200:245, 300:377]), extra
+        crop = np.ascontiguousarray(data[200:245, 300:377])
+        if p.channels == 1 or variant == "gray":
+            return luma(crop), {**extra, "as_rgb": p.channels == 3}
+        return crop, extra
     assert m is AUDIO
     return np.ascontiguousarray(data[44100:44100 + 11025]), extra
 
@@ -51,14 +58,15 @@ def digest(array: np.ndarray) -> str:
     return hashlib.sha256(f"{a.dtype.str}{a.shape}".encode() + a.tobytes()).hexdigest()
 
 
-def make(preset: str) -> tuple[bytes, dict]:
+def make(preset: str, variant: str = "") -> tuple[bytes, dict]:
     """(.wlc bytes, index entry) for the preset's current default weights."""
     codec = zoo.load(preset, frozen=True)
-    data, extra = golden_input(preset)
+    data, extra = golden_input(preset, variant)
     blob = api.encode(data, codec, **extra).blob
     decoded = api.decode_blob(blob).data
-    return blob, {"preset": preset, "weights_hash": codec.weight_hash,
-                  "file": f"{preset}-{codec.weight_hash}.wlc",
+    tag = f"-{variant}" if variant else ""
+    return blob, {"preset": preset, "weights_hash": codec.weight_hash, "input": variant,
+                  "file": f"{preset}{tag}-{codec.weight_hash}.wlc",
                   "wlc_sha256": hashlib.sha256(blob).hexdigest(), "decoded_sha256": digest(decoded),
                   "decoded": f"{decoded.dtype} {list(decoded.shape)}"}
 
@@ -70,7 +78,7 @@ def check_threads(threads: int) -> int:
     for e in load_index()["entries"]:
         blob = (HERE / e["file"]).read_bytes()
         same_dec = digest(api.decode_blob(blob).data) == e["decoded_sha256"]
-        data, extra = golden_input(e["preset"])
+        data, extra = golden_input(e["preset"], e.get("input", ""))
         same_enc = api.encode(data, zoo.find(e["preset"], e["weights_hash"]), **extra).blob == blob
         differ += not (same_dec and same_enc)
         print(f"{e['file']} on {threads} threads: decode {'same' if same_dec else 'DIFFERS'}, "
@@ -97,8 +105,10 @@ def main() -> int:
     index = load_index()
     entries = {e["file"]: e for e in index["entries"]}
     changed = []
-    for preset in zoo.available():
-        blob, entry = make(preset)
+    jobs = [(p, "") for p in zoo.available()]
+    jobs += [(p, "gray") for p in zoo.available() if p in GRAY_COUNTERPART]
+    for preset, variant in jobs:
+        blob, entry = make(preset, variant)
         old = entries.get(entry["file"])
         same = old is not None and all(old[k] == entry[k] for k in ("wlc_sha256",
                                                                     "decoded_sha256"))
