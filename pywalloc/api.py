@@ -107,6 +107,12 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
             z = model.encode(x.to(_model_device(model)))[0].cpu()
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
             tuple(x.shape[2:])
+    return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort)
+
+
+def _encoded(model: Codec, z: torch.Tensor, shape: tuple[int, ...], channels: int, mode: str,
+             padded: tuple[int, ...], rate: int, gain: float, effort: int | None) -> Encoded:
+    """The header and entropy-coded payload of one item's int8 latents ``z`` ``[C, *grid]``."""
     m = model.preset.modality
     header = container.Header(
         modality=m, preset=model.preset.name, weights_hash=_hash(model), shape=shape,
@@ -115,6 +121,78 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         entropy=entropy.WEBP.id)
     method = model.preset.effort if effort is None else effort
     return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=method)), header)
+
+
+# Audio files from this many frames up are encoded from, and decoded to, the file in chunks
+# when the format allows it (lossless, at the codec rate): memory stays near one chunk.
+STREAM_FRAMES = 2**22
+_STREAM_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "W64", "RF64", "AIFF", "CAF"})
+_STREAM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT",
+                              "DOUBLE"})
+_READ_BLOCK = 2**20  # frames per block of the streamed first pass
+
+
+def _streamable_audio(path: str | os.PathLike) -> bool:
+    """True when :func:`_encode_audio_stream` gives the whole path's bits for this file: a long,
+    losslessly stored file at the codec rate (decoders of lossy formats may not seek exactly,
+    and resampling is done on the whole signal)."""
+    from .media import audio_info
+
+    try:
+        info = audio_info(path)
+    except MediaError:
+        return False
+    return (info.frames >= STREAM_FRAMES and info.sample_rate == CODEC_RATE
+            and info.channels in (1, 2) and info.format in _STREAM_FORMATS
+            and info.subtype in _STREAM_SUBTYPES)
+
+
+def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
+                         max_frames: int | None) -> Encoded:
+    """Encode an audio file read in blocks: a first pass for the peak (the gain), then the
+    windows each latent chunk needs; the same bits as reading it whole."""
+    import soundfile as sf
+
+    from .media import MAX_FRAMES, audio_info
+
+    name = os.fspath(path)
+    info = audio_info(name)
+    model = _codec(codec, AUDIO, device)
+    try:
+        with sf.SoundFile(name) as fh:
+            n, peak = 0, 0.0
+            for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise UnsupportedInputError(f"cannot read audio '{name}': it contains NaN or "
+                                                "infinite samples")
+                peak = max(peak, float(np.abs(block).max()))
+                n += block.shape[0]
+            if n == 0:
+                raise UnsupportedInputError(f"cannot read audio '{name}': it contains no samples")
+            if n > MAX_FRAMES:
+                raise UnsupportedInputError(f"cannot read audio '{name}': {n} frames is above "
+                                            f"the limit of {MAX_FRAMES}")
+            limits.check_encode_audio(n, CODEC_RATE, max_frames)
+            gain = _modality.peak_gain(peak)
+            where = _model_device(model)
+
+            def read(a: int, b: int) -> torch.Tensor:
+                fh.seek(a)
+                d = fh.read(b - a, dtype="float32", always_2d=True)
+                if d.shape[0] != b - a:
+                    raise MediaError(f"cannot read audio '{name}': it ended after "
+                                     f"{a + d.shape[0]} of {n} frames")
+                if d.shape[1] == 1:
+                    d = np.repeat(d, 2, axis=1)
+                return torch.from_numpy(np.ascontiguousarray(d.T)).unsqueeze(0).mul_(gain) \
+                    .to(where)
+
+            with torch.inference_mode():
+                z = model._encode_tiled(None, model.analysis.weight, model.analysis.bias, None,
+                                        size=(n,), read=read)[0].cpu()
+    except (sf.SoundFileError, OSError) as exc:
+        raise MediaError(f"cannot read audio '{name}': {exc}") from None
+    return _encoded(model, z, (n,), info.channels, info.subtype, (n,), CODEC_RATE, gain, effort)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
@@ -217,8 +295,7 @@ def _decode_pixels(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
     copy of the whole picture (the same bits as :meth:`Codec.decode`, which tiles too)."""
     h, w = (c.stop - c.start for c in crop)
     out = np.empty((h, w) if header.mode == "L" else (h, w, 3), np.uint8)
-    y = z.to(model.analysis.weight.dtype)
-    for where, x in model.decode_tiles(y):
+    for where, x in model.decode_tiles(z):  # int8: converted a tile at a time
         lo = [max(t.start, c.start) for t, c in zip(where, crop)]
         hi = [min(t.stop, c.stop) for t, c in zip(where, crop)]
         if hi[0] <= lo[0] or hi[1] <= lo[1]:
@@ -239,6 +316,13 @@ def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None, *,
     entropy coder, its padding says where the signal lies in the decoded block grid. The
     budget (``max_pixels`` / ``max_frames``, see :func:`limits.check_decode`) is checked on
     the header before any work; non-finite output is refused."""
+    return _decoded(*_prepare(blob, codec, device, max_pixels, max_frames))
+
+
+def _prepare(blob: bytes, codec, device, max_pixels: int | None, max_frames: int | None
+             ) -> tuple[container.Header, Codec, tuple[slice, ...], torch.Tensor]:
+    """Header, codec, signal crop and int8 latents ``[1, C, *grid]`` of ``.wlc`` bytes, every
+    check done (budget first, on the header alone)."""
     header, payload = container.read(blob)
     limits.check_decode(header, len(blob), max_pixels, max_frames)
     model = _check_codec(header, codec, device)
@@ -249,6 +333,12 @@ def decode_blob(blob: bytes, codec: str | Codec | None = None, device=None, *,
     crop = _crop(header, size, model.preset.block)
     latents = entropy.coder(header.entropy).unpack(payload, header.latent_shape)
     z = torch.from_numpy(latents).unsqueeze(0).to(_model_device(model))
+    return header, model, crop, z
+
+
+def _decoded(header: container.Header, model: Codec, crop: tuple[slice, ...],
+             z: torch.Tensor) -> Decoded:
+    m = model.preset.modality
     with torch.inference_mode():
         if m is IMAGE and model.position_local:
             return Decoded(_decode_pixels(model, z, crop, header), header, header.sample_rate)
@@ -287,6 +377,8 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
             raise UnsupportedInputError(f"'{os.fspath(path)}' holds {modality}; codec "
                                         f"{preset.name} is for {preset.modality}")
     limits.check_file(path, modality, max_pixels, max_frames)
+    if modality is AUDIO and _streamable_audio(path):
+        return _encode_audio_stream(path, codec, effort, device, max_frames)
     data, extra = modality.read(path)
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}
@@ -307,7 +399,55 @@ def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
 def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
                     codec: str | Codec | None = None, max_pixels: int | None = None,
                     max_frames: int | None = None) -> Decoded:
-    """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio."""
-    out = decode_blob(blob, codec, device, max_pixels=max_pixels, max_frames=max_frames)
+    """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio.
+
+    Long audio at 44.1 kHz (from :data:`STREAM_FRAMES` frames) from a position-local codec is
+    decoded straight into the file, chunk by chunk (the same samples); the returned
+    ``data`` is then empty: read the file for the samples."""
+    header, model, crop, z = _prepare(blob, codec, device, max_pixels, max_frames)
+    if (header.modality is AUDIO and model.position_local and header.sample_rate == CODEC_RATE
+            and header.shape[0] >= STREAM_FRAMES):
+        _write_audio_stream(out_path, model, z, crop, header)
+        return Decoded(np.empty((0, header.channels), np.float32), header, header.sample_rate)
+    out = _decoded(header, model, crop, z)
     _modality.get(out.header.modality).write(out_path, out.data, out.header)
     return out
+
+
+def _write_audio_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,
+                        crop: tuple[slice, ...], header: container.Header) -> None:
+    """Decode audio chunk by chunk into the file (atomically), with the arithmetic of the
+    whole path (:func:`_decoded`, ``Audio.from_tensor``, ``Audio.write``) applied per chunk:
+    the same samples, without the whole signal in memory."""
+    import soundfile as sf
+
+    from .media import AUDIO_SUFFIXES, atomic_write
+
+    fmt = AUDIO_SUFFIXES.get(os.path.splitext(os.fspath(path))[1].lower())
+    if fmt is None:  # write_audio's own error for an unsupported suffix
+        AUDIO.write(path, np.zeros((1, header.channels), np.float32), header)
+    subtype = header.mode if header.mode in ("PCM_16", "PCM_24", "FLOAT") else "PCM_16"
+    if fmt == "FLAC" and subtype == "FLOAT":
+        subtype = "PCM_24"
+    gain, (keep,) = header.gain, crop
+
+    def save(fh) -> None:
+        with sf.SoundFile(fh, "w", header.sample_rate, header.channels, subtype,
+                          format=fmt) as out, torch.inference_mode():
+            for (where,), x in model.decode_tiles(z):
+                lo, hi = max(where.start, keep.start), min(where.stop, keep.stop)
+                if hi <= lo:
+                    continue
+                part = x[0, :, lo - where.start:hi - where.start].clamp(model.lo, model.hi)
+                part = part / gain
+                if not bool(torch.isfinite(part).all()):
+                    raise FormatError("the decoded output is not finite (corrupt header or "
+                                      "weights)")
+                audio = ((part * gain) / gain).T.contiguous().numpy()
+                if header.channels == 1:
+                    audio = audio.mean(axis=1, keepdims=True)
+                if subtype.startswith("PCM"):
+                    audio = np.clip(audio, -1.0, 1.0)
+                out.write(np.ascontiguousarray(audio, dtype=np.float32))
+
+    atomic_write(path, save, "audio")

@@ -152,12 +152,14 @@ class Codec(nn.Module):
                              f"{expected} dims, got {tuple(x.shape)}")
         return self._encode_tiled(x, self.analysis.weight, self.analysis.bias, tile)
 
-    def _encode_tiled(self, x, weight, bias, tile) -> torch.Tensor:
-        size = tuple(x.shape[2:])
-        out = torch.empty(x.shape[0], self.preset.latent_channels, *self.latent_size(size),
-                          dtype=torch.int8, device=x.device)
+    def _encode_tiled(self, x, weight, bias, tile, size=None, read=None) -> torch.Tensor:
+        """int8 latents of ``x``, or of the ``size`` samples ``read(a, b)`` returns (one
+        item; see :func:`tiling.encode_tiles`)."""
+        size = tuple(x.shape[2:]) if x is not None else tuple(size)
+        out = torch.empty(1 if x is None else x.shape[0], self.preset.latent_channels,
+                          *self.latent_size(size), dtype=torch.int8, device=weight.device)
         with torch.no_grad():
-            for where, a in encode_tiles(self, x, size, weight, bias, tile):
+            for where, a in encode_tiles(self, x, size, weight, bias, tile, read):
                 out[(..., *where)] = torch.round(compand(a)).clamp_(-127, 127).to(torch.int8)
         return out
 

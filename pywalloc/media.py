@@ -21,6 +21,7 @@ import soundfile as sf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import modality as _modality
+from . import pngstrips
 from .errors import MediaError, UnsupportedInputError
 from .modality import AUDIO, IMAGE, Modality
 
@@ -46,6 +47,9 @@ __all__ = [
 
 MAX_PIXELS = 2**28  # same cap as the .wlc container
 MAX_FRAMES = 2**28
+# Pictures from this many pixels up are read and written as PNG strip by strip when they can
+# be (pywalloc.pngstrips): no whole-picture copy in Pillow beside the pixel array.
+STREAM_PIXELS = 2**24
 # Output formats by suffix, with the save options used for each.
 IMAGE_SUFFIXES: dict[str, tuple[str, dict]] = {
     ".png": ("PNG", {}),
@@ -127,6 +131,20 @@ def _to_rgb8(img: Image.Image, raw: str, name: str) -> tuple[np.ndarray, bool, b
     return np.ascontiguousarray(plane), gray, alpha, bits
 
 
+def _read_png_strips(name: str, height: int, width: int, raw: str
+                     ) -> tuple[np.ndarray, bool, bool, int]:
+    """:func:`_to_rgb8` of a strippable PNG, strip by strip into one uint8 array (the same
+    values: the conversion is per pixel)."""
+    arr = np.empty((height, width, 3), np.uint8)
+    top, gray, alpha, bits = 0, False, False, 8
+    for strip in pngstrips.read_strips(name):
+        with strip:
+            plane, gray, alpha, bits = _to_rgb8(strip, raw, name)
+        arr[top:top + plane.shape[0]] = plane
+        top += plane.shape[0]
+    return arr, gray, alpha, bits
+
+
 def read_image(
     path: str | os.PathLike, max_pixels: int = MAX_PIXELS
 ) -> tuple[np.ndarray, ImageInfo]:
@@ -154,11 +172,17 @@ def read_image(
                                             "with max_pixels= or --max-pixels)")
             frames = getattr(img, "n_frames", 1)
             source_mode, fmt, raw = img.mode, img.format, _rawmode(img)  # raw: before load
-            img.load()
-            orientation = img.getexif().get(0x0112, 1)
-            orientation = orientation if orientation in range(1, 9) else 1
-            img = ImageOps.exif_transpose(img)
-            arr, gray, alpha, bits = _to_rgb8(img, raw, name)
+            if fmt == "PNG" and width * height >= STREAM_PIXELS and frames == 1 \
+                    and pngstrips.strippable(name):
+                img.close()
+                arr, gray, alpha, bits = _read_png_strips(name, height, width, raw)
+                orientation = 1
+            else:
+                img.load()
+                orientation = img.getexif().get(0x0112, 1)
+                orientation = orientation if orientation in range(1, 9) else 1
+                img = ImageOps.exif_transpose(img)
+                arr, gray, alpha, bits = _to_rgb8(img, raw, name)
     except MediaError:
         raise
     except FileNotFoundError:
@@ -289,6 +313,23 @@ def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -
         raise ValueError(f"expected an HxWx3 or HxW uint8 array, got {arr.dtype} {arr.shape}")
     if mode not in ("L", "RGB"):
         raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
+    if fmt == "PNG" and arr.shape[0] * arr.shape[1] >= STREAM_PIXELS:
+        # Strip by strip: no whole-picture copy (Pillow's image is 4 bytes per pixel).
+        h, w = arr.shape[:2]
+        step = max(1, pngstrips.STRIP_BYTES // (3 * w))
+
+        def strips():
+            for top in range(0, h, step):
+                block = arr[top:top + step]
+                if mode == "L" and block.ndim == 3:
+                    block = ((block.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8)
+                elif mode == "RGB" and block.ndim == 2:
+                    block = np.repeat(block[:, :, None], 3, axis=2)
+                yield block
+
+        atomic_write(path, lambda fh: pngstrips.write_png(fh, h, w, mode == "L", strips()),
+                     "image")
+        return
     if mode == "L" and arr.ndim == 3:
         arr = ((arr.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8)
     elif mode == "RGB" and arr.ndim == 2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -92,18 +92,23 @@ def _tiles(sizes: tuple[int, ...], tile: int) -> Iterator[list[tuple[int, int]]]
 
 
 def _cat_grid(pieces: dict, runs: list[list], dim0: int):
-    """Concatenate ``pieces[(i, j, ...)]`` along consecutive dims starting at ``dim0``."""
-    def build(prefix: tuple[int, ...], depth: int) -> torch.Tensor:
-        if depth == len(runs):
-            return pieces[prefix]
-        parts = [build((*prefix, i), depth + 1) for i in range(len(runs[depth]))]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim0 + depth)
-    return build((), 0)
+    """Concatenate ``pieces[(i, j, ...)]`` along consecutive dims starting at ``dim0``.
+
+    Iterative on purpose: a recursive closure is a reference cycle, which would keep every
+    tile's pieces alive until the garbage collector happens to run (hundreds of MB)."""
+    grid = pieces
+    for depth in reversed(range(len(runs))):
+        merged = {}
+        for prefix in itertools.product(*(range(len(r)) for r in runs[:depth])):
+            parts = [grid[(*prefix, i)] for i in range(len(runs[depth]))]
+            merged[prefix] = parts[0] if len(parts) == 1 else torch.cat(parts, dim0 + depth)
+        grid = merged
+    return grid[()]
 
 
 def decode_tiles(model, y: torch.Tensor, tile: int | None = None
                  ) -> Iterator[tuple[tuple[slice, ...], torch.Tensor]]:
-    """Decode float latents ``y`` ``[B, C, *grid]`` tile by tile: yields (output slices in
+    """Decode latents ``y`` ``[B, C, *grid]`` (float, or int8) tile by tile: yields (output slices in
     samples, unclamped reconstruction of that region). Exact for position-local decoders;
     with a GroupNorm decoder each tile has its own statistics (an approximation)."""
     from .codec import decompand
@@ -111,9 +116,12 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
     levels, block = model.preset.levels, model.preset.block
     grid = tuple(y.shape[2:])
     tile = tile or TILE[len(grid)]
+    # Integer latents are converted a piece at a time (exact), never as a whole float copy.
+    dtype = y.dtype if y.is_floating_point() else model.analysis.weight.dtype
     if all(n <= tile for n in grid):
         # One tile holds the whole grid: the whole-input synthesis is the reference the tiles
         # reproduce, and running it once avoids the wrapped border pieces (3x faster here).
+        y = y.to(dtype)
         x = iwpt(model.synthesis(decompand(y), y), levels)
         yield tuple(slice(0, n * block) for n in grid), x
         return
@@ -128,7 +136,7 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
             if hi[d] - lo[d] < MIN_SPAN:
                 lo[d] = max(0, min(lo[d], n - MIN_SPAN))
                 hi[d] = min(n, max(hi[d], lo[d] + MIN_SPAN))
-        part = y[(..., *(slice(a, b) for a, b in zip(lo, hi)))]
+        part = y[(..., *(slice(a, b) for a, b in zip(lo, hi)))].to(dtype)
         out = model.synthesis(decompand(part), part)
         return out[(..., *(slice(s - a, e - a) for (s, e), a in zip(ranges, lo)))]
 
@@ -141,13 +149,32 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
         yield tuple(slice(s * block, e * block) for s, e in spans), x[(..., *crop)]
 
 
-def encode_tiles(model, x: torch.Tensor, size: tuple[int, ...], weight: torch.Tensor,
-                 bias: torch.Tensor, tile: int | None = None
+def _window(read: Callable[[int, int], torch.Tensor], start: int, stop: int, n: int,
+            period: int, like: torch.Tensor) -> torch.Tensor:
+    """Samples ``start..stop-1`` (taken modulo ``period``) of a 1-D signal of ``n`` samples
+    followed by zeros, from ``read(a, b)`` (samples ``a..b-1``, ``b <= n``, ``[1, ch, b-a]``):
+    the gather the whole-input encoder does, one run of the file at a time."""
+    parts = []
+    for a, b in _runs(start, stop, period):
+        if a < n:
+            parts.append(read(a, min(b, n)))
+        if b > n:
+            parts.append(like.new_zeros(*like.shape[:2], b - max(a, n)))
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 2)
+
+
+def encode_tiles(model, x: torch.Tensor | None, size: tuple[int, ...], weight: torch.Tensor,
+                 bias: torch.Tensor, tile: int | None = None,
+                 read: Callable[[int, int], torch.Tensor] | None = None,
                  ) -> Iterator[tuple[tuple[slice, ...], torch.Tensor]]:
     """Analysis output (before companding) of input ``x`` ``[B, ch, *size]`` tile by tile,
     with ``weight``/``bias`` as the 1x1 analysis layer: yields (latent slices, values). The
     input is padded as the whole-input encoder pads it (images: mirror; audio: zeros), with
-    periodic wrap for the transform, by index gathers; ``x`` may be any dtype (cast per tile)."""
+    periodic wrap for the transform, by index gathers; ``x`` may be any dtype (cast per tile).
+
+    Audio may come from ``read(a, b)`` instead of ``x`` (``x`` None): samples ``a..b-1`` as
+    ``[1, ch, b-a]``, already scaled; only the windows the tiles need are read (streamed
+    encoding of long files, the same bits as the whole input)."""
     from .synthesis import pointwise
 
     levels, block = model.preset.levels, model.preset.block
@@ -158,9 +185,14 @@ def encode_tiles(model, x: torch.Tensor, size: tuple[int, ...], weight: torch.Te
     layer = nn.Module()
     layer.weight, layer.bias = weight, bias
 
+    like = weight.new_zeros(1, model.preset.channels, 1)
     for spans in _tiles(grid, tile):
         t = x
-        for d, ((s, e), n, g) in enumerate(zip(spans, size, grid)):
+        if read is not None:
+            (s, e), = spans
+            t = _window(read, (s - before) * block, (e + after) * block, size[0],
+                        grid[0] * block, like)
+        for d, ((s, e), n, g) in enumerate(zip(spans, size, grid) if read is None else ()):
             padded = torch.arange((s - before) * block, (e + after) * block) % (g * block)
             if mirror:
                 idx = mirror_index(g * block, n)[padded]

@@ -1,0 +1,188 @@
+"""Streamed and strip-wise coding (issue 11): huge PNGs read and written in strips, long audio
+encoded from and decoded into the file in chunks, all bit for bit equal to the whole-input
+path. Thresholds and chunk sizes are made tiny here so that small inputs take those paths."""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from PIL import Image
+
+from pywalloc import api, media, pngstrips, tiling
+from pywalloc.errors import MediaError
+
+
+def _picture(mode: str, h: int = 37, w: int = 53) -> Image.Image:
+    rng = np.random.default_rng(sum(map(ord, mode)))
+    if mode == "P":
+        img = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "P")
+        img.putpalette([int(v) for v in rng.integers(0, 256, 768)])
+        return img
+    ch = {"RGB": 3, "L": 1, "RGBA": 4, "LA": 2}[mode]
+    smooth = np.cumsum(rng.integers(0, 6, (h, w, ch)), axis=1).astype(np.uint8)
+    return Image.fromarray(smooth[:, :, 0] if ch == 1 else smooth, mode)
+
+
+@pytest.fixture
+def tiny_strips(monkeypatch):
+    monkeypatch.setattr(media, "STREAM_PIXELS", 1)
+    monkeypatch.setattr(pngstrips, "STRIP_BYTES", 200)  # a few rows per strip
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "RGBA", "LA"])
+@pytest.mark.parametrize("options", [{}, {"optimize": True}, {"compress_level": 1}])
+def test_png_read_in_strips_equals_whole_read(mode, options, tmp_path, monkeypatch) -> None:
+    path = tmp_path / "x.png"
+    extra = {"transparency": 7} if mode == "P" else {}
+    _picture(mode).save(path, **extra, **options)
+    assert pngstrips.strippable(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole, info = media.read_image(path)
+        monkeypatch.setattr(media, "STREAM_PIXELS", 1)
+        for strip_bytes in (1, 200, 10**7):  # one row, a few rows, one strip
+            monkeypatch.setattr(pngstrips, "STRIP_BYTES", strip_bytes)
+            parts = list(pngstrips.read_strips(str(path)))
+            row = 1 + 53 * {"RGB": 3, "L": 1, "P": 1, "RGBA": 4, "LA": 2}[mode]
+            assert len(parts) == -(-37 // max(1, strip_bytes // row))
+            streamed, sinfo = media.read_image(path)
+            assert np.array_equal(streamed, whole) and sinfo == info
+
+
+def test_png_files_that_are_not_read_in_strips(tmp_path) -> None:
+    img = _picture("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "exif.png", exif=exif)
+    Image.fromarray(np.zeros((8, 8), np.uint16)).save(tmp_path / "deep.png")  # 16-bit gray
+    img.save(tmp_path / "x.jpg")
+    assert not pngstrips.strippable(str(tmp_path / "exif.png"))
+    assert not pngstrips.strippable(str(tmp_path / "deep.png"))
+    assert not pngstrips.strippable(str(tmp_path / "x.jpg"))
+    # Orientation is still applied: the whole path reads files with EXIF.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pixels, info = media.read_image(tmp_path / "exif.png")
+    assert info.orientation == 6 and pixels.shape == (53, 37, 3)
+
+
+def test_truncated_and_corrupt_png_in_strips_are_media_errors(tmp_path, tiny_strips) -> None:
+    good = tmp_path / "x.png"
+    _picture("RGB").save(good, compress_level=0)
+    data = good.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(MediaError, match="cut.png"):
+        media.read_image(cut)
+    # A flipped pixel byte breaks the IDAT CRC.
+    at = data.index(b"IDAT") + 200
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(data[:at] + bytes([data[at] ^ 1]) + data[at + 1:])
+    with pytest.raises(MediaError, match="bad.png"):
+        media.read_image(bad)
+
+
+def test_png_bomb_row_data_is_inflated_a_strip_at_a_time(tmp_path, tiny_strips) -> None:
+    # A small file whose one IDAT inflates to far more rows than the header declares: the
+    # reader never asks zlib for more than two strips at once, and stops at the last row.
+    width, height = 64, 3
+    rows = b"".join(b"\x00" + bytes(3 * width) for _ in range(20000))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (pngstrips.SIGNATURE + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                             0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b""))
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png)
+    pixels, _ = media.read_image(path)
+    assert pixels.shape == (height, width, 3) and not pixels.any()
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_png_written_in_strips_holds_the_pixels(gray, tmp_path, monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (41, 29, 3), dtype=np.uint8)
+    if gray:
+        pixels[:] = pixels[:, :, :1]
+    whole = tmp_path / "whole.png"
+    media.write_image(whole, pixels, "L" if gray else "RGB")
+    monkeypatch.setattr(media, "STREAM_PIXELS", 1)
+    monkeypatch.setattr(pngstrips, "STRIP_BYTES", 100)
+    streamed = tmp_path / "streamed.png"
+    media.write_image(streamed, pixels, "L" if gray else "RGB")
+    with Image.open(whole) as a, Image.open(streamed) as b:
+        assert a.mode == b.mode == ("L" if gray else "RGB")
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    buf = io.BytesIO()
+    with pytest.raises(ValueError, match="rows"):
+        pngstrips.write_png(buf, 42, 29, gray, [pixels[:, :, 0] if gray else pixels])
+
+
+def _flac(path: Path, frames: int, channels: int, subtype: str = "PCM_16",
+          fmt: str = "FLAC") -> None:
+    rng = np.random.default_rng(frames + channels)
+    t = np.arange(frames) / 44100
+    data = 0.4 * np.sin(2 * np.pi * 440 * t)[:, None] + 0.05 * rng.standard_normal(
+        (frames, channels))
+    with sf.SoundFile(path, "w", 44100, channels, subtype, format=fmt) as fh:
+        for start in range(0, frames, 10000):  # written in blocks, as large files must be
+            fh.write(data[start:start + 10000].astype(np.float32))
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Stream from 1 frame up, in chunks of 40 latents (10240 frames)."""
+    monkeypatch.setitem(tiling.TILE, 1, 40)
+    monkeypatch.setattr(api, "_READ_BLOCK", 3000)
+    return lambda on: monkeypatch.setattr(api, "STREAM_FRAMES", 1 if on else 2**40)
+
+
+@pytest.mark.parametrize(("channels", "subtype", "fmt", "suffix"),
+                         [(2, "PCM_16", "FLAC", ".flac"), (1, "PCM_24", "FLAC", ".flac"),
+                          (2, "FLOAT", "WAV", ".wav")])
+def test_streamed_audio_equals_whole_audio_both_ways(channels, subtype, fmt, suffix, tmp_path,
+                                                     tiny_chunks) -> None:
+    src = tmp_path / f"in{suffix}"
+    _flac(src, 51_000, channels, subtype, fmt)  # 200 latents, not a multiple of 256
+    tiny_chunks(False)
+    assert not api._streamable_audio(src)
+    whole = api.encode_file(src, "stereo-20x")
+    tiny_chunks(True)
+    assert api._streamable_audio(src)
+    streamed = api.encode_file(src, "stereo-20x")
+    assert streamed.blob == whole.blob
+    # Decoding: whole into one file, chunk by chunk into another: the same samples.
+    tiny_chunks(False)
+    a = api.decompress_file(whole.blob, tmp_path / f"whole{suffix}")
+    tiny_chunks(True)
+    b = api.decompress_file(whole.blob, tmp_path / f"streamed{suffix}")
+    assert a.data.shape == (51_000, channels) and b.data.size == 0
+    x, rx = sf.read(tmp_path / f"whole{suffix}", dtype="float64", always_2d=True)
+    y, ry = sf.read(tmp_path / f"streamed{suffix}", dtype="float64", always_2d=True)
+    assert rx == ry == 44100 and x.shape == (51_000, channels) and np.array_equal(x, y)
+    assert sf.info(str(tmp_path / f"streamed{suffix}")).subtype == \
+        sf.info(str(tmp_path / f"whole{suffix}")).subtype
+
+
+def test_streamed_audio_refuses_what_the_whole_path_refuses(tmp_path, tiny_chunks) -> None:
+    tiny_chunks(True)
+    nan = tmp_path / "nan.wav"
+    data = np.zeros((5000, 2), np.float32)
+    data[4321, 1] = np.nan
+    sf.write(nan, data, 44100, subtype="FLOAT")
+    with pytest.raises(MediaError, match=r"nan\.wav.*NaN"):
+        api.encode_file(nan, "stereo-20x")
+    # Other rates and lossy formats are read whole (resampling needs the whole signal).
+    other = tmp_path / "other.wav"
+    sf.write(other, np.zeros((5000, 2), np.float32), 48000)
+    assert not api._streamable_audio(other)
