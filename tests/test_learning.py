@@ -141,10 +141,58 @@ def test_bad_folders(tmp_path, codec):
         list_inputs(data, "image")
     with pytest.raises(LearningError, match="no image files"):
         list_inputs(tmp_path / "out", "image")
-    (data / "cat" / "broken.png").write_bytes(b"not an image")
-    (data / "loose.png").unlink()
-    with pytest.raises(LearningError, match="broken.png"):
-        encode_dataset(codec, data, tmp_path / "out2", size=16, progress=False, workers=1)
+
+
+def test_bad_files_are_skipped_and_listed(tmp_path, codec):
+    data = _images(tmp_path / "in", sizes=((24, 32),) * 4)  # cat/0..3, dog/0..3
+    (data / "cat" / "1.png").write_bytes(b"not an image")  # shard 0 keeps cat/0
+    (data / "cat" / "2.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")  # shard 1 keeps cat/3
+    errors = []
+    for workers in (0, 1):  # in the main process and through DataLoader workers
+        out = tmp_path / f"out{workers}"
+        errors.clear()
+        m = encode_dataset(codec, data, out, shard_size=2, progress=False, workers=workers,
+                           on_error=lambda f, why: errors.append((f, why)))
+        assert [f for f, _ in errors] == ["cat/1.png", "cat/2.png"]
+        assert all("\n" not in why and f.split("/")[1] in why for f, why in errors)
+        assert m["count"] == 6 and m["files"] == ["cat/0.png", "cat/3.png", "dog/0.png",
+                                                 "dog/1.png", "dog/2.png", "dog/3.png"]
+        assert m["labels"] == [0, 0, 1, 1, 1, 1]
+        assert [(s["file"], s["reason"]) for s in m["skipped"]] == errors
+        ds = LatentDataset(out)
+        assert len(ds) == 6 and ds.labels == m["labels"]
+        for i, name in enumerate(m["files"]):
+            z, y = ds[i]
+            want = codec.encode(_pixels(data / name))[0].float()
+            assert torch.equal(z, want) and y == m["labels"][i]
+    # A shard whose every input fails holds no items; the index stays consistent.
+    (data / "cat" / "0.png").write_bytes(b"")
+    (data / "cat" / "1.png").write_bytes(b"")
+    m = encode_dataset(codec, data, tmp_path / "out0", shard_size=2, progress=False)
+    assert m["count"] == 5 and len(m["shards"]) == 3 and len(LatentDataset(tmp_path / "out0")) == 5
+    assert not (tmp_path / "out0" / "shard-00000.safetensors").exists()
+    assert [s["file"] for s in m["skipped"]] == ["cat/0.png", "cat/1.png", "cat/2.png"]
+    # A rerun tries the failed files again: once repaired, nothing is skipped.
+    for i in range(3):
+        Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)).save(data / "cat" / f"{i}.png")
+    logs = []
+    m = encode_dataset(codec, data, tmp_path / "out0", shard_size=2, progress=False,
+                       log=logs.append)
+    assert m["count"] == 8 and m["skipped"] == [] and m["files"] == json.loads(
+        (tmp_path / "out0" / "manifest.json").read_text())["files"]
+    assert "2 already done" in logs[0]  # the dog shards were not encoded again
+
+
+def test_cli_reports_bad_files_and_fails(tmp_path, capsys):
+    data = _images(tmp_path / "in")
+    (data / "dog" / "1.png").write_bytes(b"not an image")
+    rc = lcli.main(["encode-dataset", "--codec", "rgb-16x", "--data", str(data), "--out",
+                    str(tmp_path / "out"), "--workers", "0", "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 1 and cap.err.count("\n") == 1 and "Traceback" not in cap.err
+    assert cap.err.startswith("walloc encode-dataset: error: ") and "1.png" in cap.err
+    assert "5 items" in cap.out and "1 file failed" in cap.out
+    assert len(LatentDataset(tmp_path / "out")) == 5
 
 
 def test_unlabelled_audio(tmp_path):

@@ -65,6 +65,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(text, file=sys.stderr)
 
+    failed: list[str] = []
+
+    def on_error(rel: str, reason: str) -> None:
+        # One line per bad file, as `walloc encode` reports it; the run goes on.
+        failed.append(rel)
+        print(f"walloc encode-dataset: error: {Path(args.data) / rel}: {reason}",
+              file=sys.stderr)
+
     if args.threads:
         torch.set_num_threads(args.threads)
     codec = load(args.codec, device=args.device)
@@ -72,15 +80,18 @@ def run(args: argparse.Namespace) -> int:
         codec, args.data, args.out, continuous=args.continuous, shard_size=args.shard_size,
         size=args.size, sample_rate=args.sample_rate, workers=args.workers,
         batch_size=args.batch_size, rank=args.rank, world_size=args.world_size,
-        progress=not args.quiet, log=log)
+        progress=not args.quiet, log=log, on_error=on_error)
+    note = (f" ({len(failed)} file{'s' if len(failed) != 1 else ''} failed, listed in the "
+            "manifest under 'skipped'; rerun to retry them)" if failed else "")
     if manifest is None:
-        print(f"shards of this rank done in {args.out}; manifest.json is written by the last "
-              "rank to finish (or rerun with --world-size 1 to check and write it)")
+        print(f"shards of this rank done in {args.out}{note}; manifest.json is written by the "
+              "last rank to finish (or rerun with --world-size 1 to check and write it)")
     else:
         shape = manifest["latent_shape"]
         print(f"{manifest['count']} items in {len(manifest['shards'])} shards -> {args.out} "
-              f"(latents {manifest['dtype']} {shape}, {len(manifest['label_names'])} labels)")
-    return 0
+              f"(latents {manifest['dtype']} {shape}, {len(manifest['label_names'])} labels)"
+              f"{note}")
+    return 1 if failed or (manifest and manifest.get("skipped")) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

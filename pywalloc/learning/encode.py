@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..codec import AUDIO_PEAK, Codec, peak_gain
-from ..errors import MediaError, WallocError
+from ..errors import WallocError
 from ..media import atomic_write, iter_inputs
 from ..modality import AUDIO, IMAGE
 
@@ -115,8 +115,9 @@ class _Inputs(Dataset):
                 data = np.pad(data, ((0, self.size - data.shape[0]), (0, 0)))
             gain = peak_gain(np.abs(data).max())
             return {"x": torch.from_numpy(data.T.copy()) * gain, "gain": gain, "i": i}
-        except (MediaError, OSError, ValueError) as exc:
-            return {"error": str(exc).splitlines()[0], "i": i}
+        except Exception as exc:  # noqa: BLE001 - one bad file is recorded, the run goes on
+            text = str(exc).strip().splitlines()
+            return {"error": text[0] if text else type(exc).__name__, "i": i}
 
 
 def _collate(items: list[dict]) -> list[dict]:
@@ -149,12 +150,15 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def _entry_ok(out: Path, entry_path: Path, plan: dict, files: list[str]) -> dict | None:
-    """The shard's entry if the shard exists and matches it (size, hash, plan, inputs)."""
+    """The shard's entry if the shard is finished and matches it (size, hash, plan, inputs).
+    A shard with skipped files is not finished: a rerun tries them again."""
     try:
         entry = json.loads(entry_path.read_text())
+        if (entry.get("plan") != plan or entry.get("inputs", entry.get("files")) != files
+                or entry.get("skipped")):
+            return None
         shard = out / entry["file"]
-        if (entry.get("plan") != plan or entry.get("files") != files
-                or shard.stat().st_size != entry["bytes"] or _sha256(shard) != entry["sha256"]):
+        if shard.stat().st_size != entry["bytes"] or _sha256(shard) != entry["sha256"]:
             return None
         return entry
     except (OSError, ValueError, KeyError, TypeError):
@@ -166,7 +170,8 @@ def _drop_stale_manifest(out: Path, plan: dict, rel: list[str]) -> None:
     path = out / MANIFEST
     try:
         old = json.loads(path.read_text())
-        stale = old.get("files") != rel or any(old.get(k) != v for k, v in plan.items())
+        inputs = list(old.get("files", [])) + [s["file"] for s in old.get("skipped", [])]
+        stale = sorted(inputs) != sorted(rel) or any(old.get(k) != v for k, v in plan.items())
     except (OSError, ValueError, AttributeError):
         stale = path.exists()
     if stale:
@@ -191,6 +196,7 @@ def encode_dataset(
     workers: int = 0, batch_size: int = 16, rank: int | None = None,
     world_size: int | None = None, progress: bool = True,
     log: Callable[[str], None] | None = None,
+    on_error: Callable[[str, str], None] | None = None,
 ) -> dict | None:
     """Encode every image (or audio file) under ``data`` into ``out/shard-NNNNN.safetensors``.
 
@@ -205,6 +211,12 @@ def encode_dataset(
     ``RANK``/``WORLD_SIZE`` environment variables) this process encodes shards
     ``rank, rank + world_size, ...`` only. Whoever finds all shards finished writes
     ``manifest.json`` and returns it; otherwise returns None.
+
+    A file that cannot be read is skipped, as ``walloc encode`` skips it: ``on_error(file,
+    reason)`` is called, the shard holds the other files, and the manifest lists it under
+    ``skipped`` (file relative to ``data``, one-line reason); ``files``, ``labels`` and
+    ``count`` describe the encoded items only. A rerun tries the shards with skipped files
+    again.
     """
     from safetensors.torch import save as save_file  # -> bytes, written atomically
     from tqdm import tqdm
@@ -238,52 +250,71 @@ def encode_dataset(
         pending: dict[int, list] = {}
         bar = tqdm(total=sum(bounds[k][1] - bounds[k][0] for k in todo), unit=p.modality,
                    disable=not progress, desc=f"encode {p.name}")
+        skipped: dict[int, list[dict]] = {}
         for items in loader:
-            bad = [it for it in items if "error" in it]
-            if bad:
-                raise LearningError(bad[0]["error"])
-            shapes = {tuple(it["x"].shape) for it in items}
-            if len(shapes) > 1:
-                hint = "--size N" if p.modality is IMAGE else "--size FRAMES"
-                raise LearningError(f"inputs of different shapes {sorted(shapes)[:2]} cannot be "
-                                    f"stacked; resize them with {hint}")
-            x = torch.stack([it["x"] for it in items]).to(device)
-            with torch.inference_mode():
-                z = codec.latents(x).half() if continuous else codec.encode(x)
             k = next(j for j in todo if bounds[j][0] <= items[0]["i"] < bounds[j][1])
-            pending.setdefault(k, []).append((z.cpu(), [it["i"] for it in items],
-                                              [it["gain"] for it in items]))
             bar.update(len(items))
-            if sum(len(ix) for _, ix, _ in pending[k]) == bounds[k][1] - bounds[k][0]:
-                _write_shard(out, k, pending.pop(k), labels, rel, plan, p.modality, save_file)
+            for it in items:
+                if "error" in it:
+                    skipped.setdefault(k, []).append({"file": rel[it["i"]],
+                                                      "reason": it["error"]})
+                    if on_error is not None:
+                        on_error(rel[it["i"]], it["error"])
+            items = [it for it in items if "error" not in it]
+            if items:
+                shapes = {tuple(it["x"].shape) for it in items}
+                if len(shapes) > 1:
+                    hint = "--size N" if p.modality is IMAGE else "--size FRAMES"
+                    raise LearningError(f"inputs of different shapes {sorted(shapes)[:2]} cannot "
+                                        f"be stacked; resize them with {hint}")
+                x = torch.stack([it["x"] for it in items]).to(device)
+                with torch.inference_mode():
+                    z = codec.latents(x).half() if continuous else codec.encode(x)
+                pending.setdefault(k, []).append((z.cpu(), [it["i"] for it in items],
+                                                  [it["gain"] for it in items]))
+            done = sum(len(ix) for _, ix, _ in pending.get(k, [])) + len(skipped.get(k, []))
+            if done == bounds[k][1] - bounds[k][0]:
+                _write_shard(out, k, pending.pop(k, []), labels, rel, plan, p.modality,
+                             save_file, skipped.pop(k, []), bounds[k])
         bar.close()
     return write_manifest(out, plan, names, len(bounds), rel, labels)
 
 
 def _write_shard(out: Path, k: int, parts: list, labels: list[int], rel: list[str],
-                 plan: dict, modality: str, save_file) -> None:
-    shapes = {tuple(t.shape[1:]) for t, _, _ in parts}
-    if len(shapes) > 1:
-        raise LearningError(f"inputs of different shapes (latents {sorted(shapes)[:2]}) cannot "
-                            "share a shard; resize them with --size")
-    z = torch.cat([t for t, _, _ in parts])
-    idx = [i for _, ix, _ in parts for i in ix]
-    tensors = {"latents": z.contiguous(),
-               "labels": torch.tensor([labels[i] for i in idx], dtype=torch.int64)}
-    if modality is AUDIO:
-        tensors["gains"] = torch.tensor([g for _, _, gs in parts for g in gs], dtype=torch.float32)
+                 plan: dict, modality: str, save_file, skipped: list[dict],
+                 bounds: tuple[int, int]) -> None:
+    """Write shard ``k`` (the items of ``parts``) and its entry; ``skipped`` lists the inputs
+    of the shard's range that could not be read. A shard whose every input failed has an
+    entry without a shard file (``file`` None, ``count`` 0)."""
     shard = out / shard_name(k)
-    atomic_write(shard, save_file(tensors, metadata={"format": MANIFEST_FORMAT}), "shard")
-    entry = {"file": shard.name, "count": len(idx), "shape": list(z.shape[1:]),
-             "bytes": shard.stat().st_size, "sha256": _sha256(shard), "plan": plan,
-             "files": [rel[i] for i in idx]}
+    entry: dict = {"file": None, "count": 0, "shape": None, "bytes": 0, "sha256": None}
+    idx = [i for _, ix, _ in parts for i in ix]
+    if parts:
+        shapes = {tuple(t.shape[1:]) for t, _, _ in parts}
+        if len(shapes) > 1:
+            raise LearningError(f"inputs of different shapes (latents {sorted(shapes)[:2]}) "
+                                "cannot share a shard; resize them with --size")
+        z = torch.cat([t for t, _, _ in parts])
+        tensors = {"latents": z.contiguous(),
+                   "labels": torch.tensor([labels[i] for i in idx], dtype=torch.int64)}
+        if modality is AUDIO:
+            tensors["gains"] = torch.tensor([g for _, _, gs in parts for g in gs],
+                                            dtype=torch.float32)
+        atomic_write(shard, save_file(tensors, metadata={"format": MANIFEST_FORMAT}), "shard")
+        entry = {"file": shard.name, "count": len(idx), "shape": list(z.shape[1:]),
+                 "bytes": shard.stat().st_size, "sha256": _sha256(shard)}
+    else:
+        shard.unlink(missing_ok=True)  # an older run's shard of these inputs
+    entry.update(plan=plan, files=[rel[i] for i in idx], inputs=rel[slice(*bounds)],
+                 skipped=skipped)
     _write_json(out / _entry_name(k), entry)
 
 
 def write_manifest(out: Path, plan: dict, names: list[str], n_shards: int, rel: list[str],
                    labels: list[int]) -> dict | None:
     """Collect the shard entries into ``manifest.json`` once every shard is finished."""
-    entries = []
+    entries, files, skipped = [], [], []
+    index = {f: i for i, f in enumerate(rel)}
     for k in range(n_shards):
         path = out / _entry_name(k)
         try:
@@ -292,14 +323,24 @@ def write_manifest(out: Path, plan: dict, names: list[str], n_shards: int, rel: 
             return None
         if entry.get("plan") != plan:
             return None
-        entries.append({key: entry[key] for key in ("file", "count", "shape", "bytes", "sha256")})
+        try:
+            if entry.get("count"):  # shards whose every input failed hold no items
+                entries.append({key: entry[key]
+                                for key in ("file", "count", "shape", "bytes", "sha256")})
+            files += entry["files"]
+            skipped += entry.get("skipped", [])
+        except (KeyError, TypeError):
+            return None
+    if any(f not in index for f in files):
+        return None
     shapes = {tuple(e["shape"]) for e in entries}
     manifest = {
         "format": MANIFEST_FORMAT, **plan,
         # None when shards differ (inputs of several sizes encoded without --size).
         "latent_shape": list(entries[0]["shape"]) if len(shapes) == 1 else None,
         "count": sum(e["count"] for e in entries),
-        "label_names": names, "shards": entries, "files": rel, "labels": labels,
+        "label_names": names, "shards": entries, "files": files,
+        "labels": [labels[index[f]] for f in files], "skipped": skipped,
     }
     _write_json(out / MANIFEST, manifest)
     return manifest
