@@ -1,16 +1,15 @@
 """Peak memory (RSS) of the walloc CLI on a large picture and a long audio file, both ways.
 
-By default the codecs are freshly initialised position-local ones of the default presets
-(``--weights`` files: memory depends on the architecture, not the weight values), since the
-bundled weights may still be legacy GroupNorm decoders, which decode whole (about 80 MB per
-megapixel); ``--bundled`` measures the bundled weights instead.
-
+The bundled rgb-16x and stereo-20x codecs by default (``--fresh``: freshly initialised
+codecs of the same architecture; memory depends on the architecture, not the weight values).
 Each command runs in a fresh child of a small wrapper that reports the child's peak RSS
-(``resource.getrusage(RUSAGE_CHILDREN)``), so the figures are the CLI's own. Inputs are
-generated procedurally. Targets (issue 11): a 16384x16384 PNG under 2.0 GB each way, 60
-minutes of stereo 44.1 kHz FLAC under 1.0 GB each way.
+(``resource.getrusage(RUSAGE_CHILDREN)``), so the figures are the CLI's own; children run
+with ``--threads`` intra-op threads (OMP_NUM_THREADS). Inputs are generated on the fly in a
+temporary folder (the PNG strip by strip, the FLAC block by block) and deleted afterwards.
+Targets (issue 11): a 16384x16384 PNG under 2.0 GB each way, 60 minutes of stereo 44.1 kHz
+FLAC under 1.0 GB each way.
 
-    python benchmarks/memory.py                 # full size (several minutes per step)
+    nice -n 10 python benchmarks/memory.py      # full size (about 10 minutes on one core)
     python benchmarks/memory.py --side 4096 --minutes 10
     python benchmarks/memory.py --quick         # tiny inputs: a smoke test, targets not checked
 """
@@ -19,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -35,10 +35,11 @@ _WRAPPER = ("import json, resource, subprocess, sys, time; t = time.perf_counter
             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024]))")
 
 
-def measure(args: list[str]) -> tuple[float, float]:
+def measure(args: list[str], threads: int = 1) -> tuple[float, float]:
     """(seconds, peak RSS in bytes) of ``walloc ARGS`` in a fresh process."""
     cmd = [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "pywalloc.cli", *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     rc, err, secs, rss = json.loads(out.stdout)
     if rc != 0:
         raise SystemExit(f"walloc {' '.join(args)} failed: {err.strip()}")
@@ -46,19 +47,22 @@ def measure(args: list[str]) -> tuple[float, float]:
 
 
 def make_png(path: Path, side: int) -> None:
-    """A smooth, textured side x side RGB picture, written strip by strip into Pillow."""
-    from PIL import Image
+    """A smooth, textured side x side RGB picture, written strip by strip (never whole)."""
+    from pywalloc.pngstrips import write_png
 
-    img = Image.new("RGB", (side, side))
     x = np.arange(side, dtype=np.float32)
     rng = np.random.default_rng(0)
-    for top in range(0, side, 512):
-        y = np.arange(top, min(side, top + 512), dtype=np.float32)[:, None]
-        base = 128 + 60 * np.sin(x / 97.0) * np.cos(y / 71.0) + 40 * np.sin((x + y) / 13.0)
-        strip = np.stack([base, base[:, ::-1], 255 - base], axis=2)
-        strip += rng.normal(0, 6, strip.shape)
-        img.paste(Image.fromarray(np.clip(strip, 0, 255).astype(np.uint8)), (0, top))
-    img.save(path, compress_level=1)
+
+    def strips():
+        for top in range(0, side, 256):
+            y = np.arange(top, min(side, top + 256), dtype=np.float32)[:, None]
+            base = 128 + 60 * np.sin(x / 97.0) * np.cos(y / 71.0) + 40 * np.sin((x + y) / 13.0)
+            strip = np.stack([base, base[:, ::-1], 255 - base], axis=2)
+            strip += rng.normal(0, 6, strip.shape).astype(np.float32)
+            yield np.clip(strip, 0, 255).astype(np.uint8)
+
+    with open(path, "wb") as fh:
+        write_png(fh, side, side, False, strips(), level=1)
 
 
 def make_flac(path: Path, minutes: float, rate: int = 44100) -> None:
@@ -75,21 +79,34 @@ def make_flac(path: Path, minutes: float, rate: int = 44100) -> None:
             fh.write(np.stack([left, right], axis=1).astype(np.float32))
 
 
+def sf_frames(path: Path) -> int:
+    import soundfile as sf
+
+    return int(sf.info(str(path)).frames)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=16384, help="picture side in pixels")
     ap.add_argument("--minutes", type=float, default=60.0, help="audio length")
     ap.add_argument("--quick", action="store_true", help="tiny inputs, targets not checked")
-    ap.add_argument("--bundled", action="store_true",
-                    help="use the bundled weights instead of fresh position-local codecs")
+    ap.add_argument("--fresh", action="store_true",
+                    help="freshly initialised codecs instead of the bundled weights")
+    ap.add_argument("--threads", type=int, default=1, help="intra-op threads of the CLI runs")
     a = ap.parse_args(argv)
     side, minutes = (256, 0.05) if a.quick else (a.side, a.minutes)
     full = not a.quick and side >= 16384 and minutes >= 60
     rows = []
+    print("command: python benchmarks/memory.py " + " ".join(argv if argv is not None
+                                                             else sys.argv[1:]))
+
+    def run(what: str, args: list[str], target: float) -> None:
+        rows.append((what, *measure(args, a.threads), target))
+
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         use = {"image": [], "audio": []}
-        if not a.bundled:
+        if a.fresh:
             from pywalloc.codec import Codec
 
             for kind, preset in (("image", "rgb-16x"), ("audio", "stereo-20x")):
@@ -98,23 +115,33 @@ def main(argv: list[str] | None = None) -> int:
         png, wlc, out = d / "big.png", d / "big.wlc", d / "big.decoded.png"
         make_png(png, side)
         budget = ["--max-pixels", str(side * side)]
-        rows.append((f"encode {side}x{side} PNG", *measure(
-            ["encode", str(png), "-o", str(wlc), "-f", "-q", *budget, *use["image"]]),
-            TARGET_IMAGE_GB))
-        rows.append((f"decode {side}x{side} PNG", *measure(
-            ["decode", str(wlc), "-o", str(out), "-f", "-q", *budget, *use["image"]]),
-            TARGET_IMAGE_GB))
-        for p in (png, wlc, out):
+        run(f"encode {side}x{side} PNG",
+            ["encode", str(png), "-o", str(wlc), "-f", "-q", *budget, *use["image"]],
+            TARGET_IMAGE_GB)
+        png.unlink()
+        run(f"decode {side}x{side} PNG",
+            ["decode", str(wlc), "-o", str(out), "-f", "-q", *budget, *use["image"]],
+            TARGET_IMAGE_GB)
+        from PIL import Image
+
+        with Image.open(out) as img:  # the header only
+            if img.size != (side, side):
+                raise SystemExit(f"decoded picture is {img.size}, not {side}x{side}")
+        for p in (wlc, out):
             p.unlink()
         flac, awlc, aout = d / "long.flac", d / "long.wlc", d / "long.decoded.flac"
         make_flac(flac, minutes)
         frames = ["--max-frames", str(int(minutes * 60 * 44100) + 44100)]
-        rows.append((f"encode {minutes:g} min stereo FLAC", *measure(
-            ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames, *use["audio"]]),
-            TARGET_AUDIO_GB))
-        rows.append((f"decode {minutes:g} min stereo FLAC", *measure(
-            ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames, *use["audio"]]),
-            TARGET_AUDIO_GB))
+        run(f"encode {minutes:g} min stereo FLAC",
+            ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames, *use["audio"]],
+            TARGET_AUDIO_GB)
+        n = sf_frames(flac)
+        flac.unlink()
+        run(f"decode {minutes:g} min stereo FLAC",
+            ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames, *use["audio"]],
+            TARGET_AUDIO_GB)
+        if sf_frames(aout) != n:
+            raise SystemExit(f"decoded audio has {sf_frames(aout)} frames, not {n}")
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print("| what | seconds | peak RSS (GB) | target (GB) |")
     print("|---|---|---|---|")
