@@ -63,6 +63,8 @@ HOSTILE_BLOBS = {
     "audio-2^28-at-4900Hz": (lambda: _blob("audio", (2**28,), rate=4900), "budget"),
     "audio-7Hz": (lambda: _blob("audio", (1000,), rate=7), "sample rate"),
     "audio-gain-1e-300": (lambda: _blob("audio", (44100,), rate=44100, gain=1e-300), "gain"),
+    # In the rate range, but 44099 -> 44100 Hz needs a 44100/44099 polyphase filter bank.
+    "audio-44099Hz": (lambda: _blob("audio", (1000,), rate=44099), "impractical"),
 }
 
 
@@ -240,3 +242,42 @@ def test_skip_existing_resumes_a_batch(tmp_path: Path) -> None:
     assert "skipped 1 file" in res.stdout and "encoded 1 file" in res.stdout
     assert (tmp_path / "out" / "a.wlc").read_bytes() == b"finished earlier"
     assert (tmp_path / "out" / "b.wlc").stat().st_size > 0
+
+
+def test_audio_encode_budget_counts_frames_after_resampling(tmp_path: Path) -> None:
+    # 16,000 frames at 8 kHz are 88,200 frames at the codec rate: over a 20,000-frame budget
+    # although the file itself holds fewer.
+    wav = tmp_path / "slow.wav"
+    sf.write(wav, np.zeros((16_000, 2), np.float32), 8000)
+    with pytest.raises(MediaError, match="88200 frames at 44100 Hz"):
+        compress_file(wav, max_frames=20_000)
+    assert len(compress_file(wav, max_frames=88_200)) > 0
+
+
+def test_cli_refuses_same_named_inputs_from_two_folders(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for d in ("d1", "d2"):
+        (tmp_path / d).mkdir()
+        Image.new("RGB", (8, 8), (20, 50, 30)).save(tmp_path / d / "a.png")
+    res = _cli("encode", str(tmp_path / "d1" / "a.png"), str(tmp_path / "d2" / "a.png"), "-o",
+               str(tmp_path / "out") + os.sep, "-f", "-q")
+    assert res.returncode != 0 and "would both be written" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_cli_decode_budget_flag_and_roundtrip_errors_are_one_line(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (20, 50, 30)).save(tmp_path / "a.png")
+    res = _cli("encode", str(tmp_path / "a.png"), "-q")
+    assert res.returncode == 0, res.stderr
+    res = _cli("decode", str(tmp_path / "a.wlc"), "--max-pixels", "1000", "-q")
+    assert res.returncode == 1 and "budget of 1000" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not (tmp_path / "a.decoded.png").exists()
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    res = _cli("roundtrip", str(tmp_path / "bad.png"))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("walloc: error:")
+    assert "bad.png" in lines[0] and "Traceback" not in res.stderr
