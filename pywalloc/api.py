@@ -76,25 +76,39 @@ def _hash(codec: Codec) -> bytes:
     return bytes.fromhex(codec.weight_hash)[: container.WEIGHTS_HASH_LEN]
 
 
+def _refined(model: Codec, x: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
+    """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0)."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"refine must be a whole number of steps >= 0, got {steps!r}")
+    if steps:
+        from .refine import refine
+
+        z = refine(model, x, z, steps)
+    return z[0].cpu()
+
+
 def encode(data, codec: str | Codec | None = None, sample_rate: float | None = None,
            subtype: str = "", effort: int | None = None, *,
            value_range: tuple[float, float] | None = None, device=None,
            max_pixels: int | None = None, max_frames: int | None = None,
-           as_rgb: bool = False) -> Encoded:
+           as_rgb: bool = False, refine: int = 0) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
-    ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`)."""
+    ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`). ``refine``:
+    encoder-side refinement steps (see :mod:`pywalloc.refine`)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
         return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
-                           max_frames=max_frames, as_rgb=as_rgb)
+                           max_frames=max_frames, as_rgb=as_rgb, refine=refine)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
         limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
         model = _image_codec(codec, pixels.ndim == 2, as_rgb, device)
         x, mode = IMAGE.to_tensor(pixels, model.preset.channels)
+        x = x.to(_model_device(model))
         with torch.inference_mode():
-            z = model.encode_uint8(x.to(_model_device(model)))[0].cpu()
+            z = model.encode_uint8(x)
+        z = _refined(model, x, z, refine)
         shape = padded = tuple(x.shape[2:])
         channels, gain, rate = (1 if mode == "L" else 3), 1.0, 0
     else:
@@ -103,8 +117,10 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         limits.check_encode_audio(samples.shape[0], rate, max_frames)
         model = _codec(codec, AUDIO, device)
         x, gain = AUDIO.to_tensor(samples, rate)
+        x = x.to(_model_device(model))
         with torch.inference_mode():
-            z = model.encode(x.to(_model_device(model)))[0].cpu()
+            z = model.encode(x)
+        z = _refined(model, x, z, refine)
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
             tuple(x.shape[2:])
     return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort)
@@ -198,30 +214,32 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
 def compress_image(pixels, codec: str | Codec | None = None,
                    effort: int | None = None, device=None, *,
                    value_range: tuple[float, float] | None = None,
-                   as_rgb: bool = False) -> bytes:
+                   as_rgb: bool = False, refine: int = 0) -> bytes:
     """An image → ``.wlc`` bytes: ``H x W x 3`` (or gray ``H x W``) uint8 pixels, or any form
     :func:`compress` takes. ``effort`` is the lossless WebP method (0-6, None: the codec's
     default ``Preset.effort``): higher is slower and
-    a few percent smaller, same pixels. ``as_rgb``: see :func:`compress`."""
+    a few percent smaller, same pixels. ``as_rgb``, ``refine``: see :func:`compress`."""
     return encode(pixels, codec, effort=effort, value_range=value_range, device=device,
-                  as_rgb=as_rgb).blob
+                  as_rgb=as_rgb, refine=refine).blob
 
 
 def compress_audio(samples, sample_rate: float, codec: str | Codec | None = None,
-                   subtype: str = "", effort: int | None = None, device=None) -> bytes:
+                   subtype: str = "", effort: int | None = None, device=None, *,
+                   refine: int = 0) -> bytes:
     """Audio at ``sample_rate`` (a whole number of Hz, int or float) → ``.wlc`` bytes: numpy
     ``[frames, channels]`` or torch ``[channels, frames]``, 1 or 2 channels; float, or int16 /
     int32 / int8 / uint8 PCM scaled as soundfile and torchaudio scale it."""
     if sample_rate is None:
         raise UnsupportedInputError("invalid sample rate None")
-    return encode(samples, codec, sample_rate, subtype, effort, device=device).blob
+    return encode(samples, codec, sample_rate, subtype, effort, device=device,
+                  refine=refine).blob
 
 
 def compress(data, codec: str | Codec | None = None, sample_rate: float | None = None,
              effort: int | None = None, *,
              value_range: tuple[float, float] | None = None, device=None,
              max_pixels: int | None = None, max_frames: int | None = None,
-             as_rgb: bool = False) -> bytes:
+             as_rgb: bool = False, refine: int = 0) -> bytes:
     """Compress an image, or with ``sample_rate`` audio, into ``.wlc`` bytes.
 
     Images: numpy ``H x W x 3`` / ``H x W`` (uint8 or uint16), a PIL image, or a torch tensor
@@ -237,10 +255,15 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     default, or ``rgb-4x``) are coded as one channel by its gray counterpart (``gray-16x``,
     ``gray-4x``) when its weights are bundled; ``as_rgb=True`` keeps the RGB codec (gray
     replicated to three channels). Either way they decode as gray. A codec instance is
-    used as given."""
+    used as given.
+
+    ``refine``: steps of encoder-side refinement (:mod:`pywalloc.refine`; 0, the default, is
+    the plain linear encoder). 15-20 steps give rgb-16x about +0.6 dB at about 2 % more bytes
+    on Kodak, at roughly 0.2 s per step per megapixel on 2 CPU cores; the file decodes as
+    usual."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
                   device=device, max_pixels=max_pixels, max_frames=max_frames,
-                  as_rgb=as_rgb).blob
+                  as_rgb=as_rgb, refine=refine).blob
 
 
 def _check_codec(header: container.Header, codec: str | Codec | None, device=None) -> Codec:
@@ -365,7 +388,7 @@ def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                 effort: int | None = None, device=None, *,
                 max_pixels: int | None = None, max_frames: int | None = None,
-                as_rgb: bool = False) -> Encoded:
+                as_rgb: bool = False, refine: int = 0) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it; the budget
     is checked on the file's header, before its samples are read."""
     from .media import detect_modality
@@ -383,17 +406,17 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}
     return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
-                  max_frames=max_frames, **extra)
+                  max_frames=max_frames, refine=refine, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
                   effort: int | None = None, device=None, *,
                   max_pixels: int | None = None, max_frames: int | None = None,
-                  as_rgb: bool = False) -> bytes:
+                  as_rgb: bool = False, refine: int = 0) -> bytes:
     """Read an image or audio file (modality by content/suffix) and compress it
-    (``as_rgb``: see :func:`compress`)."""
+    (``as_rgb``, ``refine``: see :func:`compress`)."""
     return encode_file(path, codec, effort, device, max_pixels=max_pixels,
-                       max_frames=max_frames, as_rgb=as_rgb).blob
+                       max_frames=max_frames, as_rgb=as_rgb, refine=refine).blob
 
 
 def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,

@@ -197,6 +197,17 @@ def _codec_arg(args: argparse.Namespace):
     return getattr(args, "codec", None)
 
 
+def _steps(text: str) -> int:
+    """argparse type: a whole number of steps, 0 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 0, got '{text}'")
+    return n
+
+
 # -- subcommands ------------------------------------------------------------------------------
 def cmd_encode(args: argparse.Namespace) -> int:
     from .api import encode_file
@@ -206,6 +217,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
                                                             device=args.device,
                                                             as_rgb=args.as_rgb,
+                                                            refine=args.refine,
                                                             **_budget(args)).blob)
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
@@ -216,7 +228,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
         enc = encode_file(src, codec, args.effort, device=args.device,  # any modality
-                          as_rgb=args.as_rgb, **_budget(args))
+                          as_rgb=args.as_rgb, refine=args.refine, **_budget(args))
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 
@@ -418,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, metavar="DEVICE",
                        help="where the codec runs: cpu (default), cuda or cuda:N")
 
+    def refine(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
+                       help="encoder-side refinement steps: slower encoding, better quality "
+                            "at about the same size (15 gives rgb-16x about +0.6 dB on "
+                            "Kodak); the files decode as usual (default: 0, off)")
+
     p = sub.add_parser("encode", help="compress images or audio files to .wlc")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="files or folders; - reads one file from stdin")
@@ -433,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-rgb", action="store_true",
                    help="code gray images through the RGB codec (three equal channels, about "
                         "three times the bytes) instead of its gray counterpart")
+    refine(p)
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--skip-existing", action="store_true",

@@ -152,6 +152,22 @@ class Codec(nn.Module):
                              f"{expected} dims, got {tuple(x.shape)}")
         return self._encode_tiled(x, self.analysis.weight, self.analysis.bias, tile)
 
+    def continuous_latents(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """The companded latents before rounding (float, ``[B, C_z, ...]``), computed in tiles
+        like :meth:`encode` (which rounds them); ``x`` is float in the codec's range or, for
+        images, uint8 pixels."""
+        if x.dtype == torch.uint8:
+            weight, bias = self._folded_analysis()
+        else:
+            weight, bias = self.analysis.weight, self.analysis.bias
+        size = tuple(x.shape[2:])
+        out = torch.empty(x.shape[0], self.preset.latent_channels, *self.latent_size(size),
+                          dtype=weight.dtype, device=x.device)
+        with torch.no_grad():
+            for where, a in encode_tiles(self, x, size, weight, bias, tile):
+                out[(..., *where)] = compand(a)
+        return out
+
     def _encode_tiled(self, x, weight, bias, tile, size=None, read=None) -> torch.Tensor:
         """int8 latents of ``x``, or of the ``size`` samples ``read(a, b)`` returns (one
         item; see :func:`tiling.encode_tiles`)."""

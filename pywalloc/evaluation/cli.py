@@ -37,6 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--no-sweep", action="store_true",
                     help="skip the baseline quality sweeps (no RD curves; faster)")
     ap.add_argument("--no-perceptual", action="store_true", help="skip LPIPS and DISTS")
+    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                    help="encode with this many steps of encoder-side refinement (as "
+                         "walloc encode --refine; default 0: the plain encoder)")
     ap.add_argument("--metrics-device", default="cpu",
                     help="torch device for LPIPS/DISTS (e.g. cuda); codecs run where "
                          "pywalloc puts them")
@@ -65,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    if args.refine < 0:
+        raise UsageError("--refine must be 0 or more steps")
     if args.metrics_device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--metrics-device cuda, but CUDA is not available")
     if args.threads:
@@ -73,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(codecs=args.codec, data=args.data, baselines=_baselines(args.baselines),
                      limit=args.limit, perceptual=not args.no_perceptual,
                      sweep=not args.no_sweep, metrics_device=args.metrics_device,
-                     progress=not args.quiet,
+                     progress=not args.quiet, refine=args.refine,
                      command=" ".join(shlex.quote(a) for a in ["walloc", *argv[1:]]))
     results = evaluate(cfg)
     if args.out is not None:

@@ -49,6 +49,7 @@ class EvalConfig:
     sweep: bool = True  # quality sweeps of the baselines for RD curves
     metrics_device: str = "cpu"
     progress: bool = True
+    refine: int = 0  # encoder-side refinement steps (pywalloc.refine); 0: the plain encoder
     command: str = ""
     extra_meta: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +133,12 @@ def _timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, floa
     return out, time.perf_counter() - t0
 
 
+def _refine(cfg: EvalConfig) -> dict[str, int]:
+    """``compress`` keywords for the configured refinement (none when off, so any ``api``
+    with the plain ``compress`` signature works)."""
+    return {"refine": cfg.refine} if cfg.refine else {}
+
+
 def _modality_of(api: ModuleType, codecs: Sequence[str]) -> tuple[Modality, dict[str, float]]:
     if not codecs:
         raise EvaluationError("give at least one --codec")
@@ -196,7 +203,7 @@ def _eval_image(api, cfg, name, img, codecs, baselines, warm) -> list[dict]:
         if codec not in warm:  # first call loads weights and warms kernels: not timed
             api.decompress(api.compress(img, codec=codec))
             warm.add(codec)
-        blob, t_enc = _timed(api.compress, img, codec=codec)
+        blob, t_enc = _timed(api.compress, img, codec=codec, **_refine(cfg))
         out, t_dec = _timed(api.decompress, blob)
         out = np.asarray(out)
         if out.shape != img.shape or out.dtype != np.uint8:
@@ -231,7 +238,7 @@ def _eval_audio(api, cfg, name, x, sr, codecs, baselines, warm) -> list[dict]:
         if codec not in warm:
             api.decompress(api.compress(x, codec=codec, sample_rate=sr))
             warm.add(codec)
-        blob, t_enc = _timed(api.compress, x, codec=codec, sample_rate=sr)
+        blob, t_enc = _timed(api.compress, x, codec=codec, sample_rate=sr, **_refine(cfg))
         (out, sr_out), t_dec = _timed(api.decompress, blob)
         out = np.asarray(out)
         if out.shape != x.shape or int(sr_out) != sr:
@@ -344,7 +351,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
             x, sr = load_audio(paths)
             rows += _eval_audio(api, cfg, name, x, sr, cfg.codecs, baselines, warm)
     meta = {
-        "command": cfg.command, "modality": modality, "data": str(cfg.data),
+        "command": cfg.command, "refine": cfg.refine, "modality": modality, "data": str(cfg.data),
         "items": len(items), "codecs": list(cfg.codecs), "baselines": baselines,
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "pillow": _version("PIL"), "libsndfile": _version("soundfile"),
