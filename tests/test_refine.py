@@ -95,3 +95,16 @@ def test_cli_refine(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert ok.stderr == ""
     assert pywalloc.decompress((tmp_path / "p.wlc").read_bytes()).shape == (24, 40, 3)
+
+
+def test_roundtrip_reports_the_bytes_that_compress_writes(tmp_path):
+    """walloc roundtrip used WebP method 0 while compress/encode use the codec's default
+    effort, so its rate was not the rate of the files users get."""
+    from PIL import Image
+
+    from pywalloc.evaluation.roundtrip import roundtrip
+
+    src = tmp_path / "r.png"
+    img = _picture(40, 56, seed=3)
+    Image.fromarray(img).save(src)
+    assert roundtrip(src)["bytes"] == len(pywalloc.compress(img))

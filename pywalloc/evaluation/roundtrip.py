@@ -33,7 +33,7 @@ def roundtrip(path: str | os.PathLike, codec: str | Codec | None = None,
     given = codec if isinstance(codec, Codec) else None
     _warm_up(data, extra, codec, device)
     t0 = time.perf_counter()
-    enc = api.encode(data, codec, effort=0, device=device, **extra)
+    enc = api.encode(data, codec, device=device, **extra)  # the default effort, as encode
     t1 = time.perf_counter()
     out = api.decode_blob(enc.blob, given, device).data
     t2 = time.perf_counter()
