@@ -400,7 +400,7 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
             raise UnsupportedInputError(f"'{os.fspath(path)}' holds {modality}; codec "
                                         f"{preset.name} is for {preset.modality}")
     limits.check_file(path, modality, max_pixels, max_frames)
-    if modality is AUDIO and _streamable_audio(path):
+    if modality is AUDIO and not refine and _streamable_audio(path):  # refine reads it whole
         return _encode_audio_stream(path, codec, effort, device, max_frames)
     data, extra = modality.read(path)
     if modality is IMAGE:
