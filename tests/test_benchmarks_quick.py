@@ -76,3 +76,10 @@ def test_decoder_sizes_quick():
 def test_memory_benchmark_quick():
     out = _run("benchmarks/memory.py", "--quick")
     assert "| encode 256x256 PNG |" in out and "| decode 0.05 min stereo FLAC |" in out
+
+
+def test_crops_quick(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = _run("benchmarks/crops.py", "--quick", "--out", tmp_path / "c.png")
+    assert "WaLLoC rgb-16x:" in out and "refine 2" in out and "WebP" in out and "JPEG" in out
+    assert (tmp_path / "c.png").stat().st_size > 5_000
