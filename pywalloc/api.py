@@ -258,9 +258,9 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     used as given.
 
     ``refine``: steps of encoder-side refinement (:mod:`pywalloc.refine`; 0, the default, is
-    the plain linear encoder). 15-20 steps give rgb-16x about +0.6 dB at about 2 % more bytes
-    on Kodak, at roughly 0.2 s per step per megapixel on 2 CPU cores; the file decodes as
-    usual."""
+    the plain linear encoder). 15 steps give rgb-16x +0.6 dB for 4.5 % more bytes on
+    Kodak (docs/results.md), at 0.2-2 s per step for a Kodak picture on a CPU; little for the
+    other presets. The file decodes as usual."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,
                   device=device, max_pixels=max_pixels, max_frames=max_frames,
                   as_rgb=as_rgb, refine=refine).blob
