@@ -312,12 +312,13 @@ def _crop(header: container.Header, size: tuple[int, ...], block: int) -> tuple[
     return tuple(crop)
 
 
-def _decode_pixels(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
-                   header: container.Header) -> np.ndarray:
-    """uint8 pixels decoded tile by tile: memory is the output plus one tile, never a float
-    copy of the whole picture (the same bits as :meth:`Codec.decode`, which tiles too)."""
-    h, w = (c.stop - c.start for c in crop)
-    out = np.empty((h, w) if header.mode == "L" else (h, w, 3), np.uint8)
+def _pixel_bands(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
+                 header: container.Header):
+    """uint8 pixels decoded tile by tile, yielded as (first row, band of rows) from top to
+    bottom: one row of tiles at a time, never a float copy of the whole picture (the same
+    bits as :meth:`Codec.decode`, which tiles too)."""
+    w = crop[1].stop - crop[1].start
+    band, top = None, 0
     for where, x in model.decode_tiles(z):  # int8: converted a tile at a time
         lo = [max(t.start, c.start) for t, c in zip(where, crop)]
         hi = [min(t.stop, c.stop) for t, c in zip(where, crop)]
@@ -327,9 +328,24 @@ def _decode_pixels(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
                  lo[1] - where[1].start:hi[1] - where[1].start].clamp(model.lo, model.hi)
         if not bool(torch.isfinite(part).all()):
             raise FormatError("the decoded output is not finite (corrupt header or weights)")
-        out[lo[0] - crop[0].start:hi[0] - crop[0].start,
-            lo[1] - crop[1].start:hi[1] - crop[1].start] = IMAGE.from_tensor(part.cpu(),
-                                                                             header.mode)
+        pixels = IMAGE.from_tensor(part.cpu(), header.mode)
+        if band is None or lo[0] - crop[0].start != top:
+            if band is not None:
+                yield top, band
+            top = lo[0] - crop[0].start
+            band = np.empty((hi[0] - lo[0], w, *pixels.shape[2:]), np.uint8)
+        band[:, lo[1] - crop[1].start:hi[1] - crop[1].start] = pixels
+    if band is not None:
+        yield top, band
+
+
+def _decode_pixels(model: Codec, z: torch.Tensor, crop: tuple[slice, ...],
+                   header: container.Header) -> np.ndarray:
+    """uint8 pixels of the whole picture, from :func:`_pixel_bands`."""
+    h, w = (c.stop - c.start for c in crop)
+    out = np.empty((h, w) if header.mode == "L" else (h, w, 3), np.uint8)
+    for top, band in _pixel_bands(model, z, crop, header):
+        out[top:top + band.shape[0]] = band
     return out
 
 
@@ -424,17 +440,48 @@ def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
                     max_frames: int | None = None) -> Decoded:
     """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio.
 
-    Long audio at 44.1 kHz (from :data:`STREAM_FRAMES` frames) from a position-local codec is
-    decoded straight into the file, chunk by chunk (the same samples); the returned
-    ``data`` is then empty: read the file for the samples."""
+    Long audio at 44.1 kHz (from :data:`STREAM_FRAMES` frames) and large pictures written as
+    PNG (from ``media.STREAM_PIXELS`` pixels) from a position-local codec are decoded straight
+    into the file, a chunk or a row of tiles at a time (the same samples and pixels); the
+    returned ``data`` is then empty: read the file for them."""
+    from . import media
+
     header, model, crop, z = _prepare(blob, codec, device, max_pixels, max_frames)
     if (header.modality is AUDIO and model.position_local and header.sample_rate == CODEC_RATE
             and header.shape[0] >= STREAM_FRAMES):
         _write_audio_stream(out_path, model, z, crop, header)
         return Decoded(np.empty((0, header.channels), np.float32), header, header.sample_rate)
+    if (header.modality is IMAGE and model.position_local
+            and os.path.splitext(os.fspath(out_path))[1].lower() == ".png"
+            and header.shape[0] * header.shape[1] >= media.STREAM_PIXELS):
+        _write_png_stream(out_path, model, z, crop, header)
+        return Decoded(np.empty((0, 0) if header.mode == "L" else (0, 0, 3), np.uint8), header)
     out = _decoded(header, model, crop, z)
     _modality.get(out.header.modality).write(out_path, out.data, out.header)
     return out
+
+
+def _write_png_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,
+                      crop: tuple[slice, ...], header: container.Header) -> None:
+    """Decode a picture a row of tiles at a time into a PNG (atomically), converting each band
+    as ``write_image`` converts the whole picture: the same pixels, never the whole picture
+    in memory."""
+    from .media import atomic_write
+    from .pngstrips import write_png
+
+    h, w = header.shape
+    gray = header.mode == "L"
+
+    def strips():
+        for _, band in _pixel_bands(model, z, crop, header):
+            if gray and band.ndim == 3:
+                band = ((band.astype(np.uint16).sum(axis=2) + 1) // 3).astype(np.uint8)
+            elif not gray and band.ndim == 2:
+                band = np.repeat(band[:, :, None], 3, axis=2)
+            yield band
+
+    with torch.inference_mode():
+        atomic_write(path, lambda fh: write_png(fh, h, w, gray, strips()), "image")
 
 
 def _write_audio_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,

@@ -186,3 +186,22 @@ def test_streamed_audio_refuses_what_the_whole_path_refuses(tmp_path, tiny_chunk
     other = tmp_path / "other.wav"
     sf.write(other, np.zeros((5000, 2), np.float32), 48000)
     assert not api._streamable_audio(other)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "gray", "gray-as-rgb"])
+def test_picture_decoded_into_png_by_bands_equals_whole_decode(kind, tmp_path,
+                                                               monkeypatch) -> None:
+    rng = np.random.default_rng(5)
+    smooth = np.cumsum(rng.integers(0, 9, (75, 301, 3)), axis=1) % 256
+    pixels = smooth.astype(np.uint8) if kind == "rgb" else smooth[:, :, 0].astype(np.uint8)
+    blob = api.compress(pixels, as_rgb=kind == "gray-as-rgb")
+    monkeypatch.setitem(tiling.TILE, 2, 7)  # 10 x 38 latents: bands of 7 rows of tiles
+    whole = api.decompress_file(blob, tmp_path / "whole.png")
+    monkeypatch.setattr(media, "STREAM_PIXELS", 1)
+    monkeypatch.setattr(pngstrips, "STRIP_BYTES", 500)
+    streamed = api.decompress_file(blob, tmp_path / "streamed.png")
+    assert whole.data.shape[:2] == (75, 301) and streamed.data.size == 0
+    with Image.open(tmp_path / "whole.png") as a, Image.open(tmp_path / "streamed.png") as b:
+        assert a.mode == b.mode == ("RGB" if kind == "rgb" else "L")
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+        assert np.array_equal(np.asarray(a), whole.data)
