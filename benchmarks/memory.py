@@ -116,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
             for kind, preset in (("image", "rgb-16x"), ("audio", "stereo-20x")):
                 Codec(preset).save(d / f"{preset}.safetensors")
                 use[kind] = ["--weights", str(d / f"{preset}.safetensors")]
-        if a.only != "audio":
-            image_rows(d, side, use["image"], run)
-        if a.only != "image":
-            audio_rows(d, minutes, use["audio"], run)
+        steps = {"image": lambda: image_rows(d, side, use["image"], run),
+                 "audio": lambda: audio_rows(d, minutes, use["audio"], run)}
+        for kind in [a.only] if a.only else steps:
+            steps[kind]()
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     return report(rows, full)
 
