@@ -24,13 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pywalloc
 from pywalloc.evaluation import baselines as B
-from pywalloc.evaluation.metrics import psnr as _psnr
+from pywalloc.evaluation.metrics import psnr
 
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return _psnr(a, b, peak=255.0)
 
 
 def _synthetic(h: int = 96, w: int = 128) -> np.ndarray:
@@ -48,18 +44,18 @@ def panels(img: np.ndarray, codec: str, refine: int) -> list[tuple[str, np.ndarr
     plain = pywalloc.compress(img, codec)
     target = 8.0 * len(plain) / pixels
     decoded = pywalloc.decompress(plain)
-    out.append((f"WaLLoC {codec}\n{len(plain)} B, {psnr(img, decoded):.2f} dB", decoded))
+    out.append((f"WaLLoC {codec}\n{len(plain)} B, {psnr(img, decoded, peak=255.0):.2f} dB", decoded))
     if refine:
         blob = pywalloc.compress(img, codec, refine=refine)
         decoded = pywalloc.decompress(blob)
-        title = f"WaLLoC {codec}, refine {refine}\n{len(blob)} B, {psnr(img, decoded):.2f} dB"
+        title = f"WaLLoC {codec}, refine {refine}\n{len(blob)} B, {psnr(img, decoded, peak=255.0):.2f} dB"
         out.append((title, decoded))
     for name, label in (("webp", "WebP"), ("jpeg", "JPEG")):
         base = B.image_baseline(name)
         if not base.available:
             continue
         p = B.match_image_bpp(img, base, target)
-        out.append((f"{label} q{p.quality:g}\n{p.nbytes} B, {psnr(img, p.decoded):.2f} dB",
+        out.append((f"{label} q{p.quality:g}\n{p.nbytes} B, {psnr(img, p.decoded, peak=255.0):.2f} dB",
                     p.decoded))
     return out
 
