@@ -6,7 +6,8 @@ same number of values (output resampled back to 44.1 kHz).
     python experiments/separate.py            # full run (~25 min on 2 busy cores)
     python experiments/separate.py --quick    # smoke test, well under a minute
 
-Writes ``results/compressed_learning/separate.json`` and ``separate.md`` (``--out``).
+Writes ``results/compressed_learning/separate.json`` and ``separate.md`` (``--out``), rewritten
+after every seed, so a stopped run keeps its finished seeds.
 """
 
 from __future__ import annotations
@@ -279,25 +280,27 @@ def main(argv: list[str] | None = None) -> int:
     train_p, test_p = load_pieces("train", limits[0]), load_pieces("test", limits[1])
     mixes = training_mixes(train_p, args.remixes, seed=1234)
     train_set = [(m, ld, gain_of(m)) for m, ld in mixes]
+    base = baselines(test_p, args.codecs)
+    name = "separate-quick" if args.quick else "separate"
     runs = []
-    for codec in args.codecs:
-        for domain in ("latent", "wave"):
-            for seed in args.seeds:
+    for seed in args.seeds:  # seed-major; results are rewritten after every seed
+        for codec in args.codecs:
+            for domain in ("latent", "wave"):
                 r = run_variant(codec, domain, train_set, test_p, seed, args)
                 runs.append(r)
                 print(f"{codec} {domain:>6} seed {seed}: PSNR {r['psnr']:.2f} dB  SI-SDR "
                       f"{r['si_sdr']:.2f} dB  ({r['train_seconds']:.0f} s)", flush=True)
-    result = {
-        "experiment": "separate", "command": " ".join(["python", *sys.argv]),
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "data": {"train_pieces": len(train_p), "train_mixes": len(train_set),
-                 "test_pieces": [p["name"] for p in test_p]},
-        "codecs": {c: get_codec(c).weight_hash for c in args.codecs},
-        "runs": runs, "summary": summary(runs), "baselines": baselines(test_p, args.codecs),
-        "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
-    }
-    name = "separate-quick" if args.quick else "separate"
-    _results.write(args.out, name, result, markdown(result))
+        result = {
+            "experiment": "separate", "command": " ".join(["python", *sys.argv]),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "data": {"train_pieces": len(train_p), "train_mixes": len(train_set),
+                     "test_pieces": [p["name"] for p in test_p]},
+            "codecs": {c: get_codec(c).weight_hash for c in args.codecs},
+            "seeds_done": sorted({r["seed"] for r in runs}),
+            "runs": runs, "summary": summary(runs), "baselines": base,
+            "wall_seconds": time.perf_counter() - t_start, **_results.environment(args.threads),
+        }
+        _results.write(args.out, name, result, markdown(result))
     return 0
 
 

@@ -76,6 +76,7 @@ def test_separate_quick(tmp_path):
     assert {(x["codec"], x["domain"]) for x in r["runs"]} == {
         ("stereo-20x", "latent"), ("stereo-20x", "wave"), ("stereo-5x", "latent"),
         ("stereo-5x", "wave")}
+    assert r["seeds_done"] == [0]  # written after every seed, with the seeds finished so far
     for run in r["runs"]:
         assert math.isfinite(run["psnr"]) and math.isfinite(run["si_sdr"])
     # Equal dimension: waveform at 44.1 kHz * C_z / 512 has as many values as the latents.
