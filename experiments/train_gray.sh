@@ -8,7 +8,7 @@
 # from the bundled RGB codec) and is fine-tuned on the luma of the training images (BSDS500,
 # photos, graphics; the trainer reads luma for one-channel presets). Never Kodak.
 # RESUME=1 continues each run from its checkpoint. Results: $RUNS/<preset>/model.safetensors;
-# ship them in fp16 with the command at the end of docs/results.md's "Gray images" section.
+# fp16 copies and the Kodak measurement: the commands in docs/results.md, "Gray images".
 set -u
 IMAGES=${IMAGES:-../shared/data/train-images}
 RUNS=${RUNS:-runs/gray}
