@@ -119,3 +119,27 @@ def test_colorize_quick(tmp_path):
         assert math.isfinite(x["psnr"])
     b = r["baselines"]
     assert all(math.isfinite(v["psnr"]) for v in b.values()) and len(b) == 3
+
+
+def test_heldout_variants(tmp_path):
+    """The infrasound-free copies of held-out music: DC removed, 20 Hz high-pass."""
+    import numpy as np
+    import soundfile as sf
+
+    src = tmp_path / "src"
+    src.mkdir()
+    t = np.arange(44100) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    x = np.stack([tone + 0.4, tone + 0.3 * np.sin(2 * np.pi * 3 * t)], 1)
+    sf.write(src / "a.flac", x, 44100, subtype="PCM_24")
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "heldout_variants.py"),
+                          "--src", str(src), "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "a.flac:" in res.stdout
+    dc, _ = sf.read(tmp_path / "heldout-dcfree" / "a.flac")
+    hp, _ = sf.read(tmp_path / "heldout-hp20" / "a.flac")
+    assert np.abs(dc.mean(0)).max() < 1e-4
+    mid = slice(4410, -4410)  # away from the filter's start and end
+    assert np.abs(hp[mid] - tone[mid, None]).max() < 0.02  # the 440 Hz tone stays
+    assert np.abs(hp[mid, 1] - tone[mid]).max() < 0.02  # the 3 Hz drift is gone
