@@ -76,14 +76,16 @@ def _hash(codec: Codec) -> bytes:
     return bytes.fromhex(codec.weight_hash)[: container.WEIGHTS_HASH_LEN]
 
 
-def _refined(model: Codec, x: torch.Tensor, z: torch.Tensor, steps: int) -> torch.Tensor:
-    """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0)."""
+def _refined(model: Codec, x: torch.Tensor, z: torch.Tensor, steps: int,
+             show: bool = False) -> torch.Tensor:
+    """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0); ``show``:
+    a progress bar on stderr."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"refine must be a whole number of steps >= 0, got {steps!r}")
     if steps:
         from .refine import refine
 
-        z = refine(model, x, z, steps)
+        z = refine(model, x, z, steps, show=show)
     return z[0].cpu()
 
 
@@ -91,15 +93,17 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
            subtype: str = "", effort: int | None = None, *,
            value_range: tuple[float, float] | None = None, device=None,
            max_pixels: int | None = None, max_frames: int | None = None,
-           as_rgb: bool = False, refine: int = 0) -> Encoded:
+           as_rgb: bool = False, refine: int = 0, progress: bool = False) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
     ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`). ``refine``:
-    encoder-side refinement steps (see :mod:`pywalloc.refine`)."""
+    encoder-side refinement steps (see :mod:`pywalloc.refine`), with a progress bar on stderr
+    when ``progress``."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
         return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
-                           max_frames=max_frames, as_rgb=as_rgb, refine=refine)
+                           max_frames=max_frames, as_rgb=as_rgb, refine=refine,
+                           progress=progress)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
         limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
@@ -108,7 +112,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         x = x.to(_model_device(model))
         with torch.inference_mode():
             z = model.encode_uint8(x)
-        z = _refined(model, x, z, refine)
+        z = _refined(model, x, z, refine, progress)
         shape = padded = tuple(x.shape[2:])
         channels, gain, rate = (1 if mode == "L" else 3), 1.0, 0
     else:
@@ -120,7 +124,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         x = x.to(_model_device(model))
         with torch.inference_mode():
             z = model.encode(x)
-        z = _refined(model, x, z, refine)
+        z = _refined(model, x, z, refine, progress)
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
             tuple(x.shape[2:])
     return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort)
@@ -404,9 +408,10 @@ def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                 effort: int | None = None, device=None, *,
                 max_pixels: int | None = None, max_frames: int | None = None,
-                as_rgb: bool = False, refine: int = 0) -> Encoded:
+                as_rgb: bool = False, refine: int = 0, progress: bool = False) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it; the budget
-    is checked on the file's header, before its samples are read."""
+    is checked on the file's header, before its samples are read. ``refine``, ``progress``:
+    see :func:`encode`."""
     from .media import detect_modality
 
     modality = detect_modality(path)
@@ -422,7 +427,7 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}
     return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
-                  max_frames=max_frames, refine=refine, **extra)
+                  max_frames=max_frames, refine=refine, progress=progress, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,

@@ -218,6 +218,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                                                             device=args.device,
                                                             as_rgb=args.as_rgb,
                                                             refine=args.refine,
+                                                            progress=not args.quiet,
                                                             **_budget(args)).blob)
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
@@ -228,7 +229,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
         enc = encode_file(src, codec, args.effort, device=args.device,  # any modality
-                          as_rgb=args.as_rgb, refine=args.refine, **_budget(args))
+                          as_rgb=args.as_rgb, refine=args.refine,
+                          progress=not args.quiet, **_budget(args))
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from collections.abc import Callable
 
 import torch
@@ -61,13 +62,14 @@ def _windows(grid: tuple[int, ...], core: int, margin: int):
 def refine(codec: Codec, x: torch.Tensor, z: torch.Tensor, steps: int, *,
            crop: tuple[slice, ...] | None = None, lr: float = LEARNING_RATE,
            keep: float = KEEP, window: int | None = None,
-           progress: Callable[[int], None] | None = None) -> torch.Tensor:
+           progress: Callable[[int], None] | None = None, show: bool = False) -> torch.Tensor:
     """Refined int8 latents, shaped like ``z``.
 
     ``x``: the codec input ``[1, C, ...]`` (float in the codec's range, or uint8 pixels for
     images) that ``z = codec.encode(x)`` (or ``encode_uint8``) came from; ``crop``: where the
     true signal lies in ``x`` (default: all of it), the only samples that are scored.
-    ``progress(n)`` is called after each window with the number of windows done."""
+    ``progress(n)`` is called after each window with the number of windows done; ``show``
+    draws a progress bar of the steps on stderr."""
     if steps <= 0:
         return z
     if x.shape[0] != 1 or z.shape[0] != 1:
@@ -87,14 +89,20 @@ def refine(codec: Codec, x: torch.Tensor, z: torch.Tensor, steps: int, *,
     params = [p for p in codec.synthesis.parameters() if p.requires_grad]
     for p in params:
         p.requires_grad_(False)
+    windows = list(_windows(grid, core, margin))
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(windows) * steps, desc="refine", unit="step", disable=not show,
+               file=sys.stderr, leave=False, dynamic_ncols=True)
     try:
         with torch.inference_mode(False), torch.enable_grad():
-            for i, (c, ctx, scored) in enumerate(_windows(grid, core, margin)):
+            for i, (c, ctx, scored) in enumerate(windows):
                 _refine_window(codec, x, y, z, start, c, ctx, scored, crop, block, levels,
-                               steps, lr, keep)
+                               steps, lr, keep, bar.update)
                 if progress is not None:
                     progress(i + 1)
     finally:
+        bar.close()
         for p in params:
             p.requires_grad_(True)
     return y.round().clamp_(-127, 127).to(torch.int8).to(z.device)
@@ -107,7 +115,8 @@ def _target(x: torch.Tensor, where: tuple[slice, ...], dtype) -> torch.Tensor:
     return t.to(dtype)
 
 
-def _refine_window(codec, x, y, z, cont, c, ctx, scored, crop, block, levels, steps, lr, keep):
+def _refine_window(codec, x, y, z, cont, c, ctx, scored, crop, block, levels, steps, lr, keep,
+                   tick):
     ctx_sl = tuple(slice(a, b) for a, b in ctx)
     core_in_ctx = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(c, ctx))
     # Samples scored: the scored latents' blocks, inside the true signal.
@@ -146,6 +155,7 @@ def _refine_window(codec, x, y, z, cont, c, ctx, scored, crop, block, levels, st
             best, best_loss = rounded, value
         if t == steps:
             break
+        tick(1)
         (grad,) = torch.autograd.grad(loss, [yc])
         yc.grad = grad
         for group in opt.param_groups:

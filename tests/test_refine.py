@@ -95,6 +95,11 @@ def test_cli_refine(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert ok.stderr == ""
     assert pywalloc.decompress((tmp_path / "p.wlc").read_bytes()).shape == (24, 40, 3)
+    shown = subprocess.run([sys.executable, "-m", "pywalloc", "encode", str(src), "--refine",
+                            "2", "-f"], check=False, capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert "refine" in shown.stderr and "step" in shown.stderr  # the progress bar
+    assert "Traceback" not in shown.stderr
 
 
 def test_roundtrip_reports_the_bytes_that_compress_writes(tmp_path):
