@@ -160,23 +160,21 @@ class Codec(nn.Module):
             weight, bias = self._folded_analysis()
         else:
             weight, bias = self.analysis.weight, self.analysis.bias
-        size = tuple(x.shape[2:])
-        out = torch.empty(x.shape[0], self.preset.latent_channels, *self.latent_size(size),
-                          dtype=weight.dtype, device=x.device)
-        with torch.no_grad():
-            for where, a in encode_tiles(self, x, size, weight, bias, tile):
-                out[(..., *where)] = compand(a)
-        return out
+        return self._encode_tiled(x, weight, bias, tile, rounded=False)
 
-    def _encode_tiled(self, x, weight, bias, tile, size=None, read=None) -> torch.Tensor:
-        """int8 latents of ``x``, or of the ``size`` samples ``read(a, b)`` returns (one
-        item; see :func:`tiling.encode_tiles`)."""
+    def _encode_tiled(self, x, weight, bias, tile, size=None, read=None,
+                      rounded: bool = True) -> torch.Tensor:
+        """int8 latents of ``x`` (the float companded latents when not ``rounded``), or of the
+        ``size`` samples ``read(a, b)`` returns (one item; see :func:`tiling.encode_tiles`)."""
         size = tuple(x.shape[2:]) if x is not None else tuple(size)
         out = torch.empty(1 if x is None else x.shape[0], self.preset.latent_channels,
-                          *self.latent_size(size), dtype=torch.int8, device=weight.device)
+                          *self.latent_size(size), dtype=torch.int8 if rounded else weight.dtype,
+                          device=weight.device)
         with torch.no_grad():
             for where, a in encode_tiles(self, x, size, weight, bias, tile, read):
-                out[(..., *where)] = torch.round(compand(a)).clamp_(-127, 127).to(torch.int8)
+                y = compand(a)
+                out[(..., *where)] = (torch.round(y).clamp_(-127, 127).to(torch.int8) if rounded
+                                      else y)
         return out
 
     def _check_input(self, x: torch.Tensor) -> None:
