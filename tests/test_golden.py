@@ -11,7 +11,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
 
 from pywalloc import api, zoo
 
@@ -20,14 +19,6 @@ _spec = importlib.util.spec_from_file_location("golden_make", HERE / "make.py")
 golden = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(golden)
 ENTRIES = golden.load_index()["entries"]
-
-
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_every_bundled_preset_has_a_golden_file():
