@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .cliopts import option
+from .cliopts import option, steps
 from .errors import WallocError
 
 WLC_SUFFIX = ".wlc"
@@ -195,17 +195,6 @@ def _codec_arg(args: argparse.Namespace):
             raise CliError(f"--weights holds a {codec.preset.name} codec, not {args.codec}")
         return codec
     return getattr(args, "codec", None)
-
-
-def _steps(text: str) -> int:
-    """argparse type: a whole number of steps, 0 or more."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 0, got '{text}'")
-    return n
 
 
 # -- subcommands ------------------------------------------------------------------------------
@@ -433,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where the codec runs: cpu (default), cuda or cuda:N")
 
     def refine(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
+        p.add_argument("--refine", type=steps, default=0, metavar="STEPS",
                        help="encoder-side refinement steps: slower encoding, better quality "
                             "at about the same size (15 gives rgb-16x about +0.6 dB on "
                             "Kodak); the files decode as usual (default: 0, off)")

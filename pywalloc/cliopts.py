@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["option", "require"]
+__all__ = ["option", "require", "steps"]
 
 # Keyword arguments an alias must share with its option to parse the same way.
 _SHARED = ("type", "action", "choices", "metavar", "nargs")
@@ -36,3 +36,14 @@ def require(args: argparse.Namespace, prog: str) -> int:
               file=sys.stderr)
         return 2
     return 0
+
+
+def steps(text: str) -> int:
+    """argparse type of ``--refine``: a whole number of steps, 0 or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps >= 0, got '{text}'")
+    return n

@@ -108,3 +108,12 @@ def test_roundtrip_reports_the_bytes_that_compress_writes(tmp_path):
     img = _picture(40, 56, seed=3)
     Image.fromarray(img).save(src)
     assert roundtrip(src)["bytes"] == len(pywalloc.compress(img))
+
+
+def test_eval_refuses_negative_refine(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "pywalloc", "eval", "--codec", "rgb-16x",
+                          "--data", str(tmp_path), "--refine", "-1"],
+                         check=False, capture_output=True, text=True)
+    assert res.returncode == 2 and "--refine" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("walloc eval: error: argument --refine")

@@ -9,7 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cliopts import option
+from ..cliopts import option, steps
 
 __all__ = ["add_parser", "main", "run"]
 
@@ -37,7 +37,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ap.add_argument("--no-sweep", action="store_true",
                     help="skip the baseline quality sweeps (no RD curves; faster)")
     ap.add_argument("--no-perceptual", action="store_true", help="skip LPIPS and DISTS")
-    ap.add_argument("--refine", type=int, default=0, metavar="STEPS",
+    ap.add_argument("--refine", type=steps, default=0, metavar="STEPS",
                     help="encode with this many steps of encoder-side refinement (as "
                          "walloc encode --refine; default 0: the plain encoder)")
     ap.add_argument("--metrics-device", default="cpu",
@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    if args.refine < 0:
-        raise UsageError("--refine must be 0 or more steps")
     if args.metrics_device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--metrics-device cuda, but CUDA is not available")
     if args.threads:
