@@ -69,13 +69,14 @@ class CodecConfig:
     blocks: int | None = None
     attention: bool | None = None
     norm: str | None = None
+    pad: str | None = None
 
     def resolved(self) -> tuple[Preset, Size]:
         preset = get_preset(self.preset)
         size = get_size(preset, self.size)
         over = {k: v for k, v in (("width", self.width), ("blocks", self.blocks),
                                    ("attention", self.attention),
-                                   ("norm", self.norm)) if v is not None}
+                                   ("norm", self.norm), ("pad", self.pad)) if v is not None}
         if over:
             size = Size(**{**asdict(size), **over})
         return preset, size
@@ -95,12 +96,13 @@ class Codec(nn.Module):
         self.config = CodecConfig(name, size, **overrides)
         self.preset, self.size_spec = self.config.resolved()
         # Record the norm explicitly, so saved configs do not depend on a later default.
-        self.config = replace(self.config, norm=self.size_spec.norm)
+        self.config = replace(self.config, norm=self.size_spec.norm,
+                              pad=None if self.size_spec.pad == "zeros" else self.size_spec.pad)
         p, s = self.preset, self.size_spec
         conv = nn.Conv2d if p.dims == 2 else nn.Conv1d
         self.analysis = conv(p.wpt_channels, p.latent_channels, 1)
         self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
-                                   s.attention, s.kernel, s.kernel_1d, s.norm)
+                                   s.attention, s.kernel, s.kernel_1d, s.norm, s.pad)
         self.lo, self.hi = p.modality.lo, p.modality.hi
         # Training bottleneck: additive uniform noise (the published recipe); False rounds
         # instead, for fine-tuning the decoder alone on the latents it will really see.
@@ -298,8 +300,11 @@ class Codec(nn.Module):
         cached = getattr(self, "_hash_cache", None)
         if cached and stamp is not None and cached[0] == stamp:
             return cached[1]
-        norm = self.config.norm
-        digest = state_hash(dict(state), "" if norm in (None, "group") else f"norm={norm};")
+        norm, pad = self.config.norm, self.config.pad
+        arch = "" if norm in (None, "group") else f"norm={norm};"
+        if pad not in (None, "zeros"):
+            arch += f"pad={pad};"
+        digest = state_hash(dict(state), arch)
         self._hash_cache = (stamp, digest)
         return digest
 

@@ -77,6 +77,11 @@ class Size:
     # "channel": position-local ChannelNorm (exact tiling); "group": GroupNorm over the whole
     # input, the norm of the first bundled decoders (kept so that their files still decode).
     norm: str = "channel"
+    # Padding of the decoder's convolutions at the input's borders: "zeros" (the bundled
+    # decoders before flat-colour training) or "replicate", under which a flat latent field
+    # (a flat picture of any size, down to one latent) decodes like the inside of a large flat
+    # area. Both are position-local, so tiled decoding stays exact.
+    pad: str = "zeros"
 
 
 PRESETS: dict[str, Preset] = {

@@ -263,8 +263,10 @@ class Synthesis(nn.Module):
 
     def __init__(self, latent: int, out: int, width: int, blocks: int, dims: int,
                  attention: bool = False, kernel: int = 3, kernel_1d: int = 7,
-                 norm: str = "group") -> None:
+                 norm: str = "group", pad: str = "zeros") -> None:
         super().__init__()
+        if pad not in ("zeros", "replicate"):
+            raise ValueError(f"unknown decoder padding {pad!r} (zeros or replicate)")
         conv = nn.Conv2d if dims == 2 else nn.Conv1d
         self.linear = conv(latent, out, 1)
         layers: list[nn.Module] = [conv(latent, width, 1)]
@@ -282,6 +284,9 @@ class Synthesis(nn.Module):
         self.position_local = norm in ("channel", "affine", "local") and not attention
         nn.init.zeros_(self.net[-1].weight)
         nn.init.zeros_(self.net[-1].bias)
+        for m in self.net.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d)) and max(m.padding) > 0:
+                m.padding_mode = pad  # the padding amounts stay; only their values change
         for m in self.net.modules():
             if isinstance(m, (nn.Conv1d, nn.Conv2d)) and m is not self.net[-1]:
                 nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5))

@@ -19,11 +19,11 @@ from pywalloc.wavelets import wpt
 SAMPLES = Path(pywalloc.__file__).resolve().parent / "samples"
 
 
-def _random_decoder(preset: str, norm: str = "channel") -> Codec:
+def _random_decoder(preset: str, norm: str = "channel", pad: str = "zeros") -> Codec:
     """A fresh position-local codec whose CNN matters: its zero-initialised last layer and the
     norms' affine parameters perturbed."""
     torch.manual_seed(0)
-    model = Codec(preset, norm=norm).eval()
+    model = Codec(preset, norm=norm, pad=pad).eval()
     assert model.position_local
     with torch.no_grad():
         for p in model.synthesis.net[-1].parameters():
@@ -46,9 +46,10 @@ def test_support_and_receptive_field() -> None:
     assert tiling.receptive_radius(model.synthesis.net) == 2 * model.size_spec.blocks + 1
 
 
-@pytest.mark.parametrize("tile", [3, 7])
-def test_image_tiles_equal_the_whole_image(tile: int) -> None:
-    model = _random_decoder("rgb-16x")
+@pytest.mark.parametrize(("tile", "pad"), [(3, "zeros"), (7, "zeros"), (3, "replicate"),
+                                           (7, "replicate")])
+def test_image_tiles_equal_the_whole_image(tile: int, pad: str) -> None:
+    model = _random_decoder("rgb-16x", pad=pad)
     h, w = 75, 301  # not multiples of the block; 10 x 38 latents: border and wrapped tiles
     gen = torch.Generator().manual_seed(1)
     pixels = torch.randint(0, 256, (1, 3, h, w), generator=gen, dtype=torch.uint8)
@@ -64,9 +65,10 @@ def test_image_tiles_equal_the_whole_image(tile: int) -> None:
         assert torch.equal(model.decode(z, (h, w)), whole)
 
 
-@pytest.mark.parametrize("norm", ["channel", "local"])
-def test_audio_chunks_equal_the_whole_clip(norm: str) -> None:
-    model = _random_decoder("stereo-20x", norm)
+@pytest.mark.parametrize(("norm", "pad"), [("channel", "zeros"), ("local", "zeros"),
+                                           ("channel", "replicate")])
+def test_audio_chunks_equal_the_whole_clip(norm: str, pad: str) -> None:
+    model = _random_decoder("stereo-20x", norm, pad)
     n = 256 * 90 + 77
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(1, 2, n, generator=gen) * 1.6 - 0.8

@@ -77,6 +77,30 @@ def test_analysis_rows_keep_their_norms(image_dir, tmp_path):
     assert torch.allclose(norms, torch.full_like(norms, 8.0), rtol=1e-4)  # rgb-16x gain
 
 
+def test_flat_loss_teaches_flat_colours_with_replicate_padding(image_dir, tmp_path):
+    """--flat adds a loss on flat one-latent pictures; --pad replicate is kept in the saved
+    config and the weights hash (the same tensors under zero padding hash differently)."""
+    from pywalloc.training.loop import flat_batch
+
+    over = {"width": 16, "blocks": 1, "pad": "replicate"}
+    base = train(_cfg(image_dir, tmp_path / "a", steps=30, lr=3e-3, overrides=over))
+    flat = train(_cfg(image_dir, tmp_path / "b", steps=30, lr=3e-3, overrides=over, flat=4.0))
+    a, b = (Codec.from_file(tmp_path / r / "model.safetensors") for r in ("a", "b"))
+    assert b.config.pad == "replicate" and b.size_spec.pad == "replicate"
+    torch.manual_seed(9)
+    x = flat_batch(b, "cpu", 64)
+    assert x.shape == (64, 3, 8, 8) and torch.all(x == x[..., :1, :1])
+    with torch.no_grad():
+        assert b(x).mse < a(x).mse  # the flat loss helps flat pictures
+    zeros = Codec("rgb-16x", width=16, blocks=1)
+    zeros.load_state_dict(b.state_dict())
+    assert zeros.weight_hash != flat["weight_hash"] == b.weight_hash
+    assert base["weight_hash"] != flat["weight_hash"]
+    with pytest.raises(ValueError, match="image codecs"):
+        train(TrainConfig(preset="stereo-20x", data=str(image_dir), out=str(tmp_path / "c"),
+                          flat=1.0, steps=1, workers=0))
+
+
 def test_cli_flags_map_to_config(tmp_path):
     import argparse
 
@@ -86,10 +110,11 @@ def test_cli_flags_map_to_config(tmp_path):
     cfgfile = tmp_path / "c.json"
     cfgfile.write_text(json.dumps({"steps": 77, "batch": 3}))
     args = ap.parse_args(["train", "--preset", "rgb-4x", "--data", "d", "--out", "o",
-                          "--config", str(cfgfile), "--batch", "5", "--bf16", "--width", "32"])
+                          "--config", str(cfgfile), "--batch", "5", "--bf16", "--width", "32",
+                          "--pad", "replicate", "--flat", "0.5"])
     cfg = config_from_args(args)
-    assert (cfg.preset, cfg.steps, cfg.batch, cfg.bf16) == ("rgb-4x", 77, 5, True)
-    assert cfg.overrides == {"width": 32}
+    assert (cfg.preset, cfg.steps, cfg.batch, cfg.bf16, cfg.flat) == ("rgb-4x", 77, 5, True, 0.5)
+    assert cfg.overrides == {"width": 32, "pad": "replicate"}
 
 
 def test_ddp_two_processes_agree(image_dir, tmp_path):

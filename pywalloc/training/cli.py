@@ -36,6 +36,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                     help="JSON file of the same keys; flags given override it")
     ap.add_argument("--width", type=int, metavar="N", help="override the decoder width")
     ap.add_argument("--blocks", type=int, metavar="N", help="override the decoder depth")
+    ap.add_argument("--pad", choices=("zeros", "replicate"),
+                    help="override the padding of the decoder's convolutions at the borders")
     return ap
 
 
@@ -52,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                if dest not in values]
     if missing:  # neither a flag nor the --config file gave them
         raise MissingOptionError(f"the following arguments are required: {', '.join(missing)}")
-    over = {k: getattr(args, k) for k in ("width", "blocks") if getattr(args, k, None)}
+    over = {k: getattr(args, k) for k in ("width", "blocks", "pad") if getattr(args, k, None)}
     if over:
         values["overrides"] = over
     return TrainConfig(**values)

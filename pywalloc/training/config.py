@@ -24,6 +24,7 @@ class TrainConfig:
     warmup: int = 500
     weight_decay: float = 1e-4
     wpt_loss: float = 0.0
+    flat: float = 0.0  # weight of the flat-colour loss (images)
     clip: float = 1.0
     gain: float = 0.0  # 0: the preset's default
     seed: int = 0
@@ -60,6 +61,8 @@ HELP = {
     "warmup": "steps of linear learning-rate warm-up",
     "weight_decay": "AdamW weight decay of the decoder (the analysis layer has none)",
     "wpt_loss": "weight of an extra MSE loss in the wavelet domain (0 = off)",
+    "flat": "weight of an extra MSE loss on flat pictures of random colours, one latent each "
+            "(images; teaches the decoder flat areas and tiny pictures; 0 = off)",
     "clip": "gradient-norm clipping threshold",
     "gain": "latent gain (sets the bit rate); 0 = the preset's default",
     "seed": "random seed (crops, initialisation, data order)",
@@ -80,4 +83,4 @@ HELP = {
 # Metavariables shown in the usage line instead of the upper-cased flag name.
 METAVAR = {"preset": "NAME", "data": "DIR", "out": "DIR", "val": "DIR", "size": "NAME",
            "init": "FILE", "device": "DEVICE", "lr": "LR", "analysis_lr": "LR", "gain": "X",
-           "weight_decay": "X", "wpt_loss": "X", "clip": "X", "max_minutes": "MIN", "crop": "N"}
+           "weight_decay": "X", "wpt_loss": "X", "flat": "X", "clip": "X", "max_minutes": "MIN", "crop": "N"}

@@ -111,6 +111,8 @@ def setup(cfg: TrainConfig) -> _Run:
     else:
         codec = Codec(cfg.preset, cfg.size, **cfg.overrides)
     p = codec.preset
+    if cfg.flat and (p.dims != 2 or world > 1):
+        raise ValueError("--flat is for image codecs trained in a single process")
     crop = cfg.crop or p.modality.train_crop
     gain = cfg.gain or p.gain
     resuming = cfg.resume and (ckpt_dir / "state.json").is_file()
@@ -162,6 +164,18 @@ def setup(cfg: TrainConfig) -> _Run:
                 minutes_before, sampler, loader, out, resuming)
 
 
+def flat_batch(codec: Codec, device, n: int = 32) -> torch.Tensor:
+    """``n`` flat pictures of random colours, one latent position each (one block of pixels),
+    in the model's input range; about a third of the channel values are snapped to 0 or 255,
+    so saturated colours, black and white are common."""
+    p = codec.preset
+    u = torch.rand(n, p.channels, device=device)
+    snap = torch.rand(n, p.channels, device=device) < 0.3
+    u = torch.where(snap, (u > 0.5).to(u.dtype), u)
+    x = (u * 255).round() / 255 - 0.5
+    return x[..., None, None].expand(n, p.channels, p.block, p.block).contiguous()
+
+
 def train_step(run: _Run, batch: torch.Tensor) -> float:
     """One optimiser step on ``batch`` (schedule, clipping, rate constraint); the batch MSE."""
     cfg = run.cfg
@@ -169,6 +183,8 @@ def train_step(run: _Run, batch: torch.Tensor) -> float:
     with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         res = run.model(batch)
         loss = res.mse + cfg.wpt_loss * res.mse_wpt
+        if cfg.flat:
+            loss = loss + cfg.flat * run.model(flat_batch(run.codec, run.device)).mse
     factor = lr_factor(cfg, run.step, run.minutes)
     for group, base in zip(run.opt.param_groups, run.base_lrs):
         group["lr"] = base * factor
