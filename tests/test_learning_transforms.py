@@ -147,3 +147,31 @@ def test_wlc_dataset_errors(codec, tmp_path):
         WlcDataset(tmp_path / "e")
     with pytest.raises(LearningError, match="labels"):
         WlcDataset([bad], labels=[0, 1])
+
+
+def test_transform_and_encode_dataset_with_a_gray_codec(tmp_path):
+    """A gray codec (one channel) takes the luma of colour input, as Pillow's convert("L"),
+    in EncodeTransform and in encode_dataset; gray input goes in as it is."""
+    from pywalloc.codec import Codec
+    from pywalloc.learning import LatentDataset, encode_dataset
+
+    torch.manual_seed(0)
+    gray_codec = Codec("gray-16x").eval()
+    arr = _image()
+    lum = np.asarray(Image.fromarray(arr).convert("L"))
+    ref = gray_codec.encode_uint8(torch.from_numpy(lum.copy())[None, None])[0].float()
+    tf = EncodeTransform(gray_codec)
+    chw = torch.from_numpy(arr).permute(2, 0, 1)
+    for inp in (arr, Image.fromarray(arr), Image.fromarray(lum), lum, chw,
+                torch.from_numpy(lum.copy())[None]):
+        assert torch.equal(tf(inp), ref)
+    assert ref.shape == (4, 5, 7)
+    assert torch.equal(tf.batch(torch.from_numpy(lum.copy())[None, None])[0], ref)
+    with pytest.raises(LearningError, match=r"\[B, 1, H, W\]"):
+        tf.batch(chw[None])
+    data = tmp_path / "imgs" / "a"
+    data.mkdir(parents=True)
+    Image.fromarray(arr).save(data / "x.png")
+    encode_dataset(gray_codec, tmp_path / "imgs", tmp_path / "out", progress=False)
+    z, label = LatentDataset(tmp_path / "out")[0]
+    assert label == 0 and torch.equal(z, ref)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..codec import AUDIO_PEAK, Codec, peak_gain
 from ..errors import WallocError
 from ..media import atomic_write, iter_inputs
-from ..modality import AUDIO, IMAGE
+from ..modality import AUDIO, IMAGE, luma
 
 __all__ = [
     "AUDIO_PEAK",
@@ -92,8 +92,9 @@ class _Inputs(Dataset):
     """Decodes one input file per item into a codec-ready float tensor (runs in workers)."""
 
     def __init__(self, files: list[Path], modality: str, size: int | None,
-                 sample_rate: int) -> None:
+                 sample_rate: int, channels: int = 3) -> None:
         self.files, self.modality, self.size, self.rate = files, modality, size, sample_rate
+        self.channels = channels  # image codecs: 3, or 1 (gray codecs take the luma)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -107,6 +108,8 @@ class _Inputs(Dataset):
                 arr, _ = read_image(self.files[i])
                 if self.size:
                     arr = resize_center_crop(arr, self.size)
+                if self.channels == 1:
+                    arr = luma(arr)[:, :, None]
                 x = torch.from_numpy(np.array(arr)).permute(2, 0, 1).float()
                 return {"x": x / 255.0 - 0.5, "gain": 1.0, "i": i}
             data, _, _ = read_audio(self.files[i], sample_rate=self.rate)
@@ -245,7 +248,7 @@ def encode_dataset(
     if todo:
         batches = [list(range(b, min(b + batch_size, bounds[k][1])))
                    for k in todo for b in range(bounds[k][0], bounds[k][1], batch_size)]
-        loader = DataLoader(_Inputs(files, p.modality, size, sample_rate), batch_sampler=batches,
+        loader = DataLoader(_Inputs(files, p.modality, size, sample_rate, p.channels), batch_sampler=batches,
                             num_workers=workers, collate_fn=_collate)
         pending: dict[int, list] = {}
         bar = tqdm(total=sum(bounds[k][1] - bounds[k][0] for k in todo), unit=p.modality,

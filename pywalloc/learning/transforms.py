@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..modality import IMAGE
+from ..modality import IMAGE, luma
 from .encode import DatasetFormatError, LearningError
 
 __all__ = ["EncodeTransform", "WlcDataset", "list_wlc", "resolve_codec"]
@@ -45,9 +45,23 @@ def resolve_codec(codec):
                         f"{type(codec).__name__}")
 
 
-def _to_uint8_chw(img) -> torch.Tensor:
+def _luma_chw(t: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[3, H, W]`` → its luma ``[1, H, W]``, as Pillow's ``convert("L")``."""
+    return torch.from_numpy(luma(t.permute(1, 2, 0).numpy()))[None]
+
+
+def _to_uint8_chw(img, channels: int = 3) -> torch.Tensor:
     """PIL image, numpy ``H x W [x 3]`` uint8 or tensor ``[C, H, W]`` (uint8, or float in
-    [0, 1] as torchvision's ``ToTensor`` gives) → uint8 ``[3, H, W]``. Gray becomes RGB."""
+    [0, 1] as torchvision's ``ToTensor`` gives) → uint8 ``[channels, H, W]``: gray becomes
+    RGB for an RGB codec, colour becomes its luma for a gray codec (``channels`` 1)."""
+    t = _to_uint8_any(img)
+    if channels == 1:
+        return _luma_chw(t) if t.shape[0] == 3 else t
+    return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+
+
+def _to_uint8_any(img) -> torch.Tensor:
+    """The input as uint8 ``[1 or 3, H, W]`` (PIL images: gray modes 1 channel, others RGB)."""
     if isinstance(img, torch.Tensor):
         t = img.detach().cpu()
         if t.dim() == 2:
@@ -62,10 +76,11 @@ def _to_uint8_chw(img) -> torch.Tensor:
             t = t.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
         elif t.dtype != torch.uint8:
             raise LearningError(f"image tensors must be uint8 or float, not {t.dtype}")
-        return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+        return t
     if not isinstance(img, np.ndarray):
-        try:  # PIL image (or anything PIL-like): any mode becomes RGB
-            img = np.asarray(img.convert("RGB"))
+        try:  # PIL image (or anything PIL-like): gray stays gray, any other mode becomes RGB
+            img = np.asarray(img.convert("L" if img.mode in ("1", "L")
+                                         else "RGB"))
         except AttributeError:
             raise LearningError(f"cannot encode a {type(img).__name__}: give a PIL image, a "
                                 "numpy array or a tensor") from None
@@ -77,8 +92,7 @@ def _to_uint8_chw(img) -> torch.Tensor:
         raise LearningError(f"expected an H x W x 3 (or H x W) image, got shape {img.shape}")
     if not img.flags.writeable or not img.flags.c_contiguous:  # PIL's arrays are read-only
         img = np.array(img, order="C")
-    t = torch.from_numpy(img).permute(2, 0, 1)
-    return t.expand(3, -1, -1) if t.shape[0] == 1 else t
+    return torch.from_numpy(img).permute(2, 0, 1)
 
 
 class EncodeTransform:
@@ -91,9 +105,11 @@ class EncodeTransform:
         ds = ImageFolder("imagenette/train", transform=tf)
         loader = DataLoader(ds, batch_size=64, num_workers=2)   # encoding runs in the workers
 
-    Accepts PIL images (any mode; gray → RGB), numpy uint8 ``H x W x 3``/``H x W`` and tensors
+    Accepts PIL images (any mode), numpy uint8 ``H x W x 3``/``H x W`` and tensors
     ``[C, H, W]`` (uint8, or float in [0, 1]). ``codec``: a preset name, a weights path or a
-    :class:`~pywalloc.codec.Codec` (image codecs only). Output: float32 integer-valued latents
+    :class:`~pywalloc.codec.Codec` (image codecs only). An RGB codec takes gray input as
+    three equal channels; a gray codec (``gray-16x``, ``gray-4x``) takes colour input as its
+    luma (Pillow's ``convert("L")``). Output: float32 integer-valued latents
     (``dtype=torch.int8`` keeps int8), or with ``continuous=True`` the companded latents before
     rounding. Inside a DataLoader worker it sets torch to 1 thread (once per process), since
     several workers each running many threads oversubscribe the cores.
@@ -127,7 +143,7 @@ class EncodeTransform:
 
     def __call__(self, img) -> torch.Tensor:
         self._limit_threads()
-        x = _to_uint8_chw(img)[None]
+        x = _to_uint8_chw(img, self._codec.preset.channels)[None]
         with torch.inference_mode():
             if self.continuous:
                 z = self._codec.latents(x.float() / 255.0 - 0.5)
@@ -136,9 +152,11 @@ class EncodeTransform:
         return z[0].to(self.dtype)
 
     def batch(self, images: torch.Tensor) -> torch.Tensor:
-        """Encode a uint8 batch ``[B, 3, H, W]`` at once (faster than per image)."""
-        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
-            raise LearningError("batch() takes uint8 images [B, 3, H, W]")
+        """Encode a uint8 batch ``[B, C, H, W]`` at once (faster than per image); ``C`` is the
+        codec's channel count (3, or 1 for gray codecs)."""
+        c = self._codec.preset.channels
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != c:
+            raise LearningError(f"batch() takes uint8 images [B, {c}, H, W]")
         with torch.inference_mode():
             z = (self._codec.latents(images.float() / 255.0 - 0.5) if self.continuous
                  else self._codec.encode_uint8(images))
