@@ -3,6 +3,7 @@
 #
 #   IMAGES=DIR MIN16=50 MIN4=50 nohup bash experiments/train_flat.sh &
 #
+# PRESETS="rgb-4x" runs only that one; PARALLEL=1 runs the presets side by side (one core each).
 # Each image codec starts from its bundled weights (--init) and keeps its encoder (the rate and
 # the latents do not change: --decoder-only). The decoder's convolutions switch from zero to
 # replicate padding at the borders (--pad replicate), so that a flat picture of any size is a
@@ -26,5 +27,9 @@ run() {  # preset minutes
         --max-minutes "$2" --workers 1 --threads 1 --log-every 50 --ckpt-every 200 -q \
         "${extra[@]}" 2>"$RUNS/$1.err"
 }
-run rgb-16x "$MIN16"
-run rgb-4x "$MIN4"
+PRESETS=${PRESETS:-rgb-16x rgb-4x}
+for preset in $PRESETS; do
+    minutes=$MIN16; [ "$preset" = rgb-4x ] && minutes=$MIN4
+    if [ "${PARALLEL:-0}" = 1 ]; then run "$preset" "$minutes" & else run "$preset" "$minutes"; fi
+done
+wait
