@@ -143,3 +143,39 @@ def test_heldout_variants(tmp_path):
     mid = slice(4410, -4410)  # away from the filter's start and end
     assert np.abs(hp[mid] - tone[mid, None]).max() < 0.02  # the 440 Hz tone stays
     assert np.abs(hp[mid, 1] - tone[mid]).max() < 0.02  # the 3 Hz drift is gone
+
+
+def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
+    """experiments/bundle_weights.py: the old default goes to legacy/ unchanged, the trained
+    weights become the fp16 default with their config, and the zoo finds both by hash."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.manual_seed(0)
+    old = Codec("rgb-16x", width=8, blocks=1)
+    old.save(folder / "rgb-16x-small.safetensors")
+    old_hash = Codec.from_file(folder / "rgb-16x-small.safetensors").weight_hash
+    trained = Codec("rgb-16x", width=8, blocks=1, pad="replicate")
+    with torch.no_grad():
+        trained.synthesis.net[-1].weight.normal_(0, 0.01)
+    (tmp_path / "run").mkdir()
+    trained.save(tmp_path / "run" / "model.safetensors", half=False)
+    (tmp_path / "run" / "result.json").write_text(json.dumps({"step": 7, "minutes": 1.5}))
+    cmd = [sys.executable, str(ROOT / "experiments" / "bundle_weights.py"), "rgb-16x",
+           str(tmp_path / "run" / "model.safetensors"), "--legacy-name", "old",
+           "--weights-dir", str(folder), "--recipe", "test"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    moved = Codec.from_file(folder / "legacy" / "rgb-16x-small-old.safetensors")
+    assert moved.weight_hash == old_hash
+    new = Codec.from_file(folder / "rgb-16x-small.safetensors")
+    assert new.config.pad == "replicate" and new.weight_hash != old_hash
+    assert new.synthesis.net[-1].weight.abs().max() > 0
+    meta = json.loads((folder / "rgb-16x-small.json").read_text())
+    assert meta["info"]["step"] == 7 and meta["config"]["pad"] == "replicate"
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert again.returncode == 2 and "exists" in again.stderr  # never overwrites legacy files
