@@ -149,6 +149,24 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
         yield tuple(slice(s * block, e * block) for s, e in spans), x[(..., *crop)]
 
 
+def _gather(t: torch.Tensor, dim: int, idx: list[int]) -> torch.Tensor:
+    """``t.index_select(dim, idx)`` for indices that come in runs of step +1 or -1 (the mirror
+    padding's): slices and flips instead of a gather, several times faster on large tiles."""
+    parts, i = [], 0
+    while i < len(idx):
+        j = i + 1
+        step = idx[j] - idx[i] if j < len(idx) else 1
+        if step not in (1, -1):
+            step = 1
+        while j < len(idx) and idx[j] - idx[j - 1] == step:
+            j += 1
+        lo = min(idx[i], idx[j - 1])
+        part = t.narrow(dim, lo, j - i)
+        parts.append(part.flip(dim) if step == -1 and j - i > 1 else part)
+        i = j
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
+
+
 def _window(read: Callable[[int, int], torch.Tensor], start: int, stop: int, n: int,
             period: int, like: torch.Tensor) -> torch.Tensor:
     """Samples ``start..stop-1`` (taken modulo ``period``) of a 1-D signal of ``n`` samples
@@ -188,19 +206,14 @@ def encode_tiles(model, x: torch.Tensor | None, size: tuple[int, ...], weight: t
     like = weight.new_zeros(1, model.preset.channels, 1)
     for spans in _tiles(grid, tile):
         t = x
-        if read is not None:
+        if not mirror:  # audio: zeros after the end, periodic wrap; slices, not a gather
             (s, e), = spans
-            t = _window(read, (s - before) * block, (e + after) * block, size[0],
-                        grid[0] * block, like)
-        for d, ((s, e), n, g) in enumerate(zip(spans, size, grid) if read is None else ()):
+            t = _window(read or (lambda a, b: x[..., a:b]), (s - before) * block,
+                        (e + after) * block, size[0], grid[0] * block,
+                        like if x is None else x[..., :1])
+        for d, ((s, e), n, g) in enumerate(zip(spans, size, grid) if mirror else ()):
             padded = torch.arange((s - before) * block, (e + after) * block) % (g * block)
-            if mirror:
-                idx = mirror_index(g * block, n)[padded]
-                t = t.index_select(2 + d, idx.to(x.device))
-            else:  # zeros after the end: gather with a sentinel index into a zero sample
-                zero = torch.zeros_like(t.narrow(2 + d, 0, 1))
-                t = torch.cat([t, zero], 2 + d).index_select(
-                    2 + d, torch.where(padded < n, padded, n).to(x.device))
+            t = _gather(t, 2 + d, mirror_index(g * block, n)[padded].tolist())
         coeffs = wpt(t.to(weight.dtype), levels)
         coeffs = coeffs[(..., *(slice(before, before + e - s) for s, e in spans))]
         # Position-local codecs: the size-independent 1x1 layer (tiles equal the whole);
