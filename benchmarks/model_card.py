@@ -135,12 +135,16 @@ def size_rows(quick: bool) -> list[dict]:
     return rows
 
 
+# Training stages of a bundled codec, in order: each stage's log starts at step 0.
+STAGES = ("", "-finetune", "-flat")
+
+
 def training_summary() -> dict:
     logs = ROOT / "docs" / "training-logs"
     out = {}
     for name in BARS:
         steps, minutes = 0, 0.0
-        for part in (f"{name}.csv", f"{name}-finetune.csv"):
+        for part in (f"{name}{stage}.csv" for stage in STAGES):
             f = logs / part
             if f.is_file():
                 rows = list(csv.DictReader(f.open()))

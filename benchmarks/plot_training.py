@@ -17,6 +17,7 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from model_card import STAGES  # benchmarks/model_card.py, beside this script
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", default=str(ROOT / "docs" / "training-logs"))
@@ -26,14 +27,14 @@ def main() -> None:
     for ax, names in zip(axes, (("rgb-16x", "rgb-4x"), ("stereo-20x", "stereo-5x"))):
         for name in names:
             steps, psnr, offset = [], [], 0
-            for part in (f"{name}.csv", f"{name}-finetune.csv"):
+            for part in (f"{name}{stage}.csv" for stage in STAGES):
                 f = Path(args.logs) / part
                 if not f.is_file():
                     continue
                 rows = list(csv.DictReader(f.open()))
                 steps += [offset + int(r["step"]) for r in rows]
                 psnr += [float(r["train_psnr"]) for r in rows]
-                if part.endswith("finetune.csv") and rows:
+                if part != f"{name}.csv" and rows:  # a later stage starts here
                     ax.axvline(offset, color="gray", lw=0.5, ls="--")
                 offset = steps[-1] if steps else 0
             # a running mean over 10 log points: the raw per-100-step PSNR is noisy
