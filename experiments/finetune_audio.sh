@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Decoder-only fine-tuning of the bundled audio codecs on a 2-core CPU, in the background:
+#
+#   AUDIO=.devdata/audio/train MIN=50 PRESETS="stereo-20x" nohup bash experiments/finetune_audio.sh &
+#
+# The bundled stereo decoders are GroupNorm decoders whose norm was swapped for the
+# position-local LocalGroupNorm without retraining (docs/models.md). This run trains each
+# decoder under that norm, starting from the bundled weights (--init), with the encoder frozen
+# (--decoder-only: same latents, same rate), on rounded latents, on all the training audio that
+# experiments/prepare_audio.py gathers (stems/train mixtures, music-train, singularity resampled
+# to 44.1 kHz; three singularity tracks held out; never stems/test).
+# PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints.
+# Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
+#         --heldout .devdata/audio/heldout-music
+set -u
+AUDIO=${AUDIO:-.devdata/audio/train}
+RUNS=${RUNS:-runs/audio-ft}
+INIT=${INIT:-pywalloc/weights}
+MIN=${MIN:-50}
+PRESETS=${PRESETS:-stereo-20x stereo-5x}
+mkdir -p "$RUNS"
+extra=()
+[ "${RESUME:-0}" = 1 ] && extra+=(--resume)
+run() {  # preset
+    nice -n 19 python3 -m pywalloc.training --preset "$1" --data "$AUDIO" --out "$RUNS/$1" \
+        --init "$INIT/$1-small.safetensors" --decoder-only --batch 8 --per-item 4 --lr 1e-4 \
+        --warmup 50 --steps 1000000 --max-minutes "$MIN" --workers 1 --threads 1 \
+        --log-every 50 --ckpt-every 200 -q "${extra[@]}" 2>"$RUNS/$1.err"
+}
+for preset in $PRESETS; do
+    if [ "${PARALLEL:-0}" = 1 ]; then run "$preset" & else run "$preset"; fi
+done
+wait
