@@ -3,7 +3,7 @@
     python benchmarks/flat.py [--codec rgb-16x --codec rgb-4x | --codec FILE.safetensors]
                               [--colours 64] [--json OUT.json] [--quick]
 
-For each codec, flat pictures of ``--colours`` colours (the issue's (200, 50, 30), black,
+For each codec, flat pictures of ``--colours`` colours ((200, 50, 30), black,
 white, mid gray, the six saturated primaries and secondaries, then random colours from a fixed
 seed) at each side in ``--sides`` (default 1, 8, 32 and 100) go through the real byte path
 (``compress`` -> bytes -> ``decompress``) with the default effort. Printed per side: the largest

@@ -121,6 +121,27 @@ def test_small_flat_images_round_trip_within_3(side: int) -> None:
     assert np.abs(out.astype(int) - flat).max() <= 3
 
 
+_FLAT_COLOURS = [(200, 50, 30), (0, 0, 0), (255, 255, 255), (128, 128, 128), (255, 0, 0),
+                 (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+                 *(tuple(int(v) for v in c)
+                   for c in np.random.default_rng(5).integers(0, 256, (6, 3)))]
+
+
+@pytest.mark.parametrize("preset", ["rgb-16x", "rgb-4x"])
+def test_bundled_codecs_round_trip_flat_pictures_within_3(preset: str, one_thread) -> None:
+    """Issue 11: flat 1x1, 8x8 and 32x32 pictures in saturated, extreme and random colours come
+    back within 3 code values through the real byte path, with the bundled decoders."""
+    codec = pywalloc.load(preset)
+    worst = []
+    for side in (1, 8, 32):
+        for col in _FLAT_COLOURS:
+            flat = np.empty((side, side, 3), np.uint8)
+            flat[:] = col
+            out = pywalloc.decompress(pywalloc.compress(flat, codec), codec)
+            worst.append((int(np.abs(out.astype(int) - flat).max()), side, col))
+    assert max(worst)[0] <= 3, f"worst (error, side, colour): {max(worst)}"
+
+
 def test_decoding_across_thread_counts() -> None:
     """Pictures decode to the same bytes with 1 and 2 threads; audio (float output) within a
     quarter of a 16-bit step (oneDNN splits its 1D convolutions by thread count)."""
