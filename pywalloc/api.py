@@ -262,8 +262,8 @@ def compress(data, codec: str | Codec | None = None, sample_rate: float | None =
     used as given.
 
     ``refine``: steps of encoder-side refinement (:mod:`pywalloc.refine`; 0, the default, is
-    the plain linear encoder). 15 steps give rgb-16x +0.6 dB for 4.5 % more bytes on
-    Kodak (docs/results.md), at 0.2-2 s per step for a Kodak picture on a CPU; 10 steps give
+    the plain linear encoder). 15 steps give rgb-16x +0.7 dB for 3.8 % more bytes on
+    Kodak (docs/results.md), at about 0.7 s per step for a Kodak picture on one core; 10 steps give
     stereo-20x +0.8 dB; rgb-4x +0.2 dB on four pictures; stereo-5x nothing. The file decodes
     as usual."""
     return encode(data, codec, sample_rate, effort=effort, value_range=value_range,

@@ -5,6 +5,10 @@ Bundled weights live in ``pywalloc/weights/``: ``<preset>-<size>.safetensors`` i
 current default. Older weights that files may still name sit beside them or in
 ``weights/legacy/``, under any name; decoding finds them by hash. Hashes are computed when first
 needed and cached for the process (keyed by path, size and modification time).
+
+Weights that differ from another bundled file only in their config (the same tensors under
+another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "tensors":
+"<file>.safetensors"}`` (a file in the same folder) and counts as a weights file of its own.
 """
 
 from __future__ import annotations
@@ -52,9 +56,40 @@ def available() -> list[str]:
     return [n for n in PRESETS if weights_path(n).is_file()]
 
 
+ALIAS_SUFFIX = ".alias.json"
+
+
+def _is_alias(path: Path) -> bool:
+    return path.name.endswith(ALIAS_SUFFIX)
+
+
+def _alias(path: Path) -> tuple[dict, Path]:
+    """(config, tensor file) of an alias entry."""
+    try:
+        spec = json.loads(path.read_text())
+        config, target = spec["config"], path.parent / Path(spec["tensors"]).name
+        if not isinstance(config, dict):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsFileError(f"cannot read weights alias '{path}': {exc}") from None
+    return config, target
+
+
 def _stamp(path: Path) -> tuple[int, int]:
     st = path.stat()
+    if _is_alias(path):  # the alias changes when either file does
+        target = _alias(path)[1].stat()
+        return st.st_mtime_ns ^ target.st_mtime_ns, st.st_size + target.st_size
     return st.st_mtime_ns, st.st_size
+
+
+def _codec_from(path: Path) -> Codec:
+    from .codec import Codec
+
+    if not _is_alias(path):
+        return Codec.from_file(path)
+    config, target = _alias(path)
+    return Codec.from_state(config, Codec.from_file(target).state_dict())
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -65,9 +100,7 @@ def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise WeightsNotFoundError(f"weights file '{path}' not found") from None
     hit = _FILES.get(path)
     if hit is None or hit[0] != stamp:
-        from .codec import Codec
-
-        codec = Codec.from_file(path)  # validates config and tensors together
+        codec = _codec_from(path)  # validates config and tensors together
         tensors = {k: v.detach() for k, v in codec.state_dict().items()}
         hit = (stamp, _config_of(codec), tensors)
         _FILES[path] = hit
@@ -127,12 +160,15 @@ def _config_preset(path: Path) -> str | None:
     from safetensors import SafetensorError, safe_open
 
     try:
+        if _is_alias(path):
+            return _alias(path)[0].get("preset")
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
         config = json.loads(meta["config"]) if "config" in meta else json.loads(
             path.with_suffix(".json").read_text())["config"]
         return config.get("preset")
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError,
+            WeightsFileError):
         return None
 
 
@@ -142,7 +178,7 @@ def bundled_files(preset: str | None = None) -> list[Path]:
     found: list[Path] = []
     for folder in (WEIGHTS_DIR, LEGACY_DIR):
         if folder.is_dir():
-            found += sorted(folder.glob("*.safetensors"))
+            found += sorted([*folder.glob("*.safetensors"), *folder.glob("*" + ALIAS_SUFFIX)])
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:

@@ -100,3 +100,39 @@ def test_decoding_finds_older_weights_by_hash(tmp_path, monkeypatch):
     assert [p.name for p in zoo.bundled_files("rgb-16x")] == [current.name,
                                                               "rgb-16x-first.safetensors"]
     assert zoo.bundled_files("stereo-5x") == []
+
+
+def test_alias_entries_share_tensors_under_another_config(tmp_path, monkeypatch):
+    """A legacy ``.alias.json`` (config + the name of a tensor file beside it) is a bundled
+    weights entry of its own: found by its own hash, decoded under its own config."""
+    from dataclasses import asdict
+
+    img = np.random.default_rng(1).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    torch.manual_seed(0)
+    base = Codec("rgb-16x", width=16, blocks=1, norm="affine").eval()
+    with torch.no_grad():
+        base.synthesis.net[-1].weight.normal_(0, 0.05)
+    weights = tmp_path / "weights"
+    (weights / "legacy").mkdir(parents=True)
+    shutil.copy(zoo.weights_path("rgb-16x"), weights / "rgb-16x-small.safetensors")
+    base.save(weights / "legacy" / "rgb-16x-a.safetensors")
+    config = {**asdict(zoo.load(weights / "legacy" / "rgb-16x-a.safetensors").config),
+              "pad": "replicate"}
+    alias = weights / "legacy" / "rgb-16x-b.alias.json"
+    alias.write_text(json.dumps({"config": config, "tensors": "rgb-16x-a.safetensors"}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "LEGACY_DIR", weights / "legacy")
+    a = zoo.load(weights / "legacy" / "rgb-16x-a.safetensors")
+    b = zoo.load(alias)
+    assert b.config.pad == "replicate" and a.config.pad is None
+    assert b.weight_hash != a.weight_hash == zoo.file_hash(weights / "legacy" /
+                                                           "rgb-16x-a.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values()))
+    assert [p.name for p in zoo.bundled_files("rgb-16x")] == [
+        "rgb-16x-small.safetensors", "rgb-16x-a.safetensors", "rgb-16x-b.alias.json"]
+    for codec in (a, b):  # each file decodes with the weights that made it
+        blob = pywalloc.compress(img, codec=codec)
+        assert np.array_equal(pywalloc.decompress(blob), pywalloc.decompress(blob, codec))
+    alias.write_text("{")  # a broken alias is not a weights file of the preset
+    assert "rgb-16x-b.alias.json" not in [p.name for p in zoo.bundled_files("rgb-16x")]
