@@ -5,7 +5,10 @@
 
 - The current default ``pywalloc/weights/<preset>-small.safetensors`` (and its ``.json``) moves
   to ``pywalloc/weights/legacy/<preset>-small-<NAME>.safetensors``: files made with it still
-  decode (the zoo finds weights by the hash in each file's header).
+  decode (the zoo finds weights by the hash in each file's header). When a legacy file already
+  holds the same tensors (the same weights under another config, e.g. another norm), the old
+  default becomes ``legacy/<preset>-small-<NAME>.alias.json`` instead: its config and the name
+  of that file, so the tensors are stored once.
 - The trained weights are written in fp16 as the new default, with a JSON copy of the config
   and where they came from (source hash, training steps and minutes, recipe).
 - Printed: the old and new weight hashes and the bundled total size (target: under 60 MB).
@@ -31,6 +34,26 @@ from pywalloc.codec import Codec
 LIMIT_MB = 60
 
 
+def _tensors(path: Path) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+
+
+def _same_tensors(path: Path, legacy: Path) -> Path | None:
+    """A legacy ``.safetensors`` file holding exactly the tensors of ``path``, if any."""
+    import torch
+
+    mine = _tensors(path)
+    for other in sorted(legacy.glob("*.safetensors")) if legacy.is_dir() else ():
+        theirs = _tensors(other)
+        if theirs.keys() == mine.keys() and all(
+                theirs[k].dtype == mine[k].dtype and torch.equal(theirs[k], mine[k]) for k in mine):
+            return other
+    return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("preset")
@@ -52,18 +75,27 @@ def main(argv=None) -> int:
     dst = folder / zoo.weights_path(args.preset).name
     old_hash = Codec.from_file(dst).weight_hash if dst.is_file() else None
     legacy = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}.safetensors"
-    if legacy.exists():
-        print(f"bundle_weights: error: {legacy} exists", file=sys.stderr)
+    alias = legacy.with_name(legacy.name.replace(".safetensors", zoo.ALIAS_SUFFIX))
+    if legacy.exists() or alias.exists():
+        print(f"bundle_weights: error: {legacy} or its alias exists", file=sys.stderr)
         return 2
+    same = _same_tensors(dst, folder / "legacy") if dst.is_file() else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
     meta_path = args.weights.parent / "result.json"
     if meta_path.is_file():
         result = json.loads(meta_path.read_text())
         info.update({k: result[k] for k in ("step", "minutes") if k in result})
     if args.dry_run:
-        print(f"would move {dst.name} ({old_hash}) to {legacy} and bundle {args.weights}")
+        where = f"{alias} (tensors in {same.name})" if same else str(legacy)
+        print(f"would move {dst.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
-    if dst.is_file():
+    if same is not None:
+        old_config = asdict(Codec.from_file(dst).config)
+        alias.write_text(json.dumps({"config": old_config, "tensors": same.name}, indent=2) + "\n")
+        dst.unlink()
+        dst.with_suffix(".json").unlink(missing_ok=True)
+        legacy = alias
+    elif dst.is_file():
         legacy.parent.mkdir(exist_ok=True)
         shutil.move(dst, legacy)
         if dst.with_suffix(".json").is_file():
@@ -72,7 +104,8 @@ def main(argv=None) -> int:
     dst.with_suffix(".json").write_text(
         json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
     shipped = Codec.from_file(dst)
-    total = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 1e6
+    total = sum(p.stat().st_size for p in folder.rglob("*")
+                if p.suffix in (".safetensors", ".json")) / 1e6
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "
           f"old weights in {legacy}; bundled total {total:.1f} MB "
           f"(limit {LIMIT_MB})")

@@ -179,3 +179,18 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120,
                            check=False)
     assert again.returncode == 2 and "exists" in again.stderr  # never overwrites legacy files
+    # The default's tensors already in legacy/ (the same weights under another config): the
+    # replaced default becomes an alias of that file instead of a second copy.
+    import shutil
+
+    from pywalloc import zoo
+
+    shutil.copy(folder / "rgb-16x-small.safetensors", folder / "legacy" / "rgb-16x-dup.safetensors")
+    new_hash = new.weight_hash
+    cmd[cmd.index("old")] = "second"
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alias = folder / "legacy" / "rgb-16x-small-second.alias.json"
+    assert alias.is_file() and not alias.with_name("rgb-16x-small-second.safetensors").exists()
+    assert json.loads(alias.read_text())["tensors"] == "rgb-16x-dup.safetensors"
+    assert zoo.load(alias).weight_hash == new_hash
