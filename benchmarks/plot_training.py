@@ -42,11 +42,13 @@ def main() -> None:
                       for i in range(len(psnr))]
             ax.plot(steps, smooth, label=name)
         ax.set_xlabel("step")
-        ax.set_ylabel("training PSNR, dB (noisy bottleneck, running mean)")
+        ax.set_ylabel("training PSNR, dB (running mean)")
         ax.grid(alpha=0.3)
         ax.legend()
-    axes[0].set_title("images: 256x256 BSDS500 crops, batch 32")
-    axes[1].set_title("audio: 32768-frame segments, batch 32")
+    # Stages differ in data, crops, batch and bottleneck (docs/models.md): each dashed line starts
+    # one, and its PSNR level does not line up with the stage before.
+    axes[0].set_title("images (dashed: a fine-tuning stage starts)")
+    axes[1].set_title("audio (dashed: a fine-tuning stage starts)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
