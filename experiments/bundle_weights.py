@@ -73,7 +73,8 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     dst = folder / zoo.weights_path(args.preset).name
-    old_hash = Codec.from_file(dst).weight_hash if dst.is_file() else None
+    old = Codec.from_file(dst) if dst.is_file() else None
+    old_hash = old.weight_hash if old else None
     legacy = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}.safetensors"
     alias = legacy.with_name(legacy.name.replace(".safetensors", zoo.ALIAS_SUFFIX))
     if legacy.exists() or alias.exists():
@@ -90,8 +91,8 @@ def main(argv=None) -> int:
         print(f"would move {dst.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
     if same is not None:
-        old_config = asdict(Codec.from_file(dst).config)
-        alias.write_text(json.dumps({"config": old_config, "tensors": same.name}, indent=2) + "\n")
+        alias.write_text(json.dumps({"config": asdict(old.config), "tensors": same.name},
+                                    indent=2) + "\n")
         dst.unlink()
         dst.with_suffix(".json").unlink(missing_ok=True)
         legacy = alias

@@ -302,7 +302,7 @@ class Codec(nn.Module):
             return cached[1]
         norm, pad = self.config.norm, self.config.pad
         arch = "" if norm in (None, "group") else f"norm={norm};"
-        if pad not in (None, "zeros"):
+        if pad:  # None for zero padding (see __init__): the hashes of older weights stay
             arch += f"pad={pad};"
         digest = state_hash(dict(state), arch)
         self._hash_cache = (stamp, digest)

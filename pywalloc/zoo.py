@@ -89,7 +89,7 @@ def _codec_from(path: Path) -> Codec:
     if not _is_alias(path):
         return Codec.from_file(path)
     config, target = _alias(path)
-    return Codec.from_state(config, Codec.from_file(target).state_dict())
+    return Codec.from_state(config, _read(target)[1])  # the target's tensors, read once
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
