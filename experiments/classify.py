@@ -40,16 +40,20 @@ from pywalloc.learning.layers import LatentConvNet, LatentViT
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "imagenette"
 SIDE = 224
-# name -> (kind, base side the view is brought to, resize side or codec slot, patch). Patches
-# map each pair onto one grid (7x7 for the 28 pair, 14x14 otherwise) with equal values/token.
+# name -> (kind, base side the view is brought to, resize side or codec slot, patch, s2d).
+# --stem conv (default): space-to-depth by s2d brings each pair onto one grid and one shape
+# (28x28 for the 56 and 112 pairs and the full image, 14x14 for the 28 pair), then ConvStem and
+# the body run identically on both sides. --stem patch (the first design): a linear patch
+# embedding of `patch` onto 7x7 / 14x14, which squeezes large patches (768 values of a full-size
+# 16x16 patch onto --width channels) and made the full-size reference no better than 56x56.
 VARIANTS = {
-    "resize-28": ("resize", 224, 28, 4),
-    "rgb-16x@112": ("latent", 112, "16", 2),
-    "resize-56": ("resize", 224, 56, 4),
-    "rgb-16x@224": ("latent", 224, "16", 2),
-    "resize-112": ("resize", 224, 112, 8),
-    "rgb-4x@224": ("latent", 224, "4", 2),
-    "full-224": ("resize", 224, 224, 16),
+    "resize-28": ("resize", 224, 28, 4, 2),
+    "rgb-16x@112": ("latent", 112, "16", 2, 1),
+    "resize-56": ("resize", 224, 56, 4, 2),
+    "rgb-16x@224": ("latent", 224, "16", 2, 1),
+    "resize-112": ("resize", 224, 112, 8, 4),
+    "rgb-4x@224": ("latent", 224, "4", 2, 1),
+    "full-224": ("resize", 224, 224, 16, 8),
 }
 # (equivalent, resize variant, latent variant): the points of the scaling curve.
 PAIRS = [("28x28 (2,352 values)", "resize-28", "rgb-16x@112"),
@@ -104,7 +108,7 @@ def reduce(images: np.ndarray, side: int) -> np.ndarray:
 
 def represent(images: np.ndarray, variant: str, codecs: dict, batch: int = 50) -> torch.Tensor:
     """[N, C, h, w] uint8 pixels (resize variants) or int8 latents (codec variants)."""
-    kind, base, arg, _ = VARIANTS[variant]
+    kind, base, arg = VARIANTS[variant][:3]
     if kind == "resize":
         return torch.from_numpy(reduce(images, arg)).permute(0, 3, 1, 2).contiguous()
     tf = EncodeTransform(codecs[arg], dtype=torch.int8)
@@ -130,7 +134,7 @@ def prepare(variants: list[str], splits: dict, codecs: dict, cache: Path, tag: s
 
     out, missing = {}, []
     for v in variants:
-        kind, _, arg, _ = VARIANTS[v]
+        kind, _, arg = VARIANTS[v][:3]
         key = codecs[arg].weight_hash if kind == "latent" else "pixels"
         path = cache / f"classify-{tag}-{v}-{key}-v{k}s{view_seed}.safetensors"
         if path.is_file():
@@ -147,15 +151,18 @@ def prepare(variants: list[str], splits: dict, codecs: dict, cache: Path, tag: s
     return out
 
 
-def build(model: str, in_ch: int, classes: int, patch: int, args) -> torch.nn.Module:
-    if model == "vit":
-        return LatentViT(in_ch, classes, patch, dim=args.width * 3, depth=4, heads=3, scale=1.0)
-    return LatentConvNet(in_ch, classes, patch, dim=args.width, depths=(1, 2), scale=1.0)
+def build(variant: str, in_ch: int, classes: int, args) -> torch.nn.Module:
+    patch = VARIANTS[variant][3 if args.stem == "patch" else 4]
+    stem = args.full_stem if variant == FULL and args.stem != "patch" else args.stem
+    if args.model == "vit":
+        return LatentViT(in_ch, classes, patch, dim=args.width * 3, depth=4, heads=3, scale=1.0,
+                         stem=stem)
+    return LatentConvNet(in_ch, classes, patch, dim=args.width, depths=(1, 2), scale=1.0,
+                         stem=stem)
 
 
 def train_eval(data: dict, ytr: torch.Tensor, yva: torch.Tensor, variant: str, seed: int,
                args: argparse.Namespace) -> dict:
-    patch = VARIANTS[variant][3]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     train = data["train"]
@@ -165,7 +172,7 @@ def train_eval(data: dict, ytr: torch.Tensor, yva: torch.Tensor, variant: str, s
     x = sub.float().transpose(0, 1).reshape(train.shape[1], -1)
     mean, std = x.mean(1)[:, None, None], x.std(1).clamp_min(1e-3)[:, None, None]
     del x, sub
-    model = build(args.model, train.shape[1], int(ytr.max()) + 1, patch, args)
+    model = build(variant, train.shape[1], int(ytr.max()) + 1, args)
     steps_per_epoch = math.ceil(n / args.batch)
     total = steps_per_epoch * args.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.wd)
@@ -255,6 +262,7 @@ def markdown(result: dict) -> str:
                 else f"{d['mean']:+.1f}")
 
     model = result["config"]["model"]
+    model += f", {result['config'].get('stem', 'patch')} stem"
     lines = [(f"Model: {model}. Top-1 % on the {result['data']['val']:,} validation images, "
               f"mean ± std over seeds {result['seeds_done']}; change = latents - resize, paired by seed, with "
              "its 95 % t interval."), "",
@@ -310,7 +318,8 @@ def combine(files: list[Path], out: Path, model: str) -> int:
     """One result from several runs (their JSON files) of one configuration, other seeds."""
 
     name = "classify" + ("-vit" if model == "vit" else "")
-    parts = _results.load_parts(files, "classify", ("seeds", "combine", "out", "cache"))
+    parts = _results.load_parts(files, "classify",
+                                ("seeds", "variants", "combine", "out", "cache"))
     if parts is None:
         return 2
     runs = [r for p in parts for r in p["runs"]]
@@ -335,6 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codec16", default="rgb-16x", help="rgb-16x name or weights path")
     ap.add_argument("--codec4", default="rgb-4x", help="rgb-4x name or weights path")
     ap.add_argument("--model", choices=("cnn", "vit"), default="cnn")
+    ap.add_argument("--stem", choices=("conv", "patch"), default="conv",
+                    help="conv: space-to-depth onto a shared grid, then a 3x3 conv stem; patch: "
+                         "the first design's linear patch embedding (see VARIANTS)")
+    ap.add_argument("--full-stem", choices=("conv", "pyramid"), default="pyramid",
+                    help="stem of the full-size reference with --stem conv: pyramid reaches the "
+                         "shared grid in steps of 2 (ConvStem pyramid=True)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--views", type=int, default=4, help="augmented views per training image")

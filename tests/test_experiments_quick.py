@@ -66,6 +66,21 @@ def test_classify_quick(tmp_path):
     assert any((tmp_path / "cache").glob("classify-quick-rgb-16x@112-*.safetensors"))
     c = _split_and_combine("classify.py", "classify", r, tmp_path)
     assert c["summary"] == json.loads(json.dumps(s)) and c["seeds_done"] == [0, 1]
+    # The full-size reference runs in its own process (--variants full-224): runs split by
+    # variant combine too.
+    assert r["config"]["stem"] == "conv" and r["config"]["full_stem"] == "pyramid"
+    files = []
+    for i, keep in enumerate(({"full-224"}, variants - {"full-224"})):
+        part = dict(r, runs=[x for x in r["runs"] if x["variant"] in keep],
+                    config=dict(r["config"], variants=sorted(keep)))
+        files.append(tmp_path / f"variants{i}.json")
+        files[-1].write_text(json.dumps(part))
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"), "--out",
+                           str(tmp_path / "byvariant"), "--combine", *map(str, files)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    c = json.loads((tmp_path / "byvariant" / "classify.json").read_text())
+    assert c["summary"] == json.loads(json.dumps(s))
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import torch
 
 from pywalloc.learning.layers import (
     LATENT_SCALE,
+    ConvStem,
     LatentConvNet,
     LatentConvSeq,
     LatentPatchEmbed,
@@ -58,6 +59,43 @@ def test_classifiers_shapes_and_gradients():
     assert n_body == sum(p.numel() for p in pix.body.parameters())
     vit = LatentViT(48, 7, patch=2, dim=32, depth=1, heads=2)
     assert vit(torch.randn(2, 48, 12, 10)).shape == (2, 7)
+
+
+def test_conv_stem_pairs_pixels_and_latents_on_one_grid():
+    # 56x56 pixels with space-to-depth 2 and 28x28 rgb-16x latents enter the same layers.
+    pix, lat = ConvStem(3, 16, 2), ConvStem(12, 16, 1)
+    assert pix(torch.randn(2, 3, 56, 56)).shape == lat(torch.randn(2, 12, 28, 28)).shape \
+        == (2, 16, 14, 14)
+    assert [p.shape for p in pix.body.parameters()] == [p.shape for p in lat.body.parameters()]
+    assert ConvStem(3, 8, 8)(torch.randn(1, 3, 224, 224)).shape == (1, 8, 14, 14)
+    assert ConvStem(3, 8, 2)(torch.randn(1, 3, 27, 29)).shape == (1, 8, 7, 8)  # padded at the end
+    # No linear bottleneck in front of the stem: space-to-depth only rearranges the pixels.
+    x = torch.randn(1, 3, 8, 8)
+    s2d = torch.nn.functional.pixel_unshuffle(ConvStem(3, 4, 4).normalise(x), 4)
+    assert s2d.shape == (1, 48, 2, 2) and torch.equal(s2d.flatten().sort()[0],
+                                                      (x / 127.5).flatten().sort()[0])
+    # The pyramid stem reaches the same grid in steps of 2: 3 -> 12 -> 48 -> width channels.
+    pyr = ConvStem(3, 64, 8, pyramid=True)
+    assert pyr(torch.randn(1, 3, 224, 224)).shape == (1, 64, 14, 14)
+    convs = [m for m in pyr.body if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(12, 12), (48, 48), (192, 64),
+                                                                (64, 64)]
+    assert isinstance(ConvStem(12, 8, 1, pyramid=True).body[0], torch.nn.Conv2d)
+    with pytest.raises(ValueError):
+        ConvStem(3, 8, 6, pyramid=True)
+    assert LatentConvNet(3, 10, 4, dim=8, stem="pyramid")(torch.randn(2, 3, 112, 112)).shape \
+        == (2, 10)
+    cnn = LatentConvNet(3, 10, patch=2, dim=8, depths=(1, 1), stem="conv")
+    out = cnn(torch.randn(4, 3, 56, 56))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in cnn.parameters() if p.requires_grad)
+    vit = LatentViT(12, 7, patch=1, dim=32, depth=1, heads=2, stem="conv")
+    assert vit(torch.randn(2, 12, 28, 28)).shape == (2, 7)
+    with pytest.raises(ValueError):
+        LatentConvNet(3, 10, stem="mlp")
+    with pytest.raises(ValueError):
+        ConvStem(3, 8, 0)
 
 
 def test_seq_net_identity_at_init_and_shapes():

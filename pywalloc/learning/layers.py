@@ -26,6 +26,7 @@ from torch import nn
 __all__ = [
     "LATENT_SCALE",
     "ChannelNorm",
+    "ConvStem",
     "LatentConvNet",
     "LatentConvSeq",
     "LatentPatchEmbed",
@@ -58,6 +59,18 @@ class ChannelNorm(nn.Module):
         return x.movedim(-1, 1)
 
 
+def _input_stats(in_channels: int, dims: int, scale: float, mean, std
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, std) buffers for input standardisation, shaped for ``dims``."""
+    shape = (1, in_channels) + (1,) * dims
+    if (mean is None) != (std is None):
+        raise ValueError("give both mean and std, or neither")
+    if mean is None:
+        return torch.zeros(shape), torch.full(shape, 1.0 / scale)
+    m = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
+    return m, torch.as_tensor(std, dtype=torch.float32).reshape(shape).clamp_min(1e-6)
+
+
 class LatentPatchEmbed(nn.Module):
     """Non-overlapping patch embedding over latent positions: ``[B, C, h, w]`` → ``[B, dim,
     h/patch, w/patch]`` (``dims=1``: ``[B, C, t]`` → ``[B, dim, t/patch]``).
@@ -76,14 +89,7 @@ class LatentPatchEmbed(nn.Module):
         if patch < 1:
             raise ValueError(f"patch must be >= 1, got {patch}")
         self.patch, self.dims = patch, dims
-        shape = (1, in_channels) + (1,) * dims
-        if (mean is None) != (std is None):
-            raise ValueError("give both mean and std, or neither")
-        if mean is not None:
-            m = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
-            s = torch.as_tensor(std, dtype=torch.float32).reshape(shape).clamp_min(1e-6)
-        else:
-            m, s = torch.zeros(shape), torch.full(shape, 1.0 / scale)
+        m, s = _input_stats(in_channels, dims, scale, mean, std)
         self.register_buffer("mean", m)
         self.register_buffer("std", s)
         self.proj = _conv(dims)(in_channels, dim, patch, stride=patch)
@@ -99,6 +105,58 @@ class LatentPatchEmbed(nn.Module):
         if any(pad):
             x = F.pad(x, [p for e in pad for p in (0, e)])
         return self.norm(self.proj(x))
+
+
+class ConvStem(nn.Module):
+    """A stem without a linear bottleneck: ``[B, C, H, W]`` → ``[B, width, H/(2s), W/(2s)]``.
+
+    The input is standardised as in :class:`LatentPatchEmbed`, rearranged by space-to-depth
+    with factor ``s`` (``pixel_unshuffle``, lossless; ``s=1`` for latents), then a 3x3
+    convolution to ``width`` channels at that grid and a 2x2 stride-2 convolution, each
+    followed by BatchNorm and ReLU. A pixel input resized to 56x56 with ``s=2`` and
+    ``rgb-16x`` latents of 224x224 (12 x 28 x 28) then enter the same layers with the same
+    shape. Unlike a patch embedding of ``dim`` channels, which maps every token's
+    ``C * patch²`` values linearly onto ``dim`` (a reduction for large patches), the first
+    layer here keeps ``width`` values per position of the ``H/s`` grid. ``pyramid=True`` (``s``
+    a power of 2) reaches that grid in steps of 2 instead, a 3x3 convolution after each, with
+    ``min(width, values per position)`` channels before the last: for a full-size image
+    (``s=8``) that is 12 channels at 1/2 size, then 48, then ``width`` at 1/8 size.
+    """
+
+    def __init__(self, in_channels: int, width: int, s: int = 1, *, pyramid: bool = False,
+                 scale: float = LATENT_SCALE, mean: Sequence[float] | torch.Tensor | None = None,
+                 std: Sequence[float] | torch.Tensor | None = None) -> None:
+        super().__init__()
+        if s < 1 or (pyramid and s & (s - 1)):
+            raise ValueError(f"space-to-depth factor must be >= 1 (a power of 2 with pyramid=True)"
+                             f", got {s}")
+        self.s = s
+        m, sd = _input_stats(in_channels, 2, scale, mean, std)
+        self.register_buffer("mean", m)
+        self.register_buffer("std", sd)
+        factors = [2] * (s.bit_length() - 1) if pyramid and s > 1 else [s]
+        layers: list[nn.Module] = []
+        c = in_channels
+        for i, f in enumerate(factors):
+            if f > 1:
+                layers.append(nn.PixelUnshuffle(f))
+            w = width if i == len(factors) - 1 else min(width, c * f * f)
+            layers += [nn.Conv2d(c * f * f, w, 3, padding=1, bias=False), nn.BatchNorm2d(w),
+                       nn.ReLU()]
+            c = w
+        layers += [nn.Conv2d(width, width, 2, stride=2, bias=False), nn.BatchNorm2d(width),
+                   nn.ReLU()]
+        self.body = nn.Sequential(*layers)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.float() - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.normalise(x)
+        pad = [(-n) % (2 * self.s) for n in reversed(x.shape[2:])]
+        if any(pad):
+            x = F.pad(x, [p for e in pad for p in (0, e)])
+        return self.body(x)
 
 
 class _ResBlock2d(nn.Module):
@@ -118,12 +176,24 @@ class LatentConvNet(nn.Module):
 
     With ``patch`` chosen so that the embedded grid is the same (e.g. 2 on 28x28 latents, 4 on
     56x56 pixels), latents and resized pixels get exactly the same network body.
+
+    ``stem="conv"`` replaces the patch embedding by :class:`ConvStem` with space-to-depth
+    factor ``patch`` (1 for latents, 2 for 56x56 pixels against 28x28 latents): the grid is
+    then halved by the stem instead of divided by ``patch``; ``stem="pyramid"`` uses
+    ``ConvStem(..., pyramid=True)``.
     """
 
     def __init__(self, in_channels: int, num_classes: int, patch: int = 2, *, dim: int = 32,
-                 depths: Sequence[int] = (1, 2), dropout: float = 0.0, **embed_kwargs) -> None:
+                 depths: Sequence[int] = (1, 2), dropout: float = 0.0, stem: str = "patch",
+                 **embed_kwargs) -> None:
         super().__init__()
-        self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
+        if stem == "patch":
+            self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
+        elif stem in ("conv", "pyramid"):
+            self.embed = ConvStem(in_channels, dim, patch, pyramid=stem == "pyramid",
+                                  **embed_kwargs)
+        else:
+            raise ValueError(f"stem must be 'patch', 'conv' or 'pyramid', got {stem!r}")
         layers: list[nn.Module] = [nn.ReLU()]
         width = dim
         for i, depth in enumerate(depths):
@@ -158,13 +228,21 @@ def sincos_2d(h: int, w: int, dim: int, device: torch.device | None = None) -> t
 
 class LatentViT(nn.Module):
     """ViT-Tiny-like classifier (pre-norm Transformer, mean-pooled tokens, fixed 2D sin-cos
-    positions so any latent grid works). Defaults are small enough to train on a CPU."""
+    positions so any latent grid works). Defaults are small enough to train on a CPU.
+    ``stem="conv"`` or ``"pyramid"`` makes the tokens with :class:`ConvStem` (an
+    early-convolution ViT)."""
 
     def __init__(self, in_channels: int, num_classes: int, patch: int = 2, *, dim: int = 96,
                  depth: int = 4, heads: int = 3, mlp_ratio: float = 2.0, dropout: float = 0.0,
-                 **embed_kwargs) -> None:
+                 stem: str = "patch", **embed_kwargs) -> None:
         super().__init__()
-        self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
+        if stem == "patch":
+            self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
+        elif stem in ("conv", "pyramid"):  # convolutional stem, then tokens on its grid
+            self.embed = ConvStem(in_channels, dim, patch, pyramid=stem == "pyramid",
+                                  **embed_kwargs)
+        else:
+            raise ValueError(f"stem must be 'patch', 'conv' or 'pyramid', got {stem!r}")
         layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
