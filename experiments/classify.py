@@ -2,7 +2,9 @@
 network (CNN, or a ViT-Tiny-like model with --model vit) is trained on WaLLoC latents and on
 resized images with the same number of values, at three equivalents, plus the full 224x224
 images as the validity reference (it must beat every reduced input, or the set-up cannot tell
-what resolution is worth).
+what resolution is worth). Each input is brought onto the latent grid by space-to-depth (a
+lossless rearrangement), so at equal dimension both sides have the same shape and run the same
+layers (ConvStem, then the body); the full-size reference reaches that grid in steps of 2.
 
 Augmentation happens on the image, before any reduction: each training image gets --views
 random views (random resized crop, horizontal flip, colour jitter), and every variant is made
@@ -354,11 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--views", type=int, default=4, help="augmented views per training image")
     ap.add_argument("--view-seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--width", type=int, default=32, help="CNN width (ViT: 3x this)")
+    ap.add_argument("--width", type=int, default=48, help="CNN width (ViT: 3x this)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--cache", type=Path, default=None,
