@@ -59,19 +59,34 @@ class ChannelNorm(nn.Module):
         return x.movedim(-1, 1)
 
 
-def _input_stats(in_channels: int, dims: int, scale: float, mean, std
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel (mean, std) buffers for input standardisation, shaped for ``dims``."""
-    shape = (1, in_channels) + (1,) * dims
-    if (mean is None) != (std is None):
-        raise ValueError("give both mean and std, or neither")
-    if mean is None:
-        return torch.zeros(shape), torch.full(shape, 1.0 / scale)
-    m = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
-    return m, torch.as_tensor(std, dtype=torch.float32).reshape(shape).clamp_min(1e-6)
+class _Standardised(nn.Module):
+    """Per-channel input standardisation (buffers ``mean``/``std``) and end padding, shared
+    by the input layers."""
+
+    def _set_stats(self, in_channels: int, dims: int, scale: float, mean, std) -> None:
+        shape = (1, in_channels) + (1,) * dims
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        if mean is None:
+            m, s = torch.zeros(shape), torch.full(shape, 1.0 / scale)
+        else:
+            m = torch.as_tensor(mean, dtype=torch.float32).reshape(shape)
+            s = torch.as_tensor(std, dtype=torch.float32).reshape(shape).clamp_min(1e-6)
+        self.register_buffer("mean", m)
+        self.register_buffer("std", s)
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """Input standardisation only (what the network sees before its first layer)."""
+        return (x.float() - self.mean) / self.std
+
+    @staticmethod
+    def _pad_end(x: torch.Tensor, multiple: int) -> torch.Tensor:
+        """Zero-pad every spatial axis at its end to a multiple of ``multiple``."""
+        pad = [(-n) % multiple for n in reversed(x.shape[2:])]
+        return F.pad(x, [p for e in pad for p in (0, e)]) if any(pad) else x
 
 
-class LatentPatchEmbed(nn.Module):
+class LatentPatchEmbed(_Standardised):
     """Non-overlapping patch embedding over latent positions: ``[B, C, h, w]`` → ``[B, dim,
     h/patch, w/patch]`` (``dims=1``: ``[B, C, t]`` → ``[B, dim, t/patch]``).
 
@@ -89,25 +104,15 @@ class LatentPatchEmbed(nn.Module):
         if patch < 1:
             raise ValueError(f"patch must be >= 1, got {patch}")
         self.patch, self.dims = patch, dims
-        m, s = _input_stats(in_channels, dims, scale, mean, std)
-        self.register_buffer("mean", m)
-        self.register_buffer("std", s)
+        self._set_stats(in_channels, dims, scale, mean, std)
         self.proj = _conv(dims)(in_channels, dim, patch, stride=patch)
         self.norm = ChannelNorm(dim)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """Input standardisation only (what the network sees before the projection)."""
-        return (x.float() - self.mean) / self.std
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalise(x)
-        pad = [(-n) % self.patch for n in reversed(x.shape[2:])]
-        if any(pad):
-            x = F.pad(x, [p for e in pad for p in (0, e)])
-        return self.norm(self.proj(x))
+        return self.norm(self.proj(self._pad_end(self.normalise(x), self.patch)))
 
 
-class ConvStem(nn.Module):
+class ConvStem(_Standardised):
     """A stem without a linear bottleneck: ``[B, C, H, W]`` → ``[B, width, H/(2s), W/(2s)]``.
 
     The input is standardised as in :class:`LatentPatchEmbed`, rearranged by space-to-depth
@@ -131,9 +136,7 @@ class ConvStem(nn.Module):
             raise ValueError(f"space-to-depth factor must be >= 1 (a power of 2 with pyramid=True)"
                              f", got {s}")
         self.s = s
-        m, sd = _input_stats(in_channels, 2, scale, mean, std)
-        self.register_buffer("mean", m)
-        self.register_buffer("std", sd)
+        self._set_stats(in_channels, 2, scale, mean, std)
         factors = [2] * (s.bit_length() - 1) if pyramid and s > 1 else [s]
         layers: list[nn.Module] = []
         c = in_channels
@@ -148,15 +151,19 @@ class ConvStem(nn.Module):
                    nn.ReLU()]
         self.body = nn.Sequential(*layers)
 
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.float() - self.mean) / self.std
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.normalise(x)
-        pad = [(-n) % (2 * self.s) for n in reversed(x.shape[2:])]
-        if any(pad):
-            x = F.pad(x, [p for e in pad for p in (0, e)])
-        return self.body(x)
+        return self.body(self._pad_end(self.normalise(x), 2 * self.s))
+
+
+def _embed(stem: str, in_channels: int, dim: int, patch: int, embed_kwargs: dict
+           ) -> nn.Module:
+    """The classifiers' input layer: ``"patch"`` (:class:`LatentPatchEmbed`), ``"conv"`` or
+    ``"pyramid"`` (:class:`ConvStem`)."""
+    if stem == "patch":
+        return LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
+    if stem in ("conv", "pyramid"):
+        return ConvStem(in_channels, dim, patch, pyramid=stem == "pyramid", **embed_kwargs)
+    raise ValueError(f"stem must be 'patch', 'conv' or 'pyramid', got {stem!r}")
 
 
 class _ResBlock2d(nn.Module):
@@ -187,13 +194,7 @@ class LatentConvNet(nn.Module):
                  depths: Sequence[int] = (1, 2), dropout: float = 0.0, stem: str = "patch",
                  **embed_kwargs) -> None:
         super().__init__()
-        if stem == "patch":
-            self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
-        elif stem in ("conv", "pyramid"):
-            self.embed = ConvStem(in_channels, dim, patch, pyramid=stem == "pyramid",
-                                  **embed_kwargs)
-        else:
-            raise ValueError(f"stem must be 'patch', 'conv' or 'pyramid', got {stem!r}")
+        self.embed = _embed(stem, in_channels, dim, patch, embed_kwargs)
         layers: list[nn.Module] = [nn.ReLU()]
         width = dim
         for i, depth in enumerate(depths):
@@ -236,13 +237,7 @@ class LatentViT(nn.Module):
                  depth: int = 4, heads: int = 3, mlp_ratio: float = 2.0, dropout: float = 0.0,
                  stem: str = "patch", **embed_kwargs) -> None:
         super().__init__()
-        if stem == "patch":
-            self.embed = LatentPatchEmbed(in_channels, dim, patch, **embed_kwargs)
-        elif stem in ("conv", "pyramid"):  # convolutional stem, then tokens on its grid
-            self.embed = ConvStem(in_channels, dim, patch, pyramid=stem == "pyramid",
-                                  **embed_kwargs)
-        else:
-            raise ValueError(f"stem must be 'patch', 'conv' or 'pyramid', got {stem!r}")
+        self.embed = _embed(stem, in_channels, dim, patch, embed_kwargs)
         layer = nn.TransformerEncoderLayer(dim, heads, int(dim * mlp_ratio), dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
