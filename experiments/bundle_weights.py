@@ -4,8 +4,9 @@
         [--recipe "experiments/train_flat.sh"] [--dry-run]
 
 - The current default ``pywalloc/weights/<preset>-small.safetensors`` (and its ``.json``) moves
-  to ``pywalloc/weights/legacy/<preset>-small-<NAME>.safetensors``: files made with it still
-  decode (the zoo finds weights by the hash in each file's header). When a legacy file already
+  to ``pywalloc/weights/legacy/<preset>-small-<NAME>.safetensors.xz``, compressed with xz (about
+  10 % smaller; ``xz -d`` gives the file back): files made with it still decode (the zoo finds
+  weights by the hash in each file's header). When a legacy file already
   holds the same tensors (the same weights under another config, e.g. another norm), the old
   default becomes ``legacy/<preset>-small-<NAME>.alias.json`` instead: its config and the name
   of that file, so the tensors are stored once.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import lzma
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -30,23 +31,31 @@ sys.path.insert(0, str(ROOT))
 
 from pywalloc import zoo
 from pywalloc.codec import Codec
+from pywalloc.media import atomic_write
 
 LIMIT_MB = 60
 
 
 def _tensors(path: Path) -> dict:
-    from safetensors import safe_open
+    return zoo.read_weights(path)[1]
 
-    with safe_open(str(path), framework="pt") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+
+def _info(path: Path) -> dict:
+    """The ``info`` a default's JSON records (where the weights came from), if any."""
+    try:
+        return json.loads(path.with_suffix(".json").read_text()).get("info", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def _same_tensors(path: Path, legacy: Path) -> Path | None:
-    """A legacy ``.safetensors`` file holding exactly the tensors of ``path``, if any."""
+    """A legacy weights file (``.safetensors`` or ``.safetensors.xz``) holding exactly the
+    tensors of ``path``, if any."""
     import torch
 
     mine = _tensors(path)
-    for other in sorted(legacy.glob("*.safetensors")) if legacy.is_dir() else ():
+    found = [*legacy.glob("*.safetensors"), *legacy.glob("*" + zoo.XZ_SUFFIX)]
+    for other in sorted(found) if legacy.is_dir() else ():
         theirs = _tensors(other)
         if theirs.keys() == mine.keys() and all(
                 theirs[k].dtype == mine[k].dtype and torch.equal(theirs[k], mine[k]) for k in mine):
@@ -75,9 +84,10 @@ def main(argv=None) -> int:
     dst = folder / zoo.weights_path(args.preset).name
     old = Codec.from_file(dst) if dst.is_file() else None
     old_hash = old.weight_hash if old else None
-    legacy = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}.safetensors"
-    alias = legacy.with_name(legacy.name.replace(".safetensors", zoo.ALIAS_SUFFIX))
-    if legacy.exists() or alias.exists():
+    stem = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}"
+    legacy = stem.with_name(stem.name + zoo.XZ_SUFFIX)
+    alias = stem.with_name(stem.name + zoo.ALIAS_SUFFIX)
+    if legacy.exists() or alias.exists() or stem.with_name(stem.name + ".safetensors").exists():
         print(f"bundle_weights: error: {legacy} or its alias exists", file=sys.stderr)
         return 2
     same = _same_tensors(dst, folder / "legacy") if dst.is_file() else None
@@ -98,15 +108,23 @@ def main(argv=None) -> int:
         legacy = alias
     elif dst.is_file():
         legacy.parent.mkdir(exist_ok=True)
-        shutil.move(dst, legacy)
-        if dst.with_suffix(".json").is_file():
-            shutil.move(dst.with_suffix(".json"), legacy.with_suffix(".json"))
+        packed = lzma.compress(dst.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
+        atomic_write(legacy, packed, "weights")
+        if zoo.file_hash(legacy) != old_hash:  # never drop the only copy of weights unchecked
+            legacy.unlink()
+            print(f"bundle_weights: error: {legacy} does not reproduce {old_hash}", file=sys.stderr)
+            return 1
+        # The config goes beside it in any case, so listing presets needs no unpacking.
+        zoo.config_sidecar(legacy).write_text(
+            json.dumps({"config": asdict(old.config), "info": _info(dst)}, indent=2) + "\n")
+        dst.unlink()
+        dst.with_suffix(".json").unlink(missing_ok=True)
     new.save(dst, half=True, extra=info)
     dst.with_suffix(".json").write_text(
         json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
     shipped = Codec.from_file(dst)
     total = sum(p.stat().st_size for p in folder.rglob("*")
-                if p.suffix in (".safetensors", ".json")) / 1e6
+                if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "
           f"old weights in {legacy}; bundled total {total:.1f} MB "
           f"(limit {LIMIT_MB})")

@@ -56,7 +56,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     # The bundled defaults are already frozen; the GroupNorm originals are in weights/legacy/.
-    src = Codec.from_file(args.weights or LEGACY_DIR / f"{args.preset}-small-groupnorm.safetensors")
+    src = Codec.from_file(args.weights or LEGACY_DIR / f"{args.preset}-small-groupnorm.safetensors.xz")
     if src.config.norm != "group":
         sys.exit(f"{args.preset}: the source decoder has norm '{src.config.norm}', not 'group'")
     default = (ROOT.parent / "shared" / "data" / "train-images" if src.preset.dims == 2

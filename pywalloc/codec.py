@@ -338,20 +338,17 @@ class Codec(nn.Module):
     @classmethod
     def from_file(cls, path: str | Path) -> Codec:
         """A codec in eval mode from a ``.safetensors`` file written by :meth:`save` (config in
-        its metadata) or one with a JSON config beside it (``x.json`` for ``x.safetensors``)."""
-        from safetensors import SafetensorError, safe_open
+        its metadata) or one with a JSON config beside it (``x.json`` for ``x.safetensors``).
+        ``x.safetensors.xz`` is the same file compressed with xz (how rarely used bundled
+        weights are stored); its config may be in ``x.json`` too."""
+        from .zoo import config_sidecar, read_weights
 
         path = Path(path)
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no dict)
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise WeightsFileError(f"cannot read weights '{path}': {exc}") from None
+        meta, tensors = read_weights(path)
         if "config" in meta:
             config = json.loads(meta["config"])
         else:
-            beside = path.with_suffix(".json")
+            beside = config_sidecar(path)
             try:
                 config = json.loads(beside.read_text())["config"]
             except (OSError, ValueError, KeyError, TypeError):
@@ -379,3 +376,4 @@ class Codec(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+

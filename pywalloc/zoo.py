@@ -6,6 +6,10 @@ current default. Older weights that files may still name sit beside them or in
 ``weights/legacy/``, under any name; decoding finds them by hash. Hashes are computed when first
 needed and cached for the process (keyed by path, size and modification time).
 
+Rarely needed bundled weights (those in ``legacy/``) are stored xz-compressed, as
+``<name>.safetensors.xz`` with their config in ``<name>.json``: ``xz -d`` gives the plain
+safetensors file back, and loading unpacks it in memory (bounded by ``MAX_WEIGHTS_BYTES``).
+
 Weights that differ from another bundled file only in their config (the same tensors under
 another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "tensors":
 "<file>.safetensors"}`` (a file in the same folder) and counts as a weights file of its own.
@@ -14,6 +18,7 @@ another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "
 from __future__ import annotations
 
 import json
+import lzma
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +62,42 @@ def available() -> list[str]:
 
 
 ALIAS_SUFFIX = ".alias.json"
+XZ_SUFFIX = ".safetensors.xz"
+# An xz weights file must not expand past this (a hostile or damaged file could ask for more).
+MAX_WEIGHTS_BYTES = 1 << 30
+
+
+def config_sidecar(path: Path) -> Path:
+    """The JSON file that may hold a weights file's config: ``x.json`` beside ``x.safetensors``
+    or ``x.safetensors.xz``."""
+    name = path.name
+    for suffix in (XZ_SUFFIX, ".safetensors"):
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)] + ".json")
+    return path.with_suffix(".json")
+
+
+def read_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a ``.safetensors`` file, or of an xz-compressed one
+    (``.safetensors.xz``, decompressed in memory); WeightsFileError when it cannot be read."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        if path.suffix != ".xz":
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                return meta, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (no dict)
+        from safetensors.torch import load
+
+        unpack = lzma.LZMADecompressor()
+        raw = unpack.decompress(path.read_bytes(), max_length=MAX_WEIGHTS_BYTES)
+        if not unpack.eof:
+            raise ValueError(f"truncated, or larger than {MAX_WEIGHTS_BYTES >> 20} MiB unpacked")
+        tensors = load(raw)  # checks the header and the offsets
+        meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]).get("__metadata__")
+        return meta or {}, tensors
+    except (SafetensorError, OSError, ValueError, lzma.LZMAError) as exc:
+        raise WeightsFileError(f"cannot read weights '{path}': {exc}") from None
 
 
 def _is_alias(path: Path) -> bool:
@@ -162,10 +203,16 @@ def _config_preset(path: Path) -> str | None:
     try:
         if _is_alias(path):
             return _alias(path)[0].get("preset")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        sidecar = config_sidecar(path)
+        if path.name.endswith(XZ_SUFFIX) and sidecar.is_file():  # no need to unpack the file
+            return json.loads(sidecar.read_text())["config"].get("preset")
+        if path.name.endswith(XZ_SUFFIX):
+            meta = read_weights(path)[0]
+        else:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
         config = json.loads(meta["config"]) if "config" in meta else json.loads(
-            path.with_suffix(".json").read_text())["config"]
+            sidecar.read_text())["config"]
         return config.get("preset")
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError,
             WeightsFileError):
@@ -178,7 +225,8 @@ def bundled_files(preset: str | None = None) -> list[Path]:
     found: list[Path] = []
     for folder in (WEIGHTS_DIR, LEGACY_DIR):
         if folder.is_dir():
-            found += sorted([*folder.glob("*.safetensors"), *folder.glob("*" + ALIAS_SUFFIX)])
+            found += sorted([*folder.glob("*.safetensors"), *folder.glob("*" + XZ_SUFFIX),
+                             *folder.glob("*" + ALIAS_SUFFIX)])
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:

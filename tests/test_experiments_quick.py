@@ -161,7 +161,7 @@ def test_heldout_variants(tmp_path):
 
 
 def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
-    """experiments/bundle_weights.py: the old default goes to legacy/ unchanged, the trained
+    """experiments/bundle_weights.py: the old default goes to legacy/ (xz, same tensors), the trained
     weights become the fp16 default with their config, and the zoo finds both by hash."""
     import torch
 
@@ -184,8 +184,10 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
            "--weights-dir", str(folder), "--recipe", "test"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    moved = Codec.from_file(folder / "legacy" / "rgb-16x-small-old.safetensors")
+    moved = Codec.from_file(folder / "legacy" / "rgb-16x-small-old.safetensors.xz")  # packed
     assert moved.weight_hash == old_hash
+    assert json.loads((folder / "legacy" / "rgb-16x-small-old.json").read_text())["config"]
+    assert not (folder / "rgb-16x-small.safetensors.xz").exists()
     new = Codec.from_file(folder / "rgb-16x-small.safetensors")
     assert new.config.pad == "replicate" and new.weight_hash != old_hash
     assert new.synthesis.net[-1].weight.abs().max() > 0

@@ -136,3 +136,40 @@ def test_alias_entries_share_tensors_under_another_config(tmp_path, monkeypatch)
         assert np.array_equal(pywalloc.decompress(blob), pywalloc.decompress(blob, codec))
     alias.write_text("{")  # a broken alias is not a weights file of the preset
     assert "rgb-16x-b.alias.json" not in [p.name for p in zoo.bundled_files("rgb-16x")]
+
+
+def test_xz_weights_load_like_the_plain_file_and_bad_ones_fail_cleanly(tmp_path, monkeypatch):
+    """``.safetensors.xz`` (how legacy weights are bundled) gives the same codec and hash as the
+    plain file; a damaged one, or one that unpacks past the limit, is a WeightsFileError."""
+    import lzma
+
+    from safetensors.torch import save
+
+    torch.manual_seed(0)
+    Codec("rgb-16x", width=8, blocks=1).save(tmp_path / "w.safetensors")
+    packed = tmp_path / "w.safetensors.xz"
+    packed.write_bytes(lzma.compress((tmp_path / "w.safetensors").read_bytes()))
+    assert zoo.file_hash(packed) == zoo.file_hash(tmp_path / "w.safetensors")
+    assert zoo.load(packed).preset.name == "rgb-16x"
+    # Config only in the JSON beside it (as the bundled legacy files have it).
+    meta, tensors = zoo.read_weights(tmp_path / "w.safetensors")
+    bare = tmp_path / "bare.safetensors.xz"
+    bare.write_bytes(lzma.compress(save(tensors)))
+    (tmp_path / "bare.json").write_text(json.dumps({"config": json.loads(meta["config"])}))
+    assert zoo.file_hash(bare) == zoo.file_hash(packed)
+    assert zoo._config_preset(bare) == "rgb-16x"
+    broken = tmp_path / "broken.safetensors.xz"
+    broken.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
+    with pytest.raises(WeightsFileError, match="broken"):
+        zoo.load(broken)
+    monkeypatch.setattr(zoo, "MAX_WEIGHTS_BYTES", 1000)
+    with pytest.raises(WeightsFileError, match="larger than"):
+        zoo.read_weights(packed)
+
+
+def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
+    """Every bundled legacy tensor file is xz-packed and has its config in a JSON beside it, so
+    listing a preset's files never unpacks one."""
+    files = [p for p in zoo.LEGACY_DIR.iterdir() if not p.name.endswith(".json")]
+    assert files and all(p.name.endswith(zoo.XZ_SUFFIX) for p in files)
+    assert all(zoo.config_sidecar(p).is_file() for p in files)
