@@ -8,7 +8,8 @@ white, mid gray, the six saturated primaries and secondaries, then random colour
 seed) at each side in ``--sides`` (default 1, 8, 32 and 100) go through the real byte path
 (``compress`` -> bytes -> ``decompress``) with the default effort. Printed per side: the largest
 absolute error over all pixels, channels and colours (in code values), the colour where it
-occurs, and the mean absolute error. Target: at most 3 code values at 1x1, 8x8 and 32x32; exit
+occurs, and the mean absolute error. A gray codec gets the luma of each colour (Pillow's
+``convert("L")``) as a gray picture. Target: at most 3 code values at 1x1, 8x8 and 32x32; exit
 status 1 if a codec misses it (not with --quick, which runs two colours at one side).
 """
 
@@ -43,12 +44,17 @@ def measure(codec, sides, cols) -> dict:
     """Per side: max error, the colour where it occurs, mean absolute error."""
     import pywalloc
 
+    from PIL import Image
+
+    gray = codec.preset.channels == 1
     rows = {}
     for side in sides:
         worst, where, total = -1, None, 0.0
         for col in cols:
             img = np.empty((side, side, 3), np.uint8)
             img[:] = col
+            if gray:
+                img = np.asarray(Image.fromarray(img).convert("L"))
             out = pywalloc.decompress(pywalloc.compress(img, codec), codec)
             err = np.abs(out.astype(int) - img)
             total += float(err.mean())
@@ -74,7 +80,8 @@ def main(argv=None) -> int:
     from pywalloc import zoo
 
     torch.set_num_threads(args.threads)
-    names = args.codec or [n for n in ("rgb-16x", "rgb-4x") if n in zoo.available()]
+    names = args.codec or [n for n in ("rgb-16x", "rgb-4x", "gray-16x", "gray-4x")
+                           if n in zoo.available()]
     sides = [8] if args.quick else args.sides
     cols = colours(2 if args.quick else args.colours)
     results, ok = {}, True
