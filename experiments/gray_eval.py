@@ -1,13 +1,16 @@
 """Gray images through the RGB codecs versus the gray codecs, with the real byte path.
 
     python experiments/gray_eval.py --data KODAK [--weights gray-16x=FILE ...] [--out FILE]
+                                    [--baselines webp jpeg]
 
 Each image is converted to gray (Pillow's ``convert("L")``; evaluation only), compressed to
 ``.wlc`` bytes and decompressed: ``rgb-16x`` / ``rgb-4x`` with ``as_rgb=True`` (three equal
 channels: the only gray path before the gray codecs) and ``gray-16x`` / ``gray-4x`` (one
 channel; bundled weights, or the files given with ``--weights``). Prints a Markdown table of
 mean bpp (header included) and mean PSNR (8-bit, per image, then averaged); ``--out`` writes
-the per-image figures as JSON.
+the per-image figures as JSON. ``--baselines`` adds, for each codec row, the named classical
+codecs at the same bytes per image (the gray image saved as Pillow saves it, RGB with three
+equal channels; PSNR of the decoded image's luma).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pywalloc import api, zoo
+from pywalloc.evaluation.baselines import image_baseline, match_image_bpp
 from pywalloc.evaluation.metrics import psnr
 from pywalloc.media import iter_inputs
 from pywalloc.presets import GRAY_COUNTERPART
@@ -39,6 +43,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="only the first N images")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", help="JSON of the per-image figures")
+    ap.add_argument("--baselines", nargs="*", default=[], choices=["webp", "jpeg", "avif"],
+                    help="classical codecs matched to each row's bytes per image")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     given = dict(w.split("=", 1) for w in args.weights)
@@ -60,22 +66,35 @@ def main() -> None:
             enc = api.encode(g, codec, as_rgb=True)
             out = api.decode_blob(enc.blob, codec).data
             assert out.shape == g.shape
-            rows[name].append({"file": f.name, "bpp": enc.rate, "bytes": len(enc.blob),
-                               "psnr": psnr(g, out, 255.0), "weights": codec.weight_hash})
+            row = {"file": f.name, "bpp": enc.rate, "bytes": len(enc.blob),
+                   "psnr": psnr(g, out, 255.0), "weights": codec.weight_hash}
+            for b in args.baselines:
+                point = match_image_bpp(np.repeat(g[:, :, None], 3, 2), image_baseline(b),
+                                        8.0 * len(enc.blob) / g.size)
+                back = np.asarray(Image.fromarray(point.decoded).convert("L"))
+                row[b] = {"bpp": point.bpp, "psnr": psnr(g, back, 255.0)}
+            rows[name].append(row)
     summary = {n: {"bpp": float(np.mean([r["bpp"] for r in v])),
                    "psnr": float(np.mean([r["psnr"] for r in v])), "images": len(v),
-                   "weights": codec.weight_hash}
+                   "weights": codec.weight_hash,
+                   **{b: {k: float(np.mean([r[b][k] for r in v])) for k in ("bpp", "psnr")}
+                      for b in args.baselines}}
                for (n, v), codec in zip(rows.items(), codecs.values())}
     print(f"{len(files)} images, {time.time() - t0:.0f} s")
-    print("| codec | bpp | PSNR (dB) | bpp vs rgb | PSNR vs rgb |")
-    print("|---|---|---|---|---|")
+    extra = "".join(f" {b} at equal bytes: bpp / PSNR |" for b in args.baselines)
+    print("| codec | bpp | PSNR (dB) | bpp vs rgb | PSNR vs rgb |" + extra)
+    print("|---|---|---|---|---|" + "---|" * len(args.baselines))
+
+    def cells(row: dict) -> str:
+        return "".join(f" {row[b]['bpp']:.3f} / {row[b]['psnr']:.2f} |" for b in args.baselines)
+
     for rgb, gray in GRAY_COUNTERPART.items():
         r = summary[rgb]
-        print(f"| `{rgb}` (gray as RGB) | {r['bpp']:.3f} | {r['psnr']:.2f} | | |")
+        print(f"| `{rgb}` (gray as RGB) | {r['bpp']:.3f} | {r['psnr']:.2f} | | |" + cells(r))
         if gray in summary:
             s = summary[gray]
             print(f"| `{gray}` | {s['bpp']:.3f} | {s['psnr']:.2f} | {s['bpp'] / r['bpp']:.2f}x "
-                  f"| {s['psnr'] - r['psnr']:+.2f} dB |")
+                  f"| {s['psnr'] - r['psnr']:+.2f} dB |" + cells(s))
     if args.out:
         Path(args.out).write_text(json.dumps({"summary": summary, "images": rows}, indent=1))
 
