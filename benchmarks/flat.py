@@ -42,9 +42,9 @@ def colours(n: int, seed: int = 0) -> list[tuple[int, int, int]]:
 
 def measure(codec, sides, cols) -> dict:
     """Per side: max error, the colour where it occurs, mean absolute error."""
-    import pywalloc
-
     from PIL import Image
+
+    import pywalloc
 
     gray = codec.preset.channels == 1
     rows = {}

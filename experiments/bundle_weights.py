@@ -126,7 +126,8 @@ def main(argv=None) -> int:
     total = sum(p.stat().st_size for p in folder.rglob("*")
                 if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "
-          f"old weights in {legacy}; bundled total {total:.1f} MB "
+          f"{f'old weights in {legacy}' if old else 'no earlier default'}; "
+          f"bundled total {total:.1f} MB "
           f"(limit {LIMIT_MB})")
     return 0 if total < LIMIT_MB else 1
 

@@ -345,8 +345,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not wanted:
         raise CliError("no bundled weights found; reinstall pywalloc")
     for name in wanted:
-        m = get_preset(name).modality
+        preset = get_preset(name)
+        m = preset.modality
         src = samples / m.sample
+        if preset.dims == 2 and preset.channels == 1:  # a gray codec codes the sample's luma
+            from PIL import Image
+
+            gray = out / f"{src.stem}-gray.png"
+            with Image.open(src) as im:
+                im.convert("L").save(gray)
+            src = gray
         blob = api.compress_file(src, name, device=args.device)
         wlc = out / f"{src.stem}.{name}{WLC_SUFFIX}"
         _write(wlc, blob, force=True)

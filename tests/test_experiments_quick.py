@@ -211,3 +211,27 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     assert alias.is_file() and not alias.with_name("rgb-16x-small-second.safetensors").exists()
     assert json.loads(alias.read_text())["tensors"] == "rgb-16x-dup.safetensors"
     assert zoo.load(alias).weight_hash == new_hash
+
+
+def test_gray_eval_on_one_crop(tmp_path):
+    """experiments/gray_eval.py: gray through the RGB codecs and the bundled gray codec, with
+    WebP at each row's bytes; the gray codec spends well under half the RGB codec's bytes."""
+    from PIL import Image
+
+    from pywalloc import zoo
+
+    data = tmp_path / "imgs"
+    data.mkdir()
+    with Image.open(zoo.WEIGHTS_DIR.parent / "samples" / "kodim23.png") as im:
+        im.crop((200, 100, 456, 356)).save(data / "a.png")
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "gray_eval.py"), "--data",
+                           str(data), "--baselines", "webp", "--out", str(tmp_path / "g.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "g.json").read_text())["summary"]
+    assert {"rgb-16x", "gray-16x"} <= set(summary)
+    assert summary["gray-16x"]["bpp"] < 0.5 * summary["rgb-16x"]["bpp"]
+    for row in summary.values():
+        assert 15 < row["psnr"] < 60 and 15 < row["webp"]["psnr"] < 60
+        assert abs(row["webp"]["bpp"] - row["bpp"]) < 0.5 * row["bpp"]
+    assert "| `gray-16x` |" in proc.stdout
