@@ -171,3 +171,16 @@ def test_training_reads_luma_for_gray_codecs(tmp_path):
     want = np.asarray(Image.fromarray(rgb).convert("L"))[0, 0]
     assert tuple(crops.shape) == (1, 1, 16, 16)
     assert torch.allclose(crops, torch.tensor(want / 255 - 0.5, dtype=torch.float32))
+
+
+def test_bundled_default_codes_gray_as_one_channel(gray_image):
+    """With the bundled weights (no fixture), a gray image asked for the default preset is
+    coded by gray-16x: one channel, 4 latents per block, well under half the RGB path's bytes,
+    and it decodes as gray at a usable quality."""
+    assert "gray-16x" in zoo.available()
+    blob = pywalloc.compress(gray_image)
+    h = pywalloc.inspect(blob).header
+    assert (h.preset, h.channels, h.mode, h.latent_shape[0]) == ("gray-16x", 1, "L", 4)
+    assert len(blob) < 0.5 * len(pywalloc.compress(gray_image, as_rgb=True))
+    out = pywalloc.decompress(blob)
+    assert out.shape == gray_image.shape and _psnr(out, gray_image) > 24
