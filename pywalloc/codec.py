@@ -376,4 +376,3 @@ class Codec(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
-

@@ -204,10 +204,8 @@ def _config_preset(path: Path) -> str | None:
         if _is_alias(path):
             return _alias(path)[0].get("preset")
         sidecar = config_sidecar(path)
-        if path.name.endswith(XZ_SUFFIX) and sidecar.is_file():  # no need to unpack the file
-            return json.loads(sidecar.read_text())["config"].get("preset")
-        if path.name.endswith(XZ_SUFFIX):
-            meta = read_weights(path)[0]
+        if path.name.endswith(XZ_SUFFIX):  # with a config beside it, no need to unpack it
+            meta = {} if sidecar.is_file() else read_weights(path)[0]
         else:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
