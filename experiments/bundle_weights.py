@@ -9,12 +9,19 @@
   weights by the hash in each file's header). When a legacy file already
   holds the same tensors (the same weights under another config, e.g. another norm), the old
   default becomes ``legacy/<preset>-small-<NAME>.alias.json`` instead: its config and the name
-  of that file, so the tensors are stored once.
+  of that file, so the tensors are stored once. When one holds nearly the same tensors (at
+  most 5 % of the values differ, e.g. a few norm parameters), the alias also names a
+  ``.overrides.safetensors`` file with just the tensors that differ.
 - The trained weights are written in fp16 as the new default, with a JSON copy of the config
   and where they came from (source hash, training steps and minutes, recipe).
 - Printed: the old and new weight hashes and the bundled total size (target: under 60 MB).
 
 Decide first with ``experiments/compare_weights.py`` whether the run beats the shipped weights.
+
+    python experiments/bundle_weights.py --dedupe [--dry-run]
+
+rewrites every legacy weights file that nearly duplicates another legacy file as such an alias
+(checking that the alias reproduces the file's hash before deleting it).
 """
 
 from __future__ import annotations
@@ -48,33 +55,124 @@ def _info(path: Path) -> dict:
         return {}
 
 
-def _same_tensors(path: Path, legacy: Path) -> Path | None:
-    """A legacy weights file (``.safetensors`` or ``.safetensors.xz``) holding exactly the
-    tensors of ``path``, if any."""
+SHARE = 0.05  # an alias may override at most this fraction of the values
+
+
+def _legacy_files(legacy: Path) -> list[Path]:
+    """The tensor-holding weights files in ``legacy`` (no aliases, no overrides)."""
+    if not legacy.is_dir():
+        return []
+    found = [*legacy.glob("*.safetensors"), *legacy.glob("*" + zoo.XZ_SUFFIX)]
+    return sorted(p for p in found if not p.name.endswith(zoo.OVERRIDES_SUFFIX))
+
+
+def _differing(mine: dict, theirs: dict) -> list[str] | None:
+    """Names of the tensors of ``mine`` that differ from ``theirs``; None unless both have the
+    same names, shapes and dtypes."""
     import torch
 
+    if theirs.keys() != mine.keys() or any(
+            theirs[k].shape != mine[k].shape or theirs[k].dtype != mine[k].dtype for k in mine):
+        return None
+    return [k for k in mine if not torch.equal(theirs[k], mine[k])]
+
+
+def _nearest_tensors(path: Path, legacy: Path, skip=()) -> tuple[Path, list[str]] | None:
+    """(legacy file, names of the tensors that differ) for the legacy weights file that
+    shares the most values with ``path``, if at most ``SHARE`` of them differ."""
     mine = _tensors(path)
-    found = [*legacy.glob("*.safetensors"), *legacy.glob("*" + zoo.XZ_SUFFIX)]
-    for other in sorted(found) if legacy.is_dir() else ():
-        theirs = _tensors(other)
-        if theirs.keys() == mine.keys() and all(
-                theirs[k].dtype == mine[k].dtype and torch.equal(theirs[k], mine[k]) for k in mine):
-            return other
-    return None
+    total = sum(t.numel() for t in mine.values())
+    best = None
+    for other in _legacy_files(legacy):
+        if other == path or other in skip:
+            continue
+        diff = _differing(mine, _tensors(other))
+        if diff is None:
+            continue
+        changed = sum(mine[k].numel() for k in diff)
+        if changed <= SHARE * total and (best is None or changed < best[0]):
+            best = (changed, other, diff)
+    return None if best is None else (best[1], best[2])
+
+
+def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: list[str],
+                 want: str, info: dict | None = None) -> bool:
+    """Write ``alias`` (and its overrides file when ``diff`` names tensors of ``source``) on
+    ``target``; keep it only if it reproduces the weights hash ``want``."""
+    from safetensors.torch import save
+
+    spec = {"config": config, "tensors": target.name}
+    over = alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.OVERRIDES_SUFFIX)
+    if diff:
+        mine = _tensors(source)
+        atomic_write(over, save({k: mine[k].contiguous() for k in diff}), "weights")
+        spec["overrides"] = over.name
+    if info:
+        spec["info"] = info
+    alias.write_text(json.dumps(spec, indent=2) + "\n")
+    try:
+        ok = zoo.file_hash(alias) == want
+    except zoo.WeightsFileError:
+        ok = False
+    if not ok:
+        alias.unlink()
+        over.unlink(missing_ok=True)
+    return ok
+
+
+def dedupe(folder: Path, dry_run: bool) -> int:
+    """Rewrite legacy files that nearly duplicate another legacy file as aliases of it."""
+    legacy = folder / "legacy"
+    done: list[Path] = []
+    for path in _legacy_files(legacy):
+        near = _nearest_tensors(path, legacy, skip=done)
+        if near is None:
+            continue
+        target, diff = near
+        stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
+        alias = legacy / (stem + zoo.ALIAS_SUFFIX)
+        print(f"{path.name}: alias of {target.name}, {len(diff)} tensors overridden")
+        if dry_run:
+            done.append(path)
+            continue
+        if alias.exists():
+            print(f"bundle_weights: error: {alias} exists", file=sys.stderr)
+            return 2
+        want = zoo.file_hash(path)
+        sidecar = zoo.config_sidecar(path)
+        side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        config = side.get("config") or asdict(Codec.from_file(path).config)
+        if not _write_alias(alias, config, path, target, diff, want, side.get("info")):
+            print(f"bundle_weights: error: an alias of {target.name} does not reproduce "
+                  f"{path.name} ({want})", file=sys.stderr)
+            return 1
+        path.unlink()
+        sidecar.unlink(missing_ok=True)
+        done.append(path)
+    total = sum(p.stat().st_size for p in folder.rglob("*")
+                if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
+    print(f"bundled total {total:.1f} MB (limit {LIMIT_MB})")
+    return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("preset")
-    ap.add_argument("weights", type=Path, help="the trained model.safetensors (fp32)")
-    ap.add_argument("--legacy-name", required=True,
-                    help="suffix of the old default's name in weights/legacy/")
+    ap.add_argument("preset", nargs="?")
+    ap.add_argument("weights", type=Path, nargs="?",
+                    help="the trained model.safetensors (fp32)")
+    ap.add_argument("--legacy-name", help="suffix of the old default's name in weights/legacy/")
+    ap.add_argument("--dedupe", action="store_true",
+                    help="only rewrite near-duplicate legacy files as aliases")
     ap.add_argument("--recipe", default="", help="the command or script that trained it")
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
                     help="the bundled weights folder (default: the package's)")
     args = ap.parse_args(argv)
     folder = args.weights_dir
+    if args.dedupe:
+        return dedupe(folder, args.dry_run)
+    if args.preset is None or args.weights is None or args.legacy_name is None:
+        ap.error("PRESET, WEIGHTS and --legacy-name are required (or --dedupe)")
 
     new = Codec.from_file(args.weights)
     if new.preset.name != args.preset:
@@ -90,19 +188,24 @@ def main(argv=None) -> int:
     if legacy.exists() or alias.exists() or stem.with_name(stem.name + ".safetensors").exists():
         print(f"bundle_weights: error: {legacy} or its alias exists", file=sys.stderr)
         return 2
-    same = _same_tensors(dst, folder / "legacy") if dst.is_file() else None
+    near = _nearest_tensors(dst, folder / "legacy") if dst.is_file() else None
+    same = near[0] if near else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
     meta_path = args.weights.parent / "result.json"
     if meta_path.is_file():
         result = json.loads(meta_path.read_text())
         info.update({k: result[k] for k in ("step", "minutes") if k in result})
     if args.dry_run:
-        where = f"{alias} (tensors in {same.name})" if same else str(legacy)
+        where = (f"{alias} (tensors in {same.name}, {len(near[1])} overridden)" if same
+                 else str(legacy))
         print(f"would move {dst.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
     if same is not None:
-        alias.write_text(json.dumps({"config": asdict(old.config), "tensors": same.name},
-                                    indent=2) + "\n")
+        if not _write_alias(alias, asdict(old.config), dst, same, near[1], old_hash,
+                            _info(dst) or None):
+            print(f"bundle_weights: error: {alias} does not reproduce {old_hash}",
+                  file=sys.stderr)
+            return 1
         dst.unlink()
         dst.with_suffix(".json").unlink(missing_ok=True)
         legacy = alias

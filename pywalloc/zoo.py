@@ -13,6 +13,9 @@ safetensors file back, and loading unpacks it in memory (bounded by ``MAX_WEIGHT
 Weights that differ from another bundled file only in their config (the same tensors under
 another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "tensors":
 "<file>.safetensors"}`` (a file in the same folder) and counts as a weights file of its own.
+Weights that share most tensors with another file (a few norm parameters changed) are an alias
+with ``"overrides": "<name>.overrides.safetensors"``: the few tensors that differ, which
+replace the target's.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ def available() -> list[str]:
 
 
 ALIAS_SUFFIX = ".alias.json"
+# The tensors an alias changes in its target: part of an alias, not a weights file of its own.
+OVERRIDES_SUFFIX = ".overrides.safetensors"
 XZ_SUFFIX = ".safetensors.xz"
 # An xz weights file must not expand past this (a hostile or damaged file could ask for more).
 MAX_WEIGHTS_BYTES = 1 << 30
@@ -104,23 +109,33 @@ def _is_alias(path: Path) -> bool:
     return path.name.endswith(ALIAS_SUFFIX)
 
 
-def _alias(path: Path) -> tuple[dict, Path]:
-    """(config, tensor file) of an alias entry."""
+def _alias(path: Path) -> tuple[dict, Path, Path | None]:
+    """(config, tensor file, overrides file or None) of an alias entry; both files are names
+    in the alias's folder."""
     try:
         spec = json.loads(path.read_text())
         config, target = spec["config"], path.parent / Path(spec["tensors"]).name
-        if not isinstance(config, dict):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        over = spec.get("overrides")
+        if not isinstance(config, dict) or not isinstance(over, (str, type(None))):
+            raise TypeError("bad entry types")
+        if over is not None:
+            over = path.parent / Path(over).name
+            if not over.name.endswith(OVERRIDES_SUFFIX):
+                raise ValueError(f"overrides must be a *{OVERRIDES_SUFFIX} file")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsFileError(f"cannot read weights alias '{path}': {exc}") from None
-    return config, target
+    return config, target, over
 
 
 def _stamp(path: Path) -> tuple[int, int]:
     st = path.stat()
-    if _is_alias(path):  # the alias changes when either file does
-        target = _alias(path)[1].stat()
-        return st.st_mtime_ns ^ target.st_mtime_ns, st.st_size + target.st_size
+    if _is_alias(path):  # the alias changes when any of its files does
+        mtime, size = st.st_mtime_ns, st.st_size
+        for part in _alias(path)[1:]:
+            if part is not None:
+                other = part.stat()
+                mtime, size = mtime ^ other.st_mtime_ns, size + other.st_size
+        return mtime, size
     return st.st_mtime_ns, st.st_size
 
 
@@ -129,8 +144,16 @@ def _codec_from(path: Path) -> Codec:
 
     if not _is_alias(path):
         return Codec.from_file(path)
-    config, target = _alias(path)
-    return Codec.from_state(config, _read(target)[1])  # the target's tensors, read once
+    config, target, over = _alias(path)
+    tensors = _read(target)[1]  # the target's tensors, read once
+    if over is not None:
+        changed = read_weights(over)[1]
+        unknown = sorted(set(changed) - set(tensors))
+        if unknown:
+            raise WeightsFileError(f"weights alias '{path}': {over.name} names tensors its "
+                                   f"target lacks ({', '.join(unknown[:3])})")
+        tensors = {**tensors, **changed}
+    return Codec.from_state(config, tensors)
 
 
 def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
@@ -223,8 +246,10 @@ def bundled_files(preset: str | None = None) -> list[Path]:
     found: list[Path] = []
     for folder in (WEIGHTS_DIR, LEGACY_DIR):
         if folder.is_dir():
-            found += sorted([*folder.glob("*.safetensors"), *folder.glob("*" + XZ_SUFFIX),
-                             *folder.glob("*" + ALIAS_SUFFIX)])
+            found += sorted(p for p in [*folder.glob("*.safetensors"),
+                                        *folder.glob("*" + XZ_SUFFIX),
+                                        *folder.glob("*" + ALIAS_SUFFIX)]
+                            if not p.name.endswith(OVERRIDES_SUFFIX))
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:

@@ -211,6 +211,24 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     assert alias.is_file() and not alias.with_name("rgb-16x-small-second.safetensors").exists()
     assert json.loads(alias.read_text())["tensors"] == "rgb-16x-dup.safetensors"
     assert zoo.load(alias).weight_hash == new_hash
+    # --dedupe: a legacy file that differs from another in a few tensors only becomes an
+    # alias of it with an overrides file, under the same hash.
+    state = zoo.read_weights(folder / "legacy" / "rgb-16x-dup.safetensors")[1]
+    state["analysis.bias"] = state["analysis.bias"] + 1
+    from safetensors.torch import save_file
+
+    save_file(state, folder / "legacy" / "rgb-16x-a-near.safetensors")
+    (folder / "legacy" / "rgb-16x-a-near.json").write_text(json.dumps({"config": meta["config"]}))
+    near_hash = zoo.file_hash(folder / "legacy" / "rgb-16x-a-near.safetensors")
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bundle_weights.py"),
+                           "--dedupe", "--weights-dir", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 tensors overridden" in proc.stdout
+    near = folder / "legacy" / "rgb-16x-a-near.alias.json"
+    assert not (folder / "legacy" / "rgb-16x-a-near.safetensors").exists()
+    assert json.loads(near.read_text())["overrides"] == "rgb-16x-a-near.overrides.safetensors"
+    assert zoo.file_hash(near) == near_hash
 
 
 def test_gray_eval_on_one_crop(tmp_path):

@@ -169,7 +169,54 @@ def test_xz_weights_load_like_the_plain_file_and_bad_ones_fail_cleanly(tmp_path,
 
 def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
     """Every bundled legacy tensor file is xz-packed and has its config in a JSON beside it, so
-    listing a preset's files never unpacks one."""
+    listing a preset's files never unpacks one; an alias's overrides file is small and part of
+    an alias."""
     files = [p for p in zoo.LEGACY_DIR.iterdir() if not p.name.endswith(".json")]
+    over = [p for p in files if p.name.endswith(zoo.OVERRIDES_SUFFIX)]
+    files = [p for p in files if p not in over]
     assert files and all(p.name.endswith(zoo.XZ_SUFFIX) for p in files)
     assert all(zoo.config_sidecar(p).is_file() for p in files)
+    for p in over:
+        assert p.stat().st_size < 100_000
+        alias = p.with_name(p.name[: -len(zoo.OVERRIDES_SUFFIX)] + zoo.ALIAS_SUFFIX)
+        assert json.loads(alias.read_text())["overrides"] == p.name
+
+
+def test_alias_with_overrides_changes_only_the_tensors_it_names(tmp_path, monkeypatch):
+    """An alias with ``overrides``: the target's tensors with a few replaced, its own hash,
+    never listed as a file of its own; overrides naming tensors the target lacks, or a
+    target that is gone, are WeightsFileErrors."""
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    base = Codec("rgb-16x", width=8, blocks=1, norm="affine").eval()
+    legacy = tmp_path / "weights" / "legacy"
+    legacy.mkdir(parents=True)
+    base.save(legacy / "rgb-16x-a.safetensors")
+    state = zoo.read_weights(legacy / "rgb-16x-a.safetensors")[1]
+    name = "synthesis.net.1.body.0.weight"  # a ChannelAffine scale
+    changed = {name: (state[name] * 2).contiguous()}
+    save_file(changed, legacy / "rgb-16x-b.overrides.safetensors")
+    alias = legacy / "rgb-16x-b.alias.json"
+    config = asdict(zoo.load(legacy / "rgb-16x-a.safetensors").config)
+    alias.write_text(json.dumps({"config": config, "tensors": "rgb-16x-a.safetensors",
+                                 "overrides": "rgb-16x-b.overrides.safetensors"}))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setattr(zoo, "LEGACY_DIR", legacy)
+    a, b = zoo.load(legacy / "rgb-16x-a.safetensors"), zoo.load(alias)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert [k for k in sa if not torch.equal(sa[k], sb[k])] == [name]
+    assert torch.equal(sb[name], sa[name] * 2)
+    assert zoo.file_hash(alias) == b.weight_hash != a.weight_hash
+    assert [p.name for p in zoo.bundled_files("rgb-16x")] == ["rgb-16x-a.safetensors",
+                                                              "rgb-16x-b.alias.json"]
+    assert zoo.find("rgb-16x", b.weight_hash[:16]).weight_hash == b.weight_hash
+    save_file({"no.such.tensor": changed[name]}, legacy / "rgb-16x-b.overrides.safetensors")
+    with pytest.raises(WeightsFileError, match="lacks"):
+        zoo.load(alias)
+    alias.write_text(json.dumps({"config": config, "tensors": "rgb-16x-a.safetensors",
+                                 "overrides": "x.safetensors"}))
+    with pytest.raises(WeightsFileError, match="overrides"):
+        zoo.load(alias)
