@@ -153,7 +153,8 @@ def main() -> int:
         cells = []
         for key in ("all", "band", "interior"):
             s = _interp(p["bpp"], curves["symmetric"], key)
-            cells.append(f"{p[key]:.2f} / {s:.2f} / {s - p[key]:+.2f} dB")
+            cells.append(f"{p[key]:.2f} / - / - (outside the symmetric curve's rates)"
+                         if math.isnan(s) else f"{p[key]:.2f} / {s:.2f} / {s - p[key]:+.2f} dB")
         print(f"| {p['bpp']:.4f} | " + " | ".join(cells) + " |")
     return 0
 
