@@ -93,17 +93,19 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
            subtype: str = "", effort: int | None = None, *,
            value_range: tuple[float, float] | None = None, device=None,
            max_pixels: int | None = None, max_frames: int | None = None,
-           as_rgb: bool = False, refine: int = 0, progress: bool = False) -> Encoded:
+           as_rgb: bool = False, refine: int = 0, progress: bool = False,
+           entropy_id: int | None = None) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
     ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`). ``refine``:
     encoder-side refinement steps (see :mod:`pywalloc.refine`), with a progress bar on stderr
-    when ``progress``."""
+    when ``progress``. ``entropy_id``: the payload's entropy coder (None: the preset's,
+    ``Preset.entropy``; 1 writes files as pywalloc did before id 2 existed)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
         return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
                            max_frames=max_frames, as_rgb=as_rgb, refine=refine,
-                           progress=progress)
+                           progress=progress, entropy_id=entropy_id)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
         limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
@@ -127,20 +129,22 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         z = _refined(model, x, z, refine, progress)
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
             tuple(x.shape[2:])
-    return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort)
+    return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort, entropy_id)
 
 
 def _encoded(model: Codec, z: torch.Tensor, shape: tuple[int, ...], channels: int, mode: str,
-             padded: tuple[int, ...], rate: int, gain: float, effort: int | None) -> Encoded:
+             padded: tuple[int, ...], rate: int, gain: float, effort: int | None,
+             entropy_id: int | None = None) -> Encoded:
     """The header and entropy-coded payload of one item's int8 latents ``z`` ``[C, *grid]``."""
     m = model.preset.modality
+    coder = entropy.coder(model.preset.entropy if entropy_id is None else entropy_id)
     header = container.Header(
         modality=m, preset=model.preset.name, weights_hash=_hash(model), shape=shape,
         channels=channels, latent_shape=tuple(z.shape),
         padding=m.padding(padded, model.preset.block), sample_rate=rate, mode=mode, gain=gain,
-        entropy=entropy.WEBP.id)
+        entropy=coder.id)
     method = model.preset.effort if effort is None else effort
-    return Encoded(container.write(header, entropy.WEBP.pack(z.numpy(), method=method)), header)
+    return Encoded(container.write(header, coder.pack(z.numpy(), method=method)), header)
 
 
 # Audio files from this many frames up are encoded from, and decoded to, the file in chunks
@@ -168,7 +172,7 @@ def _streamable_audio(path: str | os.PathLike) -> bool:
 
 
 def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
-                         max_frames: int | None) -> Encoded:
+                         max_frames: int | None, entropy_id: int | None = None) -> Encoded:
     """Encode an audio file read in blocks: a first pass for the peak (the gain), then the
     windows each latent chunk needs; the same bits as reading it whole."""
     import soundfile as sf
@@ -212,7 +216,8 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
                                         size=(n,), read=read)[0].cpu()
     except (sf.SoundFileError, OSError) as exc:
         raise MediaError(f"cannot read audio '{name}': {exc}") from None
-    return _encoded(model, z, (n,), info.channels, info.subtype, (n,), CODEC_RATE, gain, effort)
+    return _encoded(model, z, (n,), info.channels, info.subtype, (n,), CODEC_RATE, gain, effort,
+                    entropy_id)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
@@ -409,10 +414,11 @@ def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
 def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                 effort: int | None = None, device=None, *,
                 max_pixels: int | None = None, max_frames: int | None = None,
-                as_rgb: bool = False, refine: int = 0, progress: bool = False) -> Encoded:
+                as_rgb: bool = False, refine: int = 0, progress: bool = False,
+                entropy_id: int | None = None) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it; the budget
-    is checked on the file's header, before its samples are read. ``refine``, ``progress``:
-    see :func:`encode`."""
+    is checked on the file's header, before its samples are read. ``refine``, ``progress``,
+    ``entropy_id``: see :func:`encode`."""
     from .media import detect_modality
 
     modality = detect_modality(path)
@@ -423,12 +429,13 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                                         f"{preset.name} is for {preset.modality}")
     limits.check_file(path, modality, max_pixels, max_frames)
     if modality is AUDIO and not refine and _streamable_audio(path):  # refine reads it whole
-        return _encode_audio_stream(path, codec, effort, device, max_frames)
+        return _encode_audio_stream(path, codec, effort, device, max_frames, entropy_id)
     data, extra = modality.read(path)
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}
     return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
-                  max_frames=max_frames, refine=refine, progress=progress, **extra)
+                  max_frames=max_frames, refine=refine, progress=progress,
+                  entropy_id=entropy_id, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,

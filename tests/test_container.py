@@ -170,7 +170,7 @@ def test_reserved_byte_and_unknown_entropy_coding() -> None:
     body[7] = 1
     with pytest.raises(FormatError, match="reserved"):
         read(_reseal(bytes(body)))
-    body[7], body[6] = 0, 2
+    body[7], body[6] = 0, 3  # ids 1 and 2 exist
     with pytest.raises(FormatError, match="entropy"):
         read(_reseal(bytes(body)))
 

@@ -177,6 +177,28 @@ def test_canvas_is_the_documented_layout() -> None:
     assert (folded.reshape(12, 3)[10:] == 128).all()
 
 
+def test_raw_coder_keeps_the_layout_with_two_s_complement_bytes() -> None:
+    """Entropy id 2: the same canvas with the bytes v & 0xFF (padding: latent 0, byte 0); every
+    int8 value round-trips; each coder reads only its own payloads correctly."""
+    from pywalloc.entropy import CODERS, WEBP, WEBP_RAW, coder
+
+    assert coder(2) is WEBP_RAW and sorted(CODERS) == [1, 2]
+    z = _data("random", (7, 2, 2))
+    raw = to_canvas(z, offset=0)
+    np.testing.assert_array_equal(raw, to_canvas(z) ^ np.uint8(128))
+    np.testing.assert_array_equal(raw[0:2, 2:4, 2], z[5].view(np.uint8))
+    assert (raw[2:4, 2:4] == 0).all()
+    np.testing.assert_array_equal(from_canvas(raw, z.shape, offset=0), z)
+    every = np.arange(-128, 128, dtype=np.int8).reshape(4, 8, 8)
+    data = WEBP_RAW.pack(every, method=1)
+    np.testing.assert_array_equal(WEBP_RAW.unpack(data, every.shape), every)
+    assert not np.array_equal(WEBP.unpack(data, every.shape), every)
+    audio = _data("random", (3, 10))
+    np.testing.assert_array_equal(WEBP_RAW.unpack(WEBP_RAW.pack(audio), audio.shape), audio)
+    with pytest.raises(ValueError, match="offset"):
+        to_canvas(z, offset=5)
+
+
 def test_hostile_channel_count_is_refused_quickly() -> None:
     with pytest.raises(FormatError, match="channels"):
         layout((MAX_CHANNELS + 1, 1, 1))

@@ -22,12 +22,15 @@ ENTRIES = golden.load_index()["entries"]
 
 
 def test_every_bundled_preset_has_a_golden_file():
-    have = {(e["preset"], e["weights_hash"], e.get("input", "")) for e in ENTRIES}
+    have = {(e["preset"], e["weights_hash"], e.get("input", ""), e.get("entropy", 1))
+            for e in ENTRIES}
     for preset in zoo.available():
-        current = zoo.load(preset, frozen=True).weight_hash
-        assert (preset, current, "") in have, f"no golden file for {preset} weights {current}"
+        codec = zoo.load(preset, frozen=True)
+        current, coder = codec.weight_hash, codec.preset.entropy
+        assert (preset, current, "", coder) in have, \
+            f"no golden file for {preset} weights {current}, entropy {coder}"
         if preset in golden.GRAY_COUNTERPART:  # gray through the RGB codec: the old gray path
-            assert (preset, current, "gray") in have, f"no gray golden file for {preset}"
+            assert (preset, current, "gray", coder) in have, f"no gray golden file for {preset}"
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
@@ -38,5 +41,5 @@ def test_golden_decode_and_encode(entry, one_thread):
     assert golden.digest(decoded) == entry["decoded_sha256"], "decoded output changed"
     codec = zoo.find(entry["preset"], entry["weights_hash"])  # older weights too
     data, extra = golden.golden_input(entry["preset"], entry.get("input", ""))
-    again = api.encode(data, codec, **extra).blob
+    again = api.encode(data, codec, entropy_id=entry.get("entropy", 1), **extra).blob
     assert again == blob, "encoder output changed"

@@ -3,7 +3,9 @@ the sha256 of its decoded output; for each RGB preset with a gray counterpart al
 path of before the gray codecs (the luma of that piece coded through the RGB codec, file
 ``<preset>-gray-<hash>.wlc``, entry ``"input": "gray"``). ``tests/test_golden.py`` checks that encoding still gives these
 bytes and decoding still gives this output, bit for bit (with torch on one thread: decoded
-samples can differ by one LSB between thread counts).
+samples can differ by one LSB between thread counts). Files written with an entropy coder
+other than 1 are named ``...-e<id>.wlc`` and their entry records ``"entropy"``; entries
+without it are entropy 1, and are re-encoded with it.
 
     python tests/golden/make.py                                  # check, change nothing
     python tests/golden/make.py --threads 2                      # check every file on 2 threads
@@ -62,11 +64,13 @@ def make(preset: str, variant: str = "") -> tuple[bytes, dict]:
     """(.wlc bytes, index entry) for the preset's current default weights."""
     codec = zoo.load(preset, frozen=True)
     data, extra = golden_input(preset, variant)
-    blob = api.encode(data, codec, **extra).blob
+    enc = api.encode(data, codec, **extra)
+    blob, coder = enc.blob, enc.header.entropy
     decoded = api.decode_blob(blob).data
     tag = f"-{variant}" if variant else ""
+    suffix = f"-e{coder}" if coder != 1 else ""
     return blob, {"preset": preset, "weights_hash": codec.weight_hash, "input": variant,
-                  "file": f"{preset}{tag}-{codec.weight_hash}.wlc",
+                  "entropy": coder, "file": f"{preset}{tag}-{codec.weight_hash}{suffix}.wlc",
                   "wlc_sha256": hashlib.sha256(blob).hexdigest(), "decoded_sha256": digest(decoded),
                   "decoded": f"{decoded.dtype} {list(decoded.shape)}"}
 
@@ -79,7 +83,8 @@ def check_threads(threads: int) -> int:
         blob = (HERE / e["file"]).read_bytes()
         same_dec = digest(api.decode_blob(blob).data) == e["decoded_sha256"]
         data, extra = golden_input(e["preset"], e.get("input", ""))
-        same_enc = api.encode(data, zoo.find(e["preset"], e["weights_hash"]), **extra).blob == blob
+        same_enc = api.encode(data, zoo.find(e["preset"], e["weights_hash"]),
+                              entropy_id=e.get("entropy", 1), **extra).blob == blob
         differ += not (same_dec and same_enc)
         print(f"{e['file']} on {threads} threads: decode {'same' if same_dec else 'DIFFERS'}, "
               f"encode {'same' if same_enc else 'DIFFERS'}")
