@@ -253,3 +253,16 @@ def test_gray_eval_on_one_crop(tmp_path):
         assert 15 < row["psnr"] < 60 and 15 < row["webp"]["psnr"] < 60
         assert abs(row["webp"]["bpp"] - row["bpp"]) < 0.5 * row["bpp"]
     assert "| `gray-16x` |" in proc.stdout
+
+
+def test_refine_keep_quick():
+    """experiments/refine_keep.py --quick: one small crop, the plain row and one row per keep,
+    rates from the real bytes."""
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_keep.py"),
+                          "--quick", "--images", str(ROOT / "pywalloc" / "samples"),
+                          "--keep", "0.15", "0.05"], capture_output=True, text=True,
+                         timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [r.split("|")[1].strip() for r in rows] == ["plain", "0.15", "0.05"]
+    assert all(0 < float(r.split("|")[2]) < 24 for r in rows)  # bpp
