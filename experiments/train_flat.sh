@@ -17,6 +17,7 @@
 # flat latent field, and an extra loss on flat pictures of random colours (--flat, one latent
 # each, nearly free) teaches the decoder to reproduce them, while the usual loss on crops of
 # the training images (BSDS500, photos, graphics; never Kodak) keeps it a photo decoder.
+# BF16=1 adds --bf16 (the CNN's convolutions in bf16, about 1.5x faster steps).
 # RESUME=1 continues each run from its checkpoint. Results: $RUNS/<preset>/model.safetensors;
 # scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
 set -u
@@ -29,6 +30,7 @@ INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors}
 mkdir -p "$RUNS"
 extra=()
 [ "${RESUME:-0}" = 1 ] && extra+=(--resume)
+[ "${BF16:-0}" = 1 ] && extra+=(--bf16)  # the CNN's convolutions in bf16: ~1.5x faster steps
 run() {  # preset minutes
     nice -n 19 python3 -m pywalloc.training --preset "$1" --data "$IMAGES" --out "$RUNS/$1" \
         --init "$(printf "$INIT_PATTERN" "$1")" --decoder-only --pad replicate --flat "$FLAT" \

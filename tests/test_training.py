@@ -130,3 +130,48 @@ def test_ddp_two_processes_agree(image_dir, tmp_path):
     h1 = (out / "weights_rank1.hash").read_text()
     assert h0 == h1
     assert Codec.from_file(out / "model.safetensors").weight_hash == h0
+
+
+def test_bf16_runs_only_the_decoder_convolutions_in_bf16(image_dir, tmp_path):
+    """``--bf16``: in training the CNN's convolutions compute in bf16 and hand float32 on (the
+    loss and gradients stay close to float32's); the latents and inference are untouched, and
+    switching it off restores the float32 forward exactly."""
+    torch.manual_seed(0)
+    codec = Codec("rgb-16x", width=16, blocks=1).train()
+    with torch.no_grad():
+        codec.synthesis.net[-1].weight.normal_(0, 0.05)
+    codec.train_noise = False
+    x = torch.rand(2, 3, 32, 32) - 0.5
+    seen = []
+    # What the layer after the first convolution receives.
+    hook = codec.synthesis.net[1].register_forward_pre_hook(lambda m, i: seen.append(i[0].dtype))
+
+    def run():
+        out = codec(x)
+        codec.zero_grad()
+        out.mse.backward()
+        grad = torch.cat([p.grad.flatten() for p in codec.synthesis.parameters()])
+        return out, grad
+
+    ref, g_ref = run()
+    codec.synthesis.train_bf16 = True
+    low, g_low = run()
+    assert codec.synthesis.train_bf16 and seen == [torch.float32, torch.float32]
+    assert low.x_hat.dtype == torch.float32 and torch.equal(low.latents, ref.latents)
+    assert not torch.equal(low.x_hat, ref.x_hat)  # bf16 did run
+    assert abs(float(low.mse.detach()) / float(ref.mse.detach()) - 1) < 1e-2
+    assert float(torch.nn.functional.cosine_similarity(g_ref, g_low, 0)) > 0.99
+    codec.eval()
+    with torch.no_grad():  # inference ignores the switch
+        z = codec.encode(x)
+        a = codec.decode(z)
+        codec.synthesis.train_bf16 = False
+        assert torch.equal(a, codec.decode(z))
+    codec.train()
+    again, _ = run()
+    hook.remove()
+    assert torch.equal(again.x_hat, ref.x_hat)
+    cfg = TrainConfig(preset="rgb-16x", data=str(image_dir), out=str(tmp_path / "b"), steps=2,
+                      batch=2, crop=32, workers=0, bf16=True,
+                      overrides={"width": 16, "blocks": 1})
+    assert train(cfg)["step"] == 2

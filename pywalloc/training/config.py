@@ -72,7 +72,9 @@ HELP = {
     "val_every": "validate every N steps",
     "ckpt_every": "save a checkpoint every N steps",
     "max_minutes": "stop and save cleanly after this many minutes (0 = no limit)",
-    "bf16": "bf16 autocast (GPU)",
+    "bf16": "the decoder CNN's convolutions in bfloat16 (about 1.5x faster steps on CPUs with "
+            "bf16 instructions, and on GPUs); the encoder, transforms, norms and linear path "
+            "stay float32",
     "resume": "continue from OUT/checkpoint exactly (model, optimizer, schedule, RNG)",
     "init": "start from these weights (.safetensors) instead of the PCA initialisation",
     "decoder_only": "freeze the encoder; train the decoder on rounded latents (fine-tuning)",

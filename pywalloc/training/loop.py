@@ -125,6 +125,9 @@ def setup(cfg: TrainConfig) -> _Run:
         codec.train_noise = False
         codec.analysis.requires_grad_(False)
     codec.to(device)
+    # bf16 for the decoder CNN's convolutions only: the analysis, the transforms and the
+    # linear path stay float32 (bf16 latents would carry errors as large as the rounding).
+    codec.synthesis.train_bf16 = cfg.bf16
     norms = codec.analysis_row_norms().to(device)
 
     enc_params = [q for q in codec.analysis.parameters() if q.requires_grad]
@@ -180,11 +183,10 @@ def train_step(run: _Run, batch: torch.Tensor) -> float:
     """One optimiser step on ``batch`` (schedule, clipping, rate constraint); the batch MSE."""
     cfg = run.cfg
     batch = batch.to(run.device, non_blocking=True)
-    with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        res = run.model(batch)
-        loss = res.mse + cfg.wpt_loss * res.mse_wpt
-        if cfg.flat:
-            loss = loss + cfg.flat * run.model(flat_batch(run.codec, run.device)).mse
+    res = run.model(batch)
+    loss = res.mse + cfg.wpt_loss * res.mse_wpt
+    if cfg.flat:
+        loss = loss + cfg.flat * run.model(flat_batch(run.codec, run.device)).mse
     factor = lr_factor(cfg, run.step, run.minutes)
     for group, base in zip(run.opt.param_groups, run.base_lrs):
         group["lr"] = base * factor
