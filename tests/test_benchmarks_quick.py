@@ -83,3 +83,10 @@ def test_crops_quick(tmp_path):
     out = _run("benchmarks/crops.py", "--quick", "--out", tmp_path / "c.png")
     assert "WaLLoC rgb-16x:" in out and "refine 2" in out and "WebP" in out and "JPEG" in out
     assert (tmp_path / "c.png").stat().st_size > 5_000
+
+
+def test_train_step_benchmark_quick():
+    out = _run("benchmarks/train_step.py", "--quick")
+    row = next(line for line in out.splitlines() if line.startswith("| rgb-16x |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert float(cells[1]) > 0 and float(cells[2]) > 0
