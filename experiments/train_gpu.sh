@@ -3,8 +3,11 @@
 # Prepared by experiments/gpu_prepare.sh; the device command (carry .devdata/gpu-bundle and .whl):
 #
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
-#   export PYTHONPATH=/tmp/site:$PWD && MINUTES=8 SIZE=small INIT=1 DEST=$OUT bash experiments/train_gpu.sh
+#   export PYTHONPATH=/tmp/site:$PWD && MINUTES=8 SIZE=small INIT=1 BF16=1 DEST=$OUT bash experiments/train_gpu.sh
 #
+# BF16=1 adds --bf16: the decoder CNN's convolutions in bfloat16 (encoder, transforms, norms and
+# linear path stay float32; docs/speed.md measured 1.5-1.7x on this project's CPU, more expected
+# on a GPU's tensor cores); recommended there.
 # SIZE: decoder size (small, medium, ...). INIT=1 starts from the bundled weights of that size
 # (pywalloc/weights/<preset>-<size>.safetensors, when present), otherwise from the PCA start.
 # DEST receives <preset>-<size>.safetensors (fp16) and <preset>-<size>.csv (the log).
