@@ -100,7 +100,7 @@ def main() -> None:
     torch.set_num_threads(2)
     shared = Path(args.shared)
     cands = ([] if args.no_bundled else [("bundled", pywalloc.load(args.preset))])
-    cands += [(w, Codec.from_file(w)) for w in args.weights]
+    cands += [(w, pywalloc.load(w)) for w in args.weights]  # any weights file, aliases too
     kw = {} if args.effort is None else {"effort": args.effort}
     effort = kw.get("effort", get_preset(args.preset).effort)
     out = []
