@@ -133,7 +133,11 @@ def _stamp(path: Path) -> tuple[int, int]:
         mtime, size = st.st_mtime_ns, st.st_size
         for part in _alias(path)[1:]:
             if part is not None:
-                other = part.stat()
+                try:
+                    other = part.stat()
+                except OSError:
+                    raise WeightsFileError(f"weights alias '{path}' names a missing file "
+                                           f"'{part.name}'") from None
                 mtime, size = mtime ^ other.st_mtime_ns, size + other.st_size
         return mtime, size
     return st.st_mtime_ns, st.st_size

@@ -220,3 +220,11 @@ def test_alias_with_overrides_changes_only_the_tensors_it_names(tmp_path, monkey
                                  "overrides": "x.safetensors"}))
     with pytest.raises(WeightsFileError, match="overrides"):
         zoo.load(alias)
+    # A missing overrides file: the alias is unreadable, and finding weights skips it.
+    alias.write_text(json.dumps({"config": config, "tensors": "rgb-16x-a.safetensors",
+                                 "overrides": "gone.overrides.safetensors"}))
+    with pytest.raises(WeightsFileError, match="missing"):
+        zoo.load(alias)
+    assert zoo.find("rgb-16x", a.weight_hash).weight_hash == a.weight_hash
+    with pytest.raises(WeightsNotFoundError):
+        zoo.find("rgb-16x", b.weight_hash)
