@@ -275,6 +275,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def info_dict(blob: bytes) -> dict:
     """What ``walloc info`` prints for ``.wlc`` bytes (parsed only: no torch import)."""
     from .container import inspect
+    from .entropy import coder
 
     enc = inspect(blob)
     h = enc.header
@@ -282,6 +283,7 @@ def info_dict(blob: bytes) -> dict:
         "modality": str(h.modality), "codec": h.preset, "weights_hash": h.weights_hash.hex(),
         "shape": list(h.shape), "channels": h.channels, "latent_shape": list(h.latent_shape),
         "padding": list(h.padding), "mode": h.mode, "gain": h.gain,
+        "entropy": h.entropy, "entropy_coder": coder(h.entropy).name,
     }
     if enc.modality.has_sample_rate:
         d["sample_rate"] = h.sample_rate

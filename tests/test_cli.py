@@ -47,6 +47,7 @@ def test_image_roundtrip_info_and_decode(media, tmp_path):
     info = walloc("info", out, "--json")
     d = json.loads(info.stdout)
     assert d["codec"] == "rgb-16x" and d["shape"] == [40, 56] and d["modality"] == "image"
+    assert (d["entropy"], d["entropy_coder"]) == (2, "lossless-webp-tiles-raw")
     assert "bpp" in walloc("info", out).stdout
     res = walloc("decode", out, "-o", tmp_path / "a.bmp")
     assert res.returncode == 0, res.stderr
