@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 import pywalloc
 from pywalloc import api
+from pywalloc.evaluation.metrics import mse_psnr
 from pywalloc.modality import IMAGE
 from pywalloc.refine import refine
 
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
             bits += 8 * len(enc.blob)
             err += float(np.sum((out.astype(np.float64) - img) ** 2)) / 3
             pixels += n
-        psnr = 10 * math.log10(255**2 / (err / pixels))
+        psnr = mse_psnr(err / pixels, 255.0)
         label = "plain" if keep is None else f"{keep:g}"
         print(f"| {label} | {bits / pixels:.4f} | {psnr:.2f} | "
               f"{(time.perf_counter() - t0) / len(images):.1f} |", flush=True)
