@@ -175,3 +175,35 @@ def test_bf16_runs_only_the_decoder_convolutions_in_bf16(image_dir, tmp_path):
                       batch=2, crop=32, workers=0, bf16=True,
                       overrides={"width": 16, "blocks": 1})
     assert train(cfg)["step"] == 2
+
+
+def test_audio_segments_retry_a_failed_seek(tmp_path, monkeypatch):
+    """A segment read that fails (libsndfile's Ogg seeking failed once in a long run) is
+    retried at another start; a file that cannot be read at all still raises."""
+    import pywalloc.training.data as data_mod
+    from pywalloc.errors import MediaError
+
+    t = np.linspace(0, 1, 44100, dtype=np.float32)
+    sf.write(tmp_path / "a.wav", np.stack([np.sin(300 * t), np.cos(300 * t)], 1) * 0.4, 44100)
+    ds = AudioSegments(tmp_path, length=4096)
+    real, calls = data_mod.read_audio, []
+
+    def flaky(path, start=0, frames=None):
+        calls.append(start)
+        if len(calls) == 1:
+            raise MediaError("cannot read audio: negative dimensions are not allowed")
+        return real(path, start=start, frames=frames)
+
+    monkeypatch.setattr(data_mod, "read_audio", flaky)
+    seg = ds[0]
+    assert seg.shape == (1, 2, 4096) and len(calls) == 2
+
+    def broken(path, start=0, frames=None):
+        calls.append(start)
+        raise MediaError("cannot read audio: broken")
+
+    calls.clear()
+    monkeypatch.setattr(data_mod, "read_audio", broken)
+    with pytest.raises(MediaError, match="broken"):
+        ds[0]
+    assert len(calls) == 4 and calls[-1] == 0

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import MediaError
 from ..media import audio_info, iter_inputs, read_audio, read_image
 from ..modality import AUDIO, IMAGE, Modality, luma
 
@@ -104,8 +105,7 @@ class AudioSegments(Dataset):
         j = i % len(self.files)
         out = []
         for _ in range(self.k):
-            start = random.randint(0, max(0, self.frames[j] - self.length))
-            seg = read_audio(self.files[j], start=start, frames=self.length)[0]  # stereo
+            seg = self._segment(j)
             if seg.shape[0] < self.length:
                 seg = np.pad(seg, ((0, self.length - seg.shape[0]), (0, 0)))
             if random.random() < 0.5:
@@ -115,6 +115,20 @@ class AudioSegments(Dataset):
                 seg = seg * (random.uniform(self.min_peak, self.max_peak) / peak)
             out.append(torch.from_numpy(np.ascontiguousarray(seg.T)))
         return torch.stack(out)
+
+    def _segment(self, j: int, tries: int = 3) -> np.ndarray:
+        """A stereo segment of file ``j`` at a random start. libsndfile's Ogg seeking failed
+        once in a long run ("negative dimensions", not reproduced in 3,000 reads of the same
+        file), so a failed read is retried at other starts, then at the file's start."""
+        for attempt in range(tries + 1):
+            start = 0 if attempt == tries else random.randint(0, max(0, self.frames[j] -
+                                                                   self.length))
+            try:
+                return read_audio(self.files[j], start=start, frames=self.length)[0]
+            except MediaError:
+                if attempt == tries:
+                    raise
+        raise AssertionError("unreachable")
 
 
 class ResumableSampler(torch.utils.data.Sampler):
