@@ -58,6 +58,12 @@ def _info(path: Path) -> dict:
 SHARE = 0.05  # an alias may override at most this fraction of the values
 
 
+def _total_mb(folder: Path) -> float:
+    """Size of every bundled weights file (tensors, xz, JSON) under ``folder``, in MB."""
+    return sum(p.stat().st_size for p in folder.rglob("*")
+               if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
+
+
 def _legacy_files(legacy: Path) -> list[Path]:
     """The tensor-holding weights files in ``legacy`` (no aliases, no overrides)."""
     if not legacy.is_dir():
@@ -149,8 +155,7 @@ def dedupe(folder: Path, dry_run: bool) -> int:
         path.unlink()
         sidecar.unlink(missing_ok=True)
         done.append(path)
-    total = sum(p.stat().st_size for p in folder.rglob("*")
-                if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
+    total = _total_mb(folder)
     print(f"bundled total {total:.1f} MB (limit {LIMIT_MB})")
     return 0
 
@@ -226,8 +231,7 @@ def main(argv=None) -> int:
     dst.with_suffix(".json").write_text(
         json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
     shipped = Codec.from_file(dst)
-    total = sum(p.stat().st_size for p in folder.rglob("*")
-                if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
+    total = _total_mb(folder)
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "
           f"{f'old weights in {legacy}' if old else 'no earlier default'}; "
           f"bundled total {total:.1f} MB "

@@ -315,12 +315,11 @@ class Synthesis(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``z``: decompanded latents (linear path); ``y``: companded ones in [-127.5, 127.5]."""
-        if self.training and self._bf16_hooks:
-            with torch.autocast(y.device.type, dtype=torch.bfloat16):
+        if self.training or not self.position_local:
+            with torch.autocast(y.device.type, dtype=torch.bfloat16,
+                                enabled=self.training and bool(self._bf16_hooks)):
                 h = self.net(y * (1.0 / 32.0))
             return self.linear(z) + h
-        if self.training or not self.position_local:
-            return self.linear(z) + self.net(y * (1.0 / 32.0))
         # Inference: the latent-side 1x1 layers in a size-independent order (see pointwise).
         h = pointwise(self.net[0], y * (1.0 / 32.0))
         for layer in self.net[1:]:
