@@ -11,6 +11,7 @@
 # to 44.1 kHz; three singularity tracks held out; never stems/test).
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
 # BF16=1 runs the decoder CNN's convolutions in bf16 (--bf16: about 1.5x faster steps).
+# LR sets the peak learning rate (default 1e-4).
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
 #         --heldout .devdata/audio/heldout-music
 set -u
@@ -18,6 +19,7 @@ AUDIO=${AUDIO:-.devdata/audio/train}
 RUNS=${RUNS:-runs/audio-ft}
 INIT=${INIT:-pywalloc/weights}
 MIN=${MIN:-50}
+LR=${LR:-1e-4}
 PRESETS=${PRESETS:-stereo-20x stereo-5x}
 mkdir -p "$RUNS"
 extra=()
@@ -25,7 +27,7 @@ extra=()
 [ "${BF16:-0}" = 1 ] && extra+=(--bf16)  # the CNN's convolutions in bf16: ~1.5x faster steps
 run() {  # preset
     nice -n 19 python3 -m pywalloc.training --preset "$1" --data "$AUDIO" --out "$RUNS/$1" \
-        --init "$INIT/$1-small.safetensors" --decoder-only --batch 8 --per-item 4 --lr 1e-4 \
+        --init "$INIT/$1-small.safetensors" --decoder-only --batch 8 --per-item 4 --lr "$LR" \
         --warmup 50 --steps 1000000 --max-minutes "$MIN" --workers 1 --threads 1 \
         --log-every 50 --ckpt-every 200 -q "${extra[@]}" 2>"$RUNS/$1.err"
 }

@@ -28,9 +28,17 @@ def _write(path: Path, y: np.ndarray, rate: int) -> None:
             f.write(y[i:i + BLOCK])
 
 
-def main(argv: list[str] | None = None) -> int:
+def highpass20(x: np.ndarray, rate: int) -> np.ndarray:
+    """Zero-phase 4th-order Butterworth high-pass at 20 Hz along axis 0 (frames), scaled down
+    only if it would clip."""
     from scipy.signal import butter, sosfiltfilt
 
+    sos = butter(4, 20.0, btype="highpass", fs=rate, output="sos")
+    hp = sosfiltfilt(sos, np.asarray(x, dtype=np.float64), axis=0)
+    return hp / max(1.0, float(np.abs(hp).max()) / 0.999)
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=Path(".devdata/audio/heldout-music"))
     ap.add_argument("--out", type=Path, default=Path("/tmp"))
@@ -43,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / name).mkdir(parents=True, exist_ok=True)
     for p in files:
         x, rate = sf.read(str(p), dtype="float64", always_2d=True)
-        sos = butter(4, 20.0, btype="highpass", fs=rate, output="sos")
-        hp = sosfiltfilt(sos, x, axis=0)
-        hp /= max(1.0, float(np.abs(hp).max()) / 0.999)
+        hp = highpass20(x, rate)
         _write(args.out / "heldout-dcfree" / p.name, x - x.mean(0), rate)
         _write(args.out / "heldout-hp20" / p.name, hp, rate)
         low = np.fft.rfftfreq(len(x), 1.0 / rate) < 20.0

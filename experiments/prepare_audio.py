@@ -6,6 +6,12 @@ Writes OUT/train/ (mixture FLACs of stems/train minus the held-out pieces, links
 44.1 kHz music-train tracks, and the 48 kHz `singularity/` tracks resampled to 44.1 kHz as FLAC),
 OUT/val/ (mixtures of the held-out pieces, for monitoring only) and OUT/heldout-music/ (every
 fifth singularity track, resampled: real music no codec trains on, for the Opus comparison).
+
+The training copies of the singularity tracks go through the 20 Hz high-pass of
+heldout_variants.py: seven of the twelve carry 12-95 % of their energy below 20 Hz (DC offsets
+up to 0.39 and slow drifts), which an MSE loss would otherwise spend the decoder on
+(docs/models.md). The held-out copies stay as they are; heldout_variants.py filters those.
+``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from heldout_variants import highpass20  # the same directory: python experiments/prepare_audio.py
 
 
 def main() -> None:
@@ -23,6 +30,8 @@ def main() -> None:
     ap.add_argument("--shared", default="../shared/data")
     ap.add_argument("--out", default=".devdata/audio")
     ap.add_argument("--holdout", type=int, default=3, help="train pieces kept for validation")
+    ap.add_argument("--no-highpass", action="store_true",
+                    help="write the singularity training copies without the 20 Hz high-pass")
     args = ap.parse_args()
     shared, out = Path(args.shared), Path(args.out)
     pieces = sorted(p for p in (shared / "stems" / "train").iterdir() if p.is_dir())
@@ -51,6 +60,8 @@ def main() -> None:
             from pywalloc.media import resample_audio
 
             data = resample_audio(data, sr, 44100)
+        if track not in held and not args.no_highpass:
+            data = highpass20(data, 44100)
         sf.write(dest, np.clip(data, -1, 1), 44100, subtype="PCM_16")
     print(f"{len(pieces) - len(val)} train mixtures, {len(val)} val, plus music tracks "
           f"({len(tracks) - len(held)} resampled, {len(held)} held out) -> {out}")
