@@ -105,7 +105,7 @@ def _pca_codec() -> Codec:
     from pywalloc.training.init import pca_init
 
     model = Codec("rgb-16x").eval()  # a fresh decoder is its linear path (the CNN adds zero)
-    img = np.asarray(Image.open(SAMPLES / "kodim23.png").convert("RGB"))
+    img = np.array(Image.open(SAMPLES / "kodim23.png").convert("RGB"))  # a writable copy
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255 - 0.5
     coeffs = wpt(model._pad(x), 3)[0].flatten(1).double()
     pca_init(model, coeffs.mean(1), torch.cov(coeffs), model.preset.gain)
