@@ -177,6 +177,23 @@ def test_bf16_runs_only_the_decoder_convolutions_in_bf16(image_dir, tmp_path):
     assert train(cfg)["step"] == 2
 
 
+def test_bf16_is_ignored_on_a_cpu_without_bf16(image_dir, tmp_path, monkeypatch, capsys):
+    """Emulated bf16 is about 10x slower than float32: --bf16 then trains in float32, with one
+    warning line."""
+    import pywalloc.training.loop as loop_mod
+
+    monkeypatch.setattr(loop_mod, "cpu_has_bf16", lambda: False)
+    cfg = TrainConfig(preset="rgb-16x", data=str(image_dir), out=str(tmp_path / "r"), steps=1,
+                      batch=2, crop=32, workers=0, bf16=True, device="cpu",
+                      overrides={"width": 16, "blocks": 1})
+    run = loop_mod.setup(cfg)
+    assert not run.codec.synthesis.train_bf16
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--bf16 ignored" in err
+    monkeypatch.setattr(loop_mod, "cpu_has_bf16", lambda: True)
+    assert loop_mod.setup(cfg).codec.synthesis.train_bf16
+
+
 def test_audio_segments_retry_a_failed_seek(tmp_path, monkeypatch):
     """A segment read that fails (libsndfile's Ogg seeking failed once in a long run) is
     retried at another start; a file that cannot be read at all still raises."""

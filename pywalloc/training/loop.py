@@ -127,7 +127,14 @@ def setup(cfg: TrainConfig) -> _Run:
     codec.to(device)
     # bf16 for the decoder CNN's convolutions only: the analysis, the transforms and the
     # linear path stay float32 (bf16 latents would carry errors as large as the rounding).
-    codec.synthesis.train_bf16 = cfg.bf16
+    bf16 = cfg.bf16
+    if bf16 and device.type == "cpu" and not cpu_has_bf16():
+        bf16 = False
+        if rank == 0:
+            print("walloc train: warning: this CPU has no bf16 instructions (bf16 would be "
+                  "emulated, about 10x slower); --bf16 ignored, training in float32",
+                  file=sys.stderr)
+    codec.synthesis.train_bf16 = bf16
     norms = codec.analysis_row_norms().to(device)
 
     enc_params = [q for q in codec.analysis.parameters() if q.requires_grad]
@@ -165,6 +172,15 @@ def setup(cfg: TrainConfig) -> _Run:
         atomic_write(out / "train_config.json", json.dumps(asdict(cfg), indent=2), "config")
     return _Run(cfg, rank, world, device, codec, model, opt, base_lrs, norms, gain, step,
                 minutes_before, sampler, loader, out, resuming)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN has native bf16 on this CPU (AVX512-BF16 or AMX); without them torch
+    emulates bf16 convolutions, which costs far more than it saves."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private check: if it is gone, assume native
+        return True
 
 
 def flat_batch(codec: Codec, device, n: int = 32) -> torch.Tensor:
