@@ -8,8 +8,9 @@ One torch thread; CPU time (``time.process_time``), so the figure holds on a sha
 Steps as the CPU fine-tuning scripts run them: batch 8 of 192x192 crops (images) or 32,768
 frames (audio), decoder-only (rounded latents), AdamW. Inputs are random (timing does not
 depend on them); the loss and gradient comparison uses the bundled weights on random
-inputs of the same shapes. Target: where the CPU has bf16 instructions (``avx512_bf16`` or
-``amx_bf16``), bf16 steps take at most 0.8x the float32 time; the script exits 1 otherwise.
+inputs of the same shapes. Target: where the CPU has bf16 instructions (oneDNN's native bf16:
+``avx512_bf16`` or ``amx_bf16``), bf16 steps take at most 0.8x the float32 time; the script
+exits 1 otherwise.
 """
 
 from __future__ import annotations
@@ -25,16 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pywalloc
 from pywalloc.presets import get_preset
+from pywalloc.training.loop import cpu_has_bf16
 
 TARGET = 0.8
-
-
-def cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def batch(preset: str, quick: bool) -> torch.Tensor:
