@@ -160,6 +160,41 @@ def test_heldout_variants(tmp_path):
     assert np.abs(hp[mid, 1] - tone[mid]).max() < 0.02  # the 3 Hz drift is gone
 
 
+def test_prepare_audio_highpasses_only_the_training_music(tmp_path):
+    """experiments/prepare_audio.py: stems mixtures to train/val, the 48 kHz singularity tracks
+    resampled to 44.1 kHz; their training copies lose the infrasound (a DC offset here), the
+    held-out one (every fifth from the third) keeps it."""
+    import numpy as np
+    import soundfile as sf
+
+    shared = tmp_path / "shared"
+    t = np.arange(24000) / 48000
+    for i in range(4):
+        piece = shared / "stems" / "train" / f"p{i}"
+        piece.mkdir(parents=True)
+        for stem in ("lead", "accomp"):
+            sf.write(piece / f"{stem}.flac", np.full((4410, 2), 0.1), 44100)
+    sing = shared / "music-train" / "singularity"
+    sing.mkdir(parents=True)
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)
+    for i in range(5):
+        sf.write(sing / f"s{i}.ogg", np.stack([tone + 0.4, tone], 1), 48000)
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "prepare_audio.py"),
+                          "--shared", str(shared), "--out", str(out), "--holdout", "1"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert len(list((out / "train").glob("p*.flac"))) == 3
+    assert [p.name for p in (out / "heldout-music").iterdir()] == ["s2.flac"]
+    held, rate = sf.read(out / "heldout-music" / "s2.flac")
+    assert rate == 44100 and abs(held[:, 0].mean() - 0.4) < 0.02
+    for i in (0, 1, 3, 4):
+        x, rate = sf.read(out / "train" / f"s{i}.flac")
+        mid = slice(2205, -2205)
+        assert rate == 44100 and np.abs(x[mid].mean(0)).max() < 0.01
+        assert 0.2 < np.abs(x[mid, 0]).max() < 0.4  # the tone stays
+
+
 def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     """experiments/bundle_weights.py: the old default goes to legacy/ (xz, same tensors), the trained
     weights become the fp16 default with their config, and the zoo finds both by hash."""
