@@ -8,7 +8,12 @@
 # decoder under that norm, starting from the bundled weights (--init), with the encoder frozen
 # (--decoder-only: same latents, same rate), on rounded latents, on all the training audio that
 # experiments/prepare_audio.py gathers (stems/train mixtures, music-train, singularity resampled
-# to 44.1 kHz; three singularity tracks held out; never stems/test).
+# to 44.1 kHz and, since 2026-12-01, high-passed at 20 Hz; three singularity tracks held out;
+# never stems/test).
+# Runs so far (docs/models.md): stereo-20x MIN=45 on the unfiltered tracks (shipped ce320f83);
+# stereo-5x MIN=82 BF16=1 on the unfiltered tracks (lost; the likely cause: the DC and
+# infrasound of seven singularity tracks); both again with PARALLEL=1 MIN=120 on the
+# high-passed tracks, float32 (stereo-20x won: experiments/candidates/stereo-20x-hp.*).
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
 # BF16=1 runs the decoder CNN's convolutions in bf16 (--bf16: about 1.5x faster steps).
 # LR sets the peak learning rate (default 1e-4).
