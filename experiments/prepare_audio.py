@@ -11,7 +11,9 @@ The training copies of the singularity tracks go through the 20 Hz high-pass of
 heldout_variants.py: seven of the twelve carry 12-95 % of their energy below 20 Hz (DC offsets
 up to 0.39 and slow drifts), which an MSE loss would otherwise spend the decoder on
 (docs/models.md). The held-out copies stay as they are; heldout_variants.py filters those.
-``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01.
+``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01. Existing
+output files are kept: delete OUT/train's singularity copies written before 2026-12-01 (or
+the whole OUT) to get them filtered.
 """
 
 from __future__ import annotations
