@@ -20,8 +20,11 @@ Decide first with ``experiments/compare_weights.py`` whether the run beats the s
 
     python experiments/bundle_weights.py --dedupe [--dry-run]
 
-rewrites every legacy weights file that nearly duplicates another legacy file as such an alias
-(checking that the alias reproduces the file's hash before deleting it).
+rewrites every legacy weights file that nearly duplicates another legacy file, or a current
+default, as such an alias (checking that the alias reproduces the file's hash before deleting
+it; an alias of a default names it as ``../<preset>-small.safetensors``). When a default that
+legacy aliases name is replaced, it moves to ``legacy/`` as above and those aliases are
+rewritten to name it there, each checked against its hash.
 """
 
 from __future__ import annotations
@@ -83,13 +86,21 @@ def _differing(mine: dict, theirs: dict) -> list[str] | None:
     return [k for k in mine if not torch.equal(theirs[k], mine[k])]
 
 
-def _nearest_tensors(path: Path, legacy: Path, skip=()) -> tuple[Path, list[str]] | None:
-    """(legacy file, names of the tensors that differ) for the legacy weights file that
-    shares the most values with ``path``, if at most ``SHARE`` of them differ."""
+def _defaults(folder: Path) -> list[Path]:
+    """The current default weights files in ``folder``."""
+    return sorted(p for p in (folder / zoo.weights_path(n).name for n in zoo.PRESETS)
+                  if p.is_file())
+
+
+def _nearest_tensors(path: Path, legacy: Path, skip=(),
+                     also=()) -> tuple[Path, list[str]] | None:
+    """(file, names of the tensors that differ) for the legacy weights file (or file in
+    ``also``) that shares the most values with ``path``, if at most ``SHARE`` of them differ;
+    legacy files win ties."""
     mine = _tensors(path)
     total = sum(t.numel() for t in mine.values())
     best = None
-    for other in _legacy_files(legacy):
+    for other in [*_legacy_files(legacy), *also]:
         if other == path or other in skip:
             continue
         diff = _differing(mine, _tensors(other))
@@ -107,7 +118,8 @@ def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: li
     ``target``; keep it only if it reproduces the weights hash ``want``."""
     from safetensors.torch import save
 
-    spec = {"config": config, "tensors": target.name}
+    name = target.name if target.parent == alias.parent else "../" + target.name
+    spec = {"config": config, "tensors": name}
     over = alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.OVERRIDES_SUFFIX)
     if diff:
         mine = _tensors(source)
@@ -126,13 +138,41 @@ def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: li
     return ok
 
 
+def _aliases_of(target: Path, legacy: Path) -> list[Path]:
+    """The legacy aliases whose tensors are ``target``."""
+    if not legacy.is_dir():
+        return []
+    return sorted(a for a in legacy.glob("*" + zoo.ALIAS_SUFFIX)
+                  if zoo._alias(a)[1].resolve() == target.resolve())
+
+
+def _retarget(aliases: list[Path], target: Path) -> str | None:
+    """Point each alias at ``target`` (a file in its folder or the one above); the first alias
+    whose hash changed (restored as it was), else None."""
+    for alias in aliases:
+        want = zoo.file_hash(alias)
+        before = alias.read_text()
+        spec = json.loads(before)
+        spec["tensors"] = target.name if target.parent == alias.parent else "../" + target.name
+        alias.write_text(json.dumps(spec, indent=2) + "\n")
+        try:
+            ok = zoo.file_hash(alias) == want
+        except zoo.WeightsFileError:
+            ok = False
+        if not ok:
+            alias.write_text(before)
+            return alias.name
+    return None
+
+
 def dedupe(folder: Path, dry_run: bool) -> int:
-    """Rewrite legacy files that nearly duplicate another legacy file as aliases of it."""
+    """Rewrite legacy files that nearly duplicate another legacy file or a current default as
+    aliases of it."""
     legacy = folder / "legacy"
     done: list[Path] = []
     for path in _legacy_files(legacy):
-        near = _nearest_tensors(path, legacy, skip=done)
-        if near is None:
+        near = _nearest_tensors(path, legacy, skip=done, also=_defaults(folder))
+        if near is None or _aliases_of(path, legacy):  # aliases name it: it keeps its tensors
             continue
         target, diff = near
         stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
@@ -193,7 +233,9 @@ def main(argv=None) -> int:
     if legacy.exists() or alias.exists() or stem.with_name(stem.name + ".safetensors").exists():
         print(f"bundle_weights: error: {legacy} or its alias exists", file=sys.stderr)
         return 2
-    near = _nearest_tensors(dst, folder / "legacy") if dst.is_file() else None
+    aliased = _aliases_of(dst, folder / "legacy") if dst.is_file() else []
+    # A default that aliases name keeps its tensors in a file of its own in legacy/.
+    near = _nearest_tensors(dst, folder / "legacy") if dst.is_file() and not aliased else None
     same = near[0] if near else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
     meta_path = args.weights.parent / "result.json"
@@ -203,6 +245,8 @@ def main(argv=None) -> int:
     if args.dry_run:
         where = (f"{alias} (tensors in {same.name}, {len(near[1])} overridden)" if same
                  else str(legacy))
+        if aliased:
+            where += f", and point {', '.join(a.name for a in aliased)} at it"
         print(f"would move {dst.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
     if same is not None:
@@ -225,6 +269,14 @@ def main(argv=None) -> int:
         # The config goes beside it in any case, so listing presets needs no unpacking.
         zoo.config_sidecar(legacy).write_text(
             json.dumps({"config": asdict(old.config), "info": _info(dst)}, indent=2) + "\n")
+        broken = _retarget(aliased, legacy)
+        if broken is not None:
+            print(f"bundle_weights: error: {broken} changes its hash on {legacy.name}; "
+                  f"nothing replaced", file=sys.stderr)
+            _retarget([a for a in aliased if a.name < broken], dst)
+            legacy.unlink()
+            zoo.config_sidecar(legacy).unlink()
+            return 1
         dst.unlink()
         dst.with_suffix(".json").unlink(missing_ok=True)
     new.save(dst, half=True, extra=info)

@@ -12,7 +12,8 @@ safetensors file back, and loading unpacks it in memory (bounded by ``MAX_WEIGHT
 
 Weights that differ from another bundled file only in their config (the same tensors under
 another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "tensors":
-"<file>.safetensors"}`` (a file in the same folder) and counts as a weights file of its own.
+"<file>.safetensors"}`` (a file in the same folder, or ``../<file>`` in the folder above it:
+a legacy alias of a default) and counts as a weights file of its own.
 Weights that share most tensors with another file (a few norm parameters changed) are an alias
 with ``"overrides": "<name>.overrides.safetensors"``: the few tensors that differ, which
 replace the target's.
@@ -110,11 +111,20 @@ def _is_alias(path: Path) -> bool:
 
 
 def _alias(path: Path) -> tuple[dict, Path, Path | None]:
-    """(config, tensor file, overrides file or None) of an alias entry; both files are names
-    in the alias's folder."""
+    """(config, tensor file, overrides file or None) of an alias entry. The tensor file is a
+    name in the alias's folder or ``../name`` in the folder above; the overrides file a name in
+    the alias's folder."""
     try:
         spec = json.loads(path.read_text())
-        config, target = spec["config"], path.parent / Path(spec["tensors"]).name
+        config, name = spec["config"], spec["tensors"]
+        parts = Path(name).parts if isinstance(name, str) else ()
+        if len(parts) == 1 and parts[0] not in (".", ".."):
+            target = path.parent / parts[0]
+        elif len(parts) == 2 and parts[0] == ".." and parts[1] != "..":
+            target = path.parent.parent / parts[1]
+        else:
+            raise ValueError(f"tensors must name a file beside the alias or in the folder "
+                             f"above it, not {name!r}")
         over = spec.get("overrides")
         if not isinstance(config, dict) or not isinstance(over, (str, type(None))):
             raise TypeError("bad entry types")

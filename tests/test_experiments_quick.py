@@ -266,6 +266,49 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     assert zoo.file_hash(near) == near_hash
 
 
+def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
+    """--dedupe turns a legacy copy of a default's tensors (another config) into an alias
+    naming ``../<default>``; replacing that default later moves its tensors to legacy/ and
+    points the alias there, under the same hash."""
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    (folder / "legacy").mkdir(parents=True)
+    torch.manual_seed(0)
+    default = Codec("rgb-16x", width=8, blocks=1, pad="replicate")
+    default.save(folder / "rgb-16x-small.safetensors")
+    state = zoo.read_weights(folder / "rgb-16x-small.safetensors")[1]
+    old = Codec.from_state({"preset": "rgb-16x", "width": 8, "blocks": 1}, state)
+    old.save(folder / "legacy" / "rgb-16x-small-zero.safetensors", half=True)
+    old_hash = zoo.file_hash(folder / "legacy" / "rgb-16x-small-zero.safetensors")
+    default_hash = zoo.file_hash(folder / "rgb-16x-small.safetensors")
+    assert old_hash != default_hash
+    script = str(ROOT / "experiments" / "bundle_weights.py")
+    proc = subprocess.run([sys.executable, script, "--dedupe", "--weights-dir", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    alias = folder / "legacy" / "rgb-16x-small-zero.alias.json"
+    assert json.loads(alias.read_text())["tensors"] == "../rgb-16x-small.safetensors"
+    assert not (folder / "legacy" / "rgb-16x-small-zero.safetensors").exists()
+    assert zoo.file_hash(alias) == old_hash
+    trained = Codec("rgb-16x", width=8, blocks=1, pad="replicate")
+    (tmp_path / "run").mkdir()
+    trained.save(tmp_path / "run" / "model.safetensors", half=False)
+    proc = subprocess.run([sys.executable, script, "rgb-16x",
+                           str(tmp_path / "run" / "model.safetensors"), "--legacy-name", "one",
+                           "--weights-dir", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    moved = folder / "legacy" / "rgb-16x-small-one.safetensors.xz"
+    assert zoo.file_hash(moved) == default_hash
+    assert json.loads(alias.read_text())["tensors"] == moved.name
+    assert zoo.file_hash(alias) == old_hash
+    assert zoo.file_hash(folder / "rgb-16x-small.safetensors") not in (old_hash, default_hash)
+
+
 def test_gray_eval_on_one_crop(tmp_path):
     """experiments/gray_eval.py: gray through the RGB codecs and the bundled gray codec, with
     WebP at each row's bytes; the gray codec spends well under half the RGB codec's bytes."""

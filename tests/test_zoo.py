@@ -134,6 +134,19 @@ def test_alias_entries_share_tensors_under_another_config(tmp_path, monkeypatch)
     for codec in (a, b):  # each file decodes with the weights that made it
         blob = pywalloc.compress(img, codec=codec)
         assert np.array_equal(pywalloc.decompress(blob), pywalloc.decompress(blob, codec))
+    # A legacy alias may name a file in the folder above (a default); no other paths.
+    up = weights / "legacy" / "rgb-16x-c.alias.json"
+    top = asdict(zoo.load(weights / "rgb-16x-small.safetensors").config)
+    up.write_text(json.dumps({"config": top, "tensors": "../rgb-16x-small.safetensors"}))
+    assert torch.equal(zoo.load(up).state_dict()["analysis.weight"],
+                       zoo.load(weights / "rgb-16x-small.safetensors").state_dict()[
+                           "analysis.weight"])
+    for bad in ("../../rgb-16x-small.safetensors", "sub/rgb-16x-a.safetensors", "..", "/etc/x",
+                7):
+        up.write_text(json.dumps({"config": top, "tensors": bad}))
+        with pytest.raises(zoo.WeightsFileError, match="alias"):
+            zoo.load(up)
+    up.unlink()
     alias.write_text("{")  # a broken alias is not a weights file of the preset
     assert "rgb-16x-b.alias.json" not in [p.name for p in zoo.bundled_files("rgb-16x")]
 
