@@ -13,10 +13,13 @@
 # Runs so far (docs/models.md): stereo-20x MIN=45 on the unfiltered tracks (shipped ce320f83);
 # stereo-5x MIN=82 BF16=1 on the unfiltered tracks (lost; the likely cause: the DC and
 # infrasound of seven singularity tracks); both again with PARALLEL=1 MIN=120 on the
-# high-passed tracks, float32 (stereo-20x won: experiments/candidates/stereo-20x-hp.*).
+# high-passed tracks, float32 (stereo-20x won: experiments/candidates/stereo-20x-hp.*);
+# stereo-20x continued from that run: RUNS=runs/audio-hp2 MIN=115 LR=5e-5
+# INIT_PATTERN=runs/audio-hp/%s/model.safetensors.
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
 # BF16=1 runs the decoder CNN's convolutions in bf16 (--bf16: about 1.5x faster steps).
-# LR sets the peak learning rate (default 1e-4).
+# LR sets the peak learning rate (default 1e-4); INIT_PATTERN the start weights (printf
+# pattern, %s = preset; default: the bundled weights).
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
 #         --heldout .devdata/audio/heldout-music
 set -u
@@ -25,6 +28,7 @@ RUNS=${RUNS:-runs/audio-ft}
 INIT=${INIT:-pywalloc/weights}
 MIN=${MIN:-50}
 LR=${LR:-1e-4}
+INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors}
 PRESETS=${PRESETS:-stereo-20x stereo-5x}
 mkdir -p "$RUNS"
 extra=()
@@ -32,7 +36,7 @@ extra=()
 [ "${BF16:-0}" = 1 ] && extra+=(--bf16)  # the CNN's convolutions in bf16: ~1.5x faster steps
 run() {  # preset
     nice -n 19 python3 -m pywalloc.training --preset "$1" --data "$AUDIO" --out "$RUNS/$1" \
-        --init "$INIT/$1-small.safetensors" --decoder-only --batch 8 --per-item 4 --lr "$LR" \
+        --init "$(printf "$INIT_PATTERN" "$1")" --decoder-only --batch 8 --per-item 4 --lr "$LR" \
         --warmup 50 --steps 1000000 --max-minutes "$MIN" --workers 1 --threads 1 \
         --log-every 50 --ckpt-every 200 -q "${extra[@]}" 2>"$RUNS/$1.err"
 }
