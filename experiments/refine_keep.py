@@ -34,9 +34,10 @@ from pywalloc.modality import IMAGE
 from pywalloc.refine import refine
 
 
-def crop(path: Path, h: int = 512, w: int = 768) -> np.ndarray:
+def crop(path: Path, h: int = 512, w: int = 768, channels: int = 3) -> np.ndarray:
+    """The centre crop of ``path`` (see above), RGB or, for a 1-channel codec, gray."""
     with Image.open(path) as im:
-        im = im.convert("RGB")
+        im = im.convert("RGB" if channels == 3 else "L")
         if im.height > im.width:
             h, w = w, h
         f = max(1, math.ceil(max(im.size) / 1024))
@@ -62,11 +63,14 @@ def main(argv=None) -> int:
                    if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.count]
     if not files:
         raise SystemExit(f"refine_keep: no images in {args.images}")
-    images = [crop(p) for p in files]
+    codec = pywalloc.load(args.codec)
+    channels = codec.preset.channels
+    if codec.preset.modality is not IMAGE:
+        raise SystemExit(f"refine_keep: {args.codec} is not an image codec")
+    images = [crop(p, channels=channels) for p in files]
     steps = args.steps
     if args.quick:
         images, steps = [images[0][:64, :96].copy()], 2
-    codec = pywalloc.load(args.codec)
     print(f"{args.codec} ({codec.weight_hash}), {len(images)} images "
           f"({', '.join(p.name for p in files[:len(images)])}), {steps} steps\n")
     print("| keep | bpp | PSNR (dB) | s per image |\n|---:|---:|---:|---:|")
@@ -74,17 +78,17 @@ def main(argv=None) -> int:
         bits = err = pixels = 0.0
         t0 = time.perf_counter()
         for img in images:
-            x, mode = IMAGE.to_tensor(img, codec.preset.channels)
+            x, mode = IMAGE.to_tensor(img, channels)
             with torch.inference_mode():
                 z = codec.encode_uint8(x)
             if keep is not None:
                 z = refine(codec, x, z, steps, keep=keep)
-            enc = api._encoded(codec, z[0].cpu(), tuple(x.shape[2:]), 3, mode,
+            enc = api._encoded(codec, z[0].cpu(), tuple(x.shape[2:]), channels, mode,
                                tuple(x.shape[2:]), 0, 1.0, None)
             out = pywalloc.decompress(enc.blob)
             n = img.shape[0] * img.shape[1]
             bits += 8 * len(enc.blob)
-            err += float(np.sum((out.astype(np.float64) - img) ** 2)) / 3
+            err += float(np.sum((out.astype(np.float64) - img) ** 2)) / channels
             pixels += n
         psnr = mse_psnr(err / pixels, 255.0)
         label = "plain" if keep is None else f"{keep:g}"

@@ -333,12 +333,14 @@ def test_gray_eval_on_one_crop(tmp_path):
     assert "| `gray-16x` |" in proc.stdout
 
 
-def test_refine_keep_quick():
+@pytest.mark.parametrize("codec", ["rgb-16x", "gray-16x"])
+def test_refine_keep_quick(codec):
     """experiments/refine_keep.py --quick: one small crop, the plain row and one row per keep,
-    rates from the real bytes."""
+    rates from the real bytes; gray codecs get gray crops."""
     res = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_keep.py"),
                           "--quick", "--images", str(ROOT / "pywalloc" / "samples"),
-                          "--keep", "0.15", "0.05"], capture_output=True, text=True,
+                          "--codec", codec, "--keep", "0.15", "0.05"],
+                         capture_output=True, text=True,
                          timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [line for line in res.stdout.splitlines() if line.startswith("| ")][1:]
