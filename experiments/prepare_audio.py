@@ -12,19 +12,29 @@ heldout_variants.py: seven of the twelve carry 12-95 % of their energy below 20 
 up to 0.39 and slow drifts), which an MSE loss would otherwise spend the decoder on
 (docs/models.md). The held-out copies stay as they are; heldout_variants.py filters those.
 ``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01. Existing
-output files are kept: delete OUT/train's singularity copies written before 2026-12-01 (or
-the whole OUT) to get them filtered.
+resampled copies are kept when OUT/prepare.json says they were written with the same choice;
+otherwise (a folder from before 2026-12-01 has no such file) the singularity training copies
+are written again. Each file is written under a temporary name and renamed, so a stopped run
+leaves no half-written FLAC behind.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 from heldout_variants import highpass20  # the same directory: python experiments/prepare_audio.py
+
+
+def _write_flac(dest: Path, data: np.ndarray, rate: int) -> None:
+    """``dest`` as 16-bit FLAC, written whole or not at all."""
+    tmp = dest.with_name(dest.name + ".part")
+    sf.write(tmp, data, rate, subtype="PCM_16", format="FLAC")
+    os.replace(tmp, dest)
 
 
 def main() -> None:
@@ -45,7 +55,7 @@ def main() -> None:
         acc, _ = sf.read(p / "accomp.flac", dtype="float32")
         mix = np.clip(lead + acc, -1, 1)
         split = "val" if p in val else "train"
-        sf.write(out / split / f"{p.name}.flac", mix, sr, subtype="PCM_16")
+        _write_flac(out / split / f"{p.name}.flac", mix, sr)
     for track in sorted((shared / "music-train").glob("*.ogg")):
         link = out / "train" / track.name
         if not link.exists():
@@ -53,20 +63,30 @@ def main() -> None:
     tracks = sorted((shared / "music-train" / "singularity").glob("*.ogg"))
     held = set(tracks[2::5])
     (out / "heldout-music").mkdir(parents=True, exist_ok=True)
+    manifest = out / "prepare.json"
+    highpass = not args.no_highpass
+    try:
+        same = json.loads(manifest.read_text()).get("singularity_highpass") == highpass
+    except (OSError, ValueError, AttributeError):
+        same = False  # no record: the training copies may predate the high-pass
+    rewritten = 0
     for track in tracks:
         dest = out / ("heldout-music" if track in held else "train") / f"{track.stem}.flac"
-        if dest.exists():
+        if dest.exists() and (same or track in held):
             continue
+        rewritten += dest.exists()
         data, sr = sf.read(track, dtype="float32", always_2d=True)
         if sr != 44100:
             from pywalloc.media import resample_audio
 
             data = resample_audio(data, sr, 44100)
-        if track not in held and not args.no_highpass:
+        if track not in held and highpass:
             data = highpass20(data, 44100)
-        sf.write(dest, np.clip(data, -1, 1), 44100, subtype="PCM_16")
+        _write_flac(dest, np.clip(data, -1, 1), 44100)
+    manifest.write_text(json.dumps({"singularity_highpass": highpass}) + "\n")
     print(f"{len(pieces) - len(val)} train mixtures, {len(val)} val, plus music tracks "
-          f"({len(tracks) - len(held)} resampled, {len(held)} held out) -> {out}")
+          f"({len(tracks) - len(held)} resampled, {len(held)} held out; {rewritten} old "
+          f"training copies written again) -> {out}")
 
 
 if __name__ == "__main__":

@@ -193,6 +193,18 @@ def test_prepare_audio_highpasses_only_the_training_music(tmp_path):
         mid = slice(2205, -2205)
         assert rate == 44100 and np.abs(x[mid].mean(0)).max() < 0.01
         assert 0.2 < np.abs(x[mid, 0]).max() < 0.4  # the tone stays
+    assert not list(out.rglob("*.part"))
+    # Run again with --no-highpass: prepare.json says the copies were filtered, so the
+    # training copies are written again, unfiltered; without a change they are kept.
+    again = [sys.executable, str(ROOT / "experiments" / "prepare_audio.py"), "--shared",
+             str(shared), "--out", str(out), "--holdout", "1", "--no-highpass"]
+    res = subprocess.run(again, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "4 old training copies written again" in res.stdout
+    x, _ = sf.read(out / "train" / "s0.flac")
+    assert abs(x[2205:-2205, 0].mean() - 0.4) < 0.02
+    res = subprocess.run(again, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0 and "0 old training copies" in res.stdout
 
 
 def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
