@@ -2,7 +2,7 @@
 
     python experiments/compare_weights.py rgb-16x runs/x/model.safetensors [more.safetensors]
         [--shared ../shared/data] [--heldout .devdata/audio/heldout-music] [--effort E]
-        [--limit N] [--json out.json]
+        [--limit N] [--no-bundled] [--threads T] [--json out.json]
 
 Each candidate (and the bundled weights of the preset, listed first) is scored on
 images: the 24 Kodak images (mean PSNR of 8-bit RGB, bpp from the .wlc byte count);
@@ -94,10 +94,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N items only (quick look)")
     ap.add_argument("--no-bundled", action="store_true", help="skip the bundled weights")
     ap.add_argument("--json", help="write the results here too")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     shared = Path(args.shared)
     cands = ([] if args.no_bundled else [("bundled", pywalloc.load(args.preset))])
     cands += [(w, pywalloc.load(w)) for w in args.weights]  # any weights file, aliases too
