@@ -14,8 +14,8 @@ up to 0.39 and slow drifts), which an MSE loss would otherwise spend the decoder
 ``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01. Existing
 resampled copies are kept when OUT/prepare.json says they were written with the same choice;
 otherwise (a folder from before 2026-12-01 has no such file) the singularity training copies
-are written again. Each file is written under a temporary name and renamed, so a stopped run
-leaves no half-written FLAC behind.
+are written again. Each file is written under a temporary name and renamed (``pywalloc.media.atomic_write``),
+so a stopped run leaves no half-written FLAC behind.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from heldout_variants import highpass20  # the same directory: python experiment
 
 
 def _write_flac(dest: Path, data: np.ndarray, rate: int) -> None:
-    """``dest`` as 16-bit FLAC, written whole or not at all."""
-    tmp = dest.with_name(dest.name + ".part")
-    sf.write(tmp, data, rate, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, dest)
+    """``dest`` as 16-bit FLAC, written whole or not at all (pywalloc's one atomic writer)."""
+    from pywalloc.media import atomic_write
+
+    atomic_write(dest, lambda fh: sf.write(fh, data, rate, subtype="PCM_16", format="FLAC"),
+                 "audio")
 
 
 def main() -> None:

@@ -193,7 +193,7 @@ def test_prepare_audio_highpasses_only_the_training_music(tmp_path):
         mid = slice(2205, -2205)
         assert rate == 44100 and np.abs(x[mid].mean(0)).max() < 0.01
         assert 0.2 < np.abs(x[mid, 0]).max() < 0.4  # the tone stays
-    assert not list(out.rglob("*.part"))
+    assert not list(out.rglob("*.tmp"))
     # Run again with --no-highpass: prepare.json says the copies were filtered, so the
     # training copies are written again, unfiltered; without a change they are kept.
     again = [sys.executable, str(ROOT / "experiments" / "prepare_audio.py"), "--shared",
