@@ -13,9 +13,9 @@
 # Runs so far (docs/models.md): stereo-20x MIN=45 on the unfiltered tracks (shipped ce320f83);
 # stereo-5x MIN=82 BF16=1 on the unfiltered tracks (lost; the likely cause: the DC and
 # infrasound of seven singularity tracks); both again with PARALLEL=1 MIN=120 on the
-# high-passed tracks, float32 (stereo-20x won: experiments/candidates/stereo-20x-hp.*);
-# stereo-20x continued from that run: RUNS=runs/audio-hp2 MIN=115 LR=5e-5
-# INIT_PATTERN=runs/audio-hp/%s/model.safetensors.
+# high-passed tracks, float32 (stereo-20x won, stereo-5x traded); stereo-20x continued from
+# that run (RUNS=runs/audio-hp) with RUNS=runs/audio-hp2 MIN=115 LR=5e-5
+# INIT_PATTERN=runs/audio-hp/%s/model.safetensors: shipped 2026-12-01 (b5f0f460ccae90ef).
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
 # BF16=1 runs the decoder CNN's convolutions in bf16 (--bf16: about 1.5x faster steps).
 # LR sets the peak learning rate (default 1e-4); INIT_PATTERN the start weights (printf
