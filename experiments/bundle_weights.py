@@ -112,14 +112,27 @@ def _nearest_tensors(path: Path, legacy: Path, skip=(),
     return None if best is None else (best[1], best[2])
 
 
+def _tensors_name(alias: Path, target: Path) -> str:
+    """How ``alias`` names its tensor file ``target``: beside it, or ``../`` one folder up."""
+    return target.name if target.parent == alias.parent else "../" + target.name
+
+
+def _write_spec(alias: Path, spec: dict, want: str) -> bool:
+    """Write the alias ``spec`` to ``alias``; whether it reproduces the weights hash ``want``."""
+    alias.write_text(json.dumps(spec, indent=2) + "\n")
+    try:
+        return zoo.file_hash(alias) == want
+    except zoo.WeightsFileError:
+        return False
+
+
 def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: list[str],
                  want: str, info: dict | None = None) -> bool:
     """Write ``alias`` (and its overrides file when ``diff`` names tensors of ``source``) on
     ``target``; keep it only if it reproduces the weights hash ``want``."""
     from safetensors.torch import save
 
-    name = target.name if target.parent == alias.parent else "../" + target.name
-    spec = {"config": config, "tensors": name}
+    spec = {"config": config, "tensors": _tensors_name(alias, target)}
     over = alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.OVERRIDES_SUFFIX)
     if diff:
         mine = _tensors(source)
@@ -127,11 +140,7 @@ def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: li
         spec["overrides"] = over.name
     if info:
         spec["info"] = info
-    alias.write_text(json.dumps(spec, indent=2) + "\n")
-    try:
-        ok = zoo.file_hash(alias) == want
-    except zoo.WeightsFileError:
-        ok = False
+    ok = _write_spec(alias, spec, want)
     if not ok:
         alias.unlink()
         over.unlink(missing_ok=True)
@@ -152,14 +161,8 @@ def _retarget(aliases: list[Path], target: Path) -> str | None:
     for alias in aliases:
         want = zoo.file_hash(alias)
         before = alias.read_text()
-        spec = json.loads(before)
-        spec["tensors"] = target.name if target.parent == alias.parent else "../" + target.name
-        alias.write_text(json.dumps(spec, indent=2) + "\n")
-        try:
-            ok = zoo.file_hash(alias) == want
-        except zoo.WeightsFileError:
-            ok = False
-        if not ok:
+        spec = {**json.loads(before), "tensors": _tensors_name(alias, target)}
+        if not _write_spec(alias, spec, want):
             alias.write_text(before)
             return alias.name
     return None
@@ -170,9 +173,12 @@ def dedupe(folder: Path, dry_run: bool) -> int:
     aliases of it."""
     legacy = folder / "legacy"
     done: list[Path] = []
+    defaults = _defaults(folder)
     for path in _legacy_files(legacy):
-        near = _nearest_tensors(path, legacy, skip=done, also=_defaults(folder))
-        if near is None or _aliases_of(path, legacy):  # aliases name it: it keeps its tensors
+        if _aliases_of(path, legacy):  # aliases name it: it keeps its tensors
+            continue
+        near = _nearest_tensors(path, legacy, skip=done, also=defaults)
+        if near is None:
             continue
         target, diff = near
         stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
