@@ -12,6 +12,10 @@
   of that file, so the tensors are stored once. When one holds nearly the same tensors (at
   most 5 % of the values differ, e.g. a few norm parameters), the alias also names a
   ``.overrides.safetensors`` file with just the tensors that differ.
+  When the old default has the new one's tensor names and shapes (another training of the
+  same architecture), it is stored as ``legacy/<preset>-small-<NAME>.alias.json`` naming the new
+  default plus ``.xor.xz`` XOR planes against it, if that is smaller than xz of the file
+  (it usually is, by 10-30 %: see ``pywalloc.zoo``).
 - The trained weights are written in fp16 as the new default, with a JSON copy of the config
   and where they came from (source hash, training steps and minutes, recipe).
 - Printed: the old and new weight hashes and the bundled total size (target: under 60 MB).
@@ -24,7 +28,9 @@ rewrites every legacy weights file that nearly duplicates another legacy file, o
 default, as such an alias (checking that the alias reproduces the file's hash before deleting
 it; an alias of a default names it as ``../<preset>-small.safetensors``). When a default that
 legacy aliases name is replaced, it moves to ``legacy/`` as above and those aliases are
-rewritten to name it there, each checked against its hash.
+rewritten to name it there, each checked against its hash. Then every legacy file left that has
+its preset's default tensor names and shapes becomes XOR planes against that default, where
+that is smaller (aliases that named the file are pointed at the new alias).
 """
 
 from __future__ import annotations
@@ -152,20 +158,94 @@ def _aliases_of(target: Path, legacy: Path) -> list[Path]:
     if not legacy.is_dir():
         return []
     return sorted(a for a in legacy.glob("*" + zoo.ALIAS_SUFFIX)
-                  if zoo._alias(a)[1].resolve() == target.resolve())
+                  if zoo.alias_spec(a).target.resolve() == target.resolve())
 
 
-def _retarget(aliases: list[Path], target: Path) -> str | None:
-    """Point each alias at ``target`` (a file in its folder or the one above); the first alias
-    whose hash changed (restored as it was), else None."""
-    for alias in aliases:
-        want = zoo.file_hash(alias)
-        before = alias.read_text()
-        spec = {**json.loads(before), "tensors": _tensors_name(alias, target)}
+def _retarget(wants: dict[Path, str], target: Path) -> str | None:
+    """Point each alias (mapped to the weights hash it must keep) at ``target`` (a file in its
+    folder or the one above); the first alias whose hash changed, else None. On failure every
+    alias is restored as it was."""
+    before = {alias: alias.read_text() for alias in wants}
+    for alias, want in wants.items():
+        spec = {**json.loads(before[alias]), "tensors": _tensors_name(alias, target)}
         if not _write_spec(alias, spec, want):
-            alias.write_text(before)
+            for a, text in before.items():
+                a.write_text(text)
             return alias.name
     return None
+
+
+def _xor_alias(alias: Path, source: Path, base: Path, config: dict, want: str,
+               info: dict | None, limit: int) -> bool:
+    """Write ``alias`` and its XOR planes: ``source``'s tensors against ``base``'s. Kept only
+    when the planes are under ``limit`` bytes and the alias reproduces the weights hash
+    ``want``."""
+    stem = alias.name[: -len(zoo.ALIAS_SUFFIX)]
+    planes = alias.with_name(stem + zoo.XOR_SUFFIX)
+    try:
+        packed = zoo.xor_pack(_tensors(source), _tensors(base))
+    except ValueError:  # another architecture, or not fp16
+        return False
+    if len(packed) >= limit:
+        return False
+    atomic_write(planes, packed, "weights")
+    spec = {"config": config, "tensors": _tensors_name(alias, base), "xor": planes.name,
+            "weights_hash": want}
+    if info:
+        spec["info"] = info
+    if _write_spec(alias, spec, want):
+        return True
+    alias.unlink()
+    planes.unlink()
+    return False
+
+
+def _xor_legacy(folder: Path, dry_run: bool) -> int:
+    """Rewrite each legacy tensor file as XOR planes against its preset's default where that is
+    smaller; aliases that named the file name the new alias. Returns the bytes saved."""
+    legacy = folder / "legacy"
+    saved = 0
+    for path in _legacy_files(legacy):
+        codec = Codec.from_file(path)
+        base = folder / zoo.weights_path(codec.preset.name, codec.config.size).name
+        if not base.is_file():
+            continue
+        stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
+        alias = legacy / (stem + zoo.ALIAS_SUFFIX)
+        if alias.exists():
+            continue
+        size = path.stat().st_size
+        if dry_run:
+            try:
+                packed = len(zoo.xor_pack(_tensors(path), _tensors(base)))
+            except ValueError:
+                continue
+            if packed < size:
+                print(f"{path.name}: would become XOR planes against {base.name} "
+                      f"({size / 1e6:.2f} -> {packed / 1e6:.2f} MB)")
+                saved += size - packed
+            continue
+        want = codec.weight_hash
+        wants = {a: zoo.file_hash(a) for a in _aliases_of(path, legacy)}
+        sidecar = zoo.config_sidecar(path)
+        side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        if not _xor_alias(alias, path, base, side.get("config") or asdict(codec.config), want,
+                          side.get("info"), size):
+            continue
+        broken = _retarget(wants, alias)
+        if broken is not None:
+            print(f"bundle_weights: {broken} changes its hash on {alias.name}; "
+                  f"{path.name} kept", file=sys.stderr)
+            alias.unlink()
+            alias.with_name(stem + zoo.XOR_SUFFIX).unlink()
+            continue
+        packed = alias.with_name(stem + zoo.XOR_SUFFIX).stat().st_size
+        print(f"{path.name}: XOR planes against {base.name} "
+              f"({size / 1e6:.2f} -> {packed / 1e6:.2f} MB)")
+        saved += size - packed
+        path.unlink()
+        sidecar.unlink(missing_ok=True)
+    return saved
 
 
 def dedupe(folder: Path, dry_run: bool) -> int:
@@ -201,9 +281,19 @@ def dedupe(folder: Path, dry_run: bool) -> int:
         path.unlink()
         sidecar.unlink(missing_ok=True)
         done.append(path)
+    saved = _xor_legacy(folder, dry_run)
+    if saved:
+        print(f"XOR planes save {saved / 1e6:.2f} MB")
     total = _total_mb(folder)
     print(f"bundled total {total:.1f} MB (limit {LIMIT_MB})")
     return 0
+
+
+def _save_default(new: Codec, dst: Path, info: dict) -> None:
+    """Write ``new`` as the default ``dst`` (fp16) with its JSON config and provenance."""
+    new.save(dst, half=True, extra=info)
+    dst.with_suffix(".json").write_text(
+        json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
 
 
 def main(argv=None) -> int:
@@ -213,7 +303,7 @@ def main(argv=None) -> int:
                     help="the trained model.safetensors (fp32)")
     ap.add_argument("--legacy-name", help="suffix of the old default's name in weights/legacy/")
     ap.add_argument("--dedupe", action="store_true",
-                    help="only rewrite near-duplicate legacy files as aliases")
+                    help="only rewrite legacy files as aliases of near duplicates, or as XOR planes")
     ap.add_argument("--recipe", default="", help="the command or script that trained it")
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
@@ -265,8 +355,12 @@ def main(argv=None) -> int:
         dst.with_suffix(".json").unlink(missing_ok=True)
         legacy = alias
     elif dst.is_file():
+        wants = {a: zoo.file_hash(a) for a in aliased}  # before anything changes
+        old_bytes, old_json = dst.read_bytes(), dst.with_suffix(".json")
+        old_json_text = old_json.read_text() if old_json.is_file() else None
+        old_info = _info(dst)
         legacy.parent.mkdir(exist_ok=True)
-        packed = lzma.compress(dst.read_bytes(), preset=9 | lzma.PRESET_EXTREME)
+        packed = lzma.compress(old_bytes, preset=9 | lzma.PRESET_EXTREME)
         atomic_write(legacy, packed, "weights")
         if zoo.file_hash(legacy) != old_hash:  # never drop the only copy of weights unchecked
             legacy.unlink()
@@ -274,20 +368,29 @@ def main(argv=None) -> int:
             return 1
         # The config goes beside it in any case, so listing presets needs no unpacking.
         zoo.config_sidecar(legacy).write_text(
-            json.dumps({"config": asdict(old.config), "info": _info(dst)}, indent=2) + "\n")
-        broken = _retarget(aliased, legacy)
+            json.dumps({"config": asdict(old.config), "info": old_info}, indent=2) + "\n")
+        _save_default(new, dst, info)
+        # Another training of the same architecture: XOR planes against the new default.
+        if _xor_alias(alias, legacy, dst, asdict(old.config), old_hash, old_info or None,
+                      legacy.stat().st_size):
+            legacy.unlink()
+            zoo.config_sidecar(legacy).unlink()
+            legacy = alias
+        broken = _retarget(wants, legacy)
         if broken is not None:
             print(f"bundle_weights: error: {broken} changes its hash on {legacy.name}; "
                   f"nothing replaced", file=sys.stderr)
-            _retarget([a for a in aliased if a.name < broken], dst)
-            legacy.unlink()
-            zoo.config_sidecar(legacy).unlink()
+            atomic_write(dst, old_bytes, "weights")
+            if old_json_text is None:
+                old_json.unlink(missing_ok=True)
+            else:
+                old_json.write_text(old_json_text)
+            for part in (legacy, zoo.config_sidecar(legacy),
+                         alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.XOR_SUFFIX)):
+                part.unlink(missing_ok=True)
             return 1
-        dst.unlink()
-        dst.with_suffix(".json").unlink(missing_ok=True)
-    new.save(dst, half=True, extra=info)
-    dst.with_suffix(".json").write_text(
-        json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
+    if not dst.is_file():  # no earlier default, or it became an alias
+        _save_default(new, dst, info)
     shipped = Codec.from_file(dst)
     total = _total_mb(folder)
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "

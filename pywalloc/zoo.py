@@ -17,6 +17,13 @@ a legacy alias of a default) and counts as a weights file of its own.
 Weights that share most tensors with another file (a few norm parameters changed) are an alias
 with ``"overrides": "<name>.overrides.safetensors"``: the few tensors that differ, which
 replace the target's.
+Weights with the same tensor names and shapes as another file but other values (an older
+training of the same preset) are an alias with ``"xor": "<name>.xor.xz"``: every fp16 value's
+bits XOR the target's, as two byte planes (all high bytes, then all low bytes, tensors in name
+order), xz-compressed (:func:`xor_pack`). Sign and exponent rarely change between trainings, so
+this is some 10-24 % smaller than xz of the file itself. Such an alias records the weights hash
+it must reproduce (``"weights_hash"``), checked when it loads. An alias's target may itself be
+an alias, to a depth of ``MAX_ALIAS_DEPTH``.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import json
 import lzma
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import WeightsFileError, WeightsNotFoundError
 from .presets import PRESETS, get_preset, get_size
@@ -38,12 +45,16 @@ if TYPE_CHECKING:  # pragma: no cover - torch and the codec load on first use
 __all__ = [
     "LEGACY_DIR",
     "WEIGHTS_DIR",
+    "AliasSpec",
+    "alias_spec",
     "available",
     "bundled_files",
     "file_hash",
     "find",
     "load",
     "weights_path",
+    "xor_pack",
+    "xor_unpack",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -69,8 +80,12 @@ ALIAS_SUFFIX = ".alias.json"
 # The tensors an alias changes in its target: part of an alias, not a weights file of its own.
 OVERRIDES_SUFFIX = ".overrides.safetensors"
 XZ_SUFFIX = ".safetensors.xz"
+# An alias's XOR planes: part of an alias, like an overrides file.
+XOR_SUFFIX = ".xor.xz"
 # An xz weights file must not expand past this (a hostile or damaged file could ask for more).
 MAX_WEIGHTS_BYTES = 1 << 30
+# How many aliases deep a chain of targets may go (a cycle would otherwise never end).
+MAX_ALIAS_DEPTH = 16
 
 
 def config_sidecar(path: Path) -> Path:
@@ -110,10 +125,21 @@ def _is_alias(path: Path) -> bool:
     return path.name.endswith(ALIAS_SUFFIX)
 
 
-def _alias(path: Path) -> tuple[dict, Path, Path | None]:
-    """(config, tensor file, overrides file or None) of an alias entry. The tensor file is a
-    name in the alias's folder or ``../name`` in the folder above; the overrides file a name in
-    the alias's folder."""
+class AliasSpec(NamedTuple):
+    """What an ``.alias.json`` entry says: the config, the file whose tensors it starts from,
+    and what changes them (an overrides file, XOR planes, or neither)."""
+
+    config: dict
+    target: Path
+    overrides: Path | None
+    xor: Path | None
+    weights_hash: str | None
+
+
+def alias_spec(path: Path) -> AliasSpec:
+    """The entry of an alias file. The tensor file is a name in the alias's folder or
+    ``../name`` in the folder above; the overrides and XOR files are names in the alias's
+    folder. WeightsFileError when the entry is malformed."""
     try:
         spec = json.loads(path.read_text())
         config, name = spec["config"], spec["tensors"]
@@ -125,60 +151,138 @@ def _alias(path: Path) -> tuple[dict, Path, Path | None]:
         else:
             raise ValueError(f"tensors must name a file beside the alias or in the folder "
                              f"above it, not {name!r}")
-        over = spec.get("overrides")
-        if not isinstance(config, dict) or not isinstance(over, (str, type(None))):
+        over, xor, want = spec.get("overrides"), spec.get("xor"), spec.get("weights_hash")
+        if not isinstance(config, dict) or not all(
+                isinstance(v, (str, type(None))) for v in (over, xor, want)):
             raise TypeError("bad entry types")
         if over is not None:
             over = path.parent / Path(over).name
             if not over.name.endswith(OVERRIDES_SUFFIX):
                 raise ValueError(f"overrides must be a *{OVERRIDES_SUFFIX} file")
+        if xor is not None:
+            xor = path.parent / Path(xor).name
+            if not xor.name.endswith(XOR_SUFFIX) or over is not None or want is None:
+                raise ValueError(f"xor must be a *{XOR_SUFFIX} file, with a weights_hash and "
+                                 f"no overrides")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsFileError(f"cannot read weights alias '{path}': {exc}") from None
-    return config, target, over
+    return AliasSpec(config, target, over, xor, want)
 
 
-def _stamp(path: Path) -> tuple[int, int]:
+def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     st = path.stat()
-    if _is_alias(path):  # the alias changes when any of its files does
-        mtime, size = st.st_mtime_ns, st.st_size
-        for part in _alias(path)[1:]:
-            if part is not None:
-                try:
-                    other = part.stat()
-                except OSError:
-                    raise WeightsFileError(f"weights alias '{path}' names a missing file "
-                                           f"'{part.name}'") from None
-                mtime, size = mtime ^ other.st_mtime_ns, size + other.st_size
-        return mtime, size
-    return st.st_mtime_ns, st.st_size
+    if not _is_alias(path):
+        return st.st_mtime_ns, st.st_size
+    if depth >= MAX_ALIAS_DEPTH:
+        raise WeightsFileError(f"weights alias '{path}': aliases nest deeper than "
+                               f"{MAX_ALIAS_DEPTH} (a cycle?)")
+    # The alias changes when any of its files does, its target's included.
+    spec = alias_spec(path)
+    mtime, size = st.st_mtime_ns, st.st_size
+    for part in (spec.target, spec.overrides, spec.xor):
+        if part is not None:
+            try:
+                other = _stamp(part, depth + 1) if part is spec.target else (
+                    part.stat().st_mtime_ns, part.stat().st_size)
+            except OSError:
+                raise WeightsFileError(f"weights alias '{path}' names a missing file "
+                                       f"'{part.name}'") from None
+            mtime, size = mtime ^ other[0], size + other[1]
+    return mtime, size
 
 
-def _codec_from(path: Path) -> Codec:
+def _planes(tensors: dict[str, torch.Tensor], names: list[str]):
+    """The fp16 bits of ``tensors`` (in ``names`` order) as one flat uint16 numpy array."""
+    import numpy as np
+    import torch
+
+    if not names:
+        return np.zeros(0, np.uint16)
+    return torch.cat([tensors[k].detach().to("cpu", torch.float16).reshape(-1).view(torch.int16)
+                      for k in names]).numpy().view(np.uint16)
+
+
+def xor_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> bytes:
+    """``tensors`` (all fp16) as XOR planes against ``base`` (the same names and shapes):
+    the high bytes of every value's bits XOR base's, then the low bytes, xz-compressed."""
+    import lzma
+
+    import numpy as np
+    import torch
+
+    names = sorted(base)
+    if sorted(tensors) != names or any(tensors[k].shape != base[k].shape for k in names):
+        raise ValueError("XOR planes need the same tensor names and shapes as their base")
+    if any(t.dtype != torch.float16 for t in tensors.values()):
+        raise ValueError("XOR planes hold fp16 tensors only")
+    bits = _planes(tensors, names) ^ _planes(base, names)
+    raw = np.concatenate([(bits >> 8).astype(np.uint8), (bits & 0xFF).astype(np.uint8)])
+    return lzma.compress(raw.tobytes(), preset=9 | lzma.PRESET_EXTREME)
+
+
+def xor_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fp16 tensors that :func:`xor_pack` packed against ``base``; ValueError when ``data``
+    is not XOR planes of base's size."""
+    import numpy as np
+    import torch
+
+    names = sorted(base)
+    count = sum(base[k].numel() for k in names)
+    unpack = lzma.LZMADecompressor()
+    raw = unpack.decompress(data, max_length=2 * count + 1)
+    if not unpack.eof or len(raw) != 2 * count:
+        raise ValueError(f"XOR planes are not {2 * count} bytes (the base's fp16 values)")
+    planes = np.frombuffer(raw, np.uint8)
+    bits = (planes[:count].astype(np.uint16) << 8) | planes[count:]
+    bits ^= _planes(base, names)
+    values = torch.from_numpy(bits.view(np.int16).copy()).view(torch.float16)
+    out, at = {}, 0
+    for k in names:
+        n = base[k].numel()
+        out[k] = values[at:at + n].reshape(base[k].shape)
+        at += n
+    return out
+
+
+def _codec_from(path: Path, depth: int = 0) -> Codec:
     from .codec import Codec
 
     if not _is_alias(path):
         return Codec.from_file(path)
-    config, target, over = _alias(path)
-    tensors = _read(target)[1]  # the target's tensors, read once
-    if over is not None:
-        changed = read_weights(over)[1]
+    spec = alias_spec(path)
+    tensors = _read(spec.target, depth + 1)[1]  # the target's tensors, read once
+    if spec.overrides is not None:
+        changed = read_weights(spec.overrides)[1]
         unknown = sorted(set(changed) - set(tensors))
         if unknown:
-            raise WeightsFileError(f"weights alias '{path}': {over.name} names tensors its "
-                                   f"target lacks ({', '.join(unknown[:3])})")
+            raise WeightsFileError(f"weights alias '{path}': {spec.overrides.name} names "
+                                   f"tensors its target lacks ({', '.join(unknown[:3])})")
         tensors = {**tensors, **changed}
-    return Codec.from_state(config, tensors)
+    if spec.xor is not None:
+        try:
+            tensors = xor_unpack(spec.xor.read_bytes(), tensors)
+        except (OSError, ValueError, lzma.LZMAError) as exc:
+            raise WeightsFileError(f"weights alias '{path}': cannot read {spec.xor.name}: "
+                                   f"{exc}") from None
+    codec = Codec.from_state(spec.config, tensors)
+    if spec.weights_hash is not None and codec.weight_hash != spec.weights_hash:
+        raise WeightsFileError(f"weights alias '{path}' gives weights {codec.weight_hash}, not "
+                               f"the {spec.weights_hash} it records (its target changed?)")
+    return codec
 
 
-def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def _read(path: Path, depth: int = 0) -> tuple[dict, dict[str, torch.Tensor]]:
     """(config, tensors) of a weights file, cached; the tensors must not be modified."""
+    if depth > MAX_ALIAS_DEPTH:
+        raise WeightsFileError(f"weights alias chain to '{path}' is deeper than "
+                               f"{MAX_ALIAS_DEPTH} (a cycle?)")
     try:
         stamp = _stamp(path)
     except OSError:
         raise WeightsNotFoundError(f"weights file '{path}' not found") from None
     hit = _FILES.get(path)
     if hit is None or hit[0] != stamp:
-        codec = _codec_from(path)  # validates config and tensors together
+        codec = _codec_from(path, depth)  # validates config and tensors together
         tensors = {k: v.detach() for k, v in codec.state_dict().items()}
         hit = (stamp, _config_of(codec), tensors)
         _FILES[path] = hit
@@ -239,7 +343,7 @@ def _config_preset(path: Path) -> str | None:
 
     try:
         if _is_alias(path):
-            return _alias(path)[0].get("preset")
+            return alias_spec(path).config.get("preset")
         sidecar = config_sidecar(path)
         if path.name.endswith(XZ_SUFFIX):  # with a config beside it, no need to unpack it
             meta = {} if sidecar.is_file() else read_weights(path)[0]
@@ -263,7 +367,7 @@ def bundled_files(preset: str | None = None) -> list[Path]:
             found += sorted(p for p in [*folder.glob("*.safetensors"),
                                         *folder.glob("*" + XZ_SUFFIX),
                                         *folder.glob("*" + ALIAS_SUFFIX)]
-                            if not p.name.endswith(OVERRIDES_SUFFIX))
+                            if not p.name.endswith((OVERRIDES_SUFFIX, XOR_SUFFIX)))
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:

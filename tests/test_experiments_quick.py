@@ -315,10 +315,72 @@ def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     moved = folder / "legacy" / "rgb-16x-small-one.safetensors.xz"
+    if not moved.exists():  # stored as XOR planes against the new default: smaller than xz
+        moved = folder / "legacy" / "rgb-16x-small-one.alias.json"
     assert zoo.file_hash(moved) == default_hash
     assert json.loads(alias.read_text())["tensors"] == moved.name
     assert zoo.file_hash(alias) == old_hash
     assert zoo.file_hash(folder / "rgb-16x-small.safetensors") not in (old_hash, default_hash)
+
+
+def test_bundle_weights_stores_a_retrained_default_as_xor_planes(tmp_path):
+    """A default replaced by another training of the same architecture goes to legacy/ as XOR
+    planes against the new default (smaller than xz), the aliases that named it follow it,
+    and --dedupe rewrites a legacy xz file as XOR planes; every hash stays."""
+    import lzma
+    from dataclasses import asdict
+
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    def drifted(codec, scale):  # another training: the same tensors, values a little off
+        out = Codec("rgb-16x", width=16, blocks=1)
+        with torch.no_grad():
+            for mine, theirs in zip(out.parameters(), codec.parameters()):
+                mine.copy_(theirs * scale)
+        return out
+
+    folder = tmp_path / "weights"
+    legacy = folder / "legacy"
+    legacy.mkdir(parents=True)
+    torch.manual_seed(0)
+    default = Codec("rgb-16x", width=16, blocks=1)
+    default.save(folder / "rgb-16x-small.safetensors")
+    default_hash = zoo.file_hash(folder / "rgb-16x-small.safetensors")
+    config = asdict(default.config)
+    pad = legacy / "rgb-16x-small-pad.alias.json"
+    pad.write_text(json.dumps({"config": {**config, "pad": "replicate"},
+                               "tensors": "../rgb-16x-small.safetensors"}))
+    pad_hash = zoo.file_hash(pad)
+    drifted(default, 0.99).save(tmp_path / "older.safetensors")
+    older = legacy / "rgb-16x-small-older.safetensors.xz"
+    older.write_bytes(lzma.compress((tmp_path / "older.safetensors").read_bytes()))
+    (legacy / "rgb-16x-small-older.json").write_text(json.dumps({"config": config}))
+    older_hash = zoo.file_hash(older)
+    (tmp_path / "run").mkdir()
+    drifted(default, 1.01).save(tmp_path / "run" / "model.safetensors", half=False)
+    script = str(ROOT / "experiments" / "bundle_weights.py")
+    proc = subprocess.run([sys.executable, script, "rgb-16x",
+                           str(tmp_path / "run" / "model.safetensors"), "--legacy-name", "one",
+                           "--weights-dir", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    moved = legacy / "rgb-16x-small-one.alias.json"
+    spec = json.loads(moved.read_text())
+    assert spec["xor"] == "rgb-16x-small-one.xor.xz"
+    assert spec["tensors"] == "../rgb-16x-small.safetensors"
+    assert not (legacy / "rgb-16x-small-one.safetensors.xz").exists()
+    assert zoo.file_hash(moved) == default_hash != zoo.file_hash(folder / "rgb-16x-small.safetensors")
+    assert json.loads(pad.read_text())["tensors"] == moved.name
+    assert zoo.file_hash(pad) == pad_hash
+    proc = subprocess.run([sys.executable, script, "--dedupe", "--weights-dir", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "rgb-16x-small-older.safetensors.xz: XOR planes" in proc.stdout
+    assert not older.exists() and not (legacy / "rgb-16x-small-older.json").exists()
+    assert zoo.file_hash(legacy / "rgb-16x-small-older.alias.json") == older_hash
 
 
 def test_gray_eval_on_one_crop(tmp_path):

@@ -31,6 +31,21 @@ def test_py_typed_marker_is_shipped():
     assert "py.typed" in _pyproject()["tool"]["setuptools"]["package-data"]["pywalloc"]
 
 
+def test_every_bundled_weights_file_is_package_data():
+    """A file under pywalloc/weights/ that no package-data pattern names would be missing from
+    an installed (non-editable) pywalloc, and old files needing it would not decode."""
+    from fnmatch import fnmatch
+
+    patterns = _pyproject()["tool"]["setuptools"]["package-data"]["pywalloc"]
+    folder = ROOT / "pywalloc"
+    files = [p.relative_to(folder).as_posix() for p in (folder / "weights").rglob("*")
+             if p.is_file()]
+    assert files
+    missing = [f for f in files if not any(fnmatch(f, pat) and f.count("/") == pat.count("/")
+                                           for pat in patterns)]
+    assert not missing
+
+
 def test_python_dash_m_pywalloc_runs_the_cli():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "pywalloc", "--version"], check=False,

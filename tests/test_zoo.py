@@ -181,18 +181,90 @@ def test_xz_weights_load_like_the_plain_file_and_bad_ones_fail_cleanly(tmp_path,
 
 
 def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
-    """Every bundled legacy tensor file is xz-packed and has its config in a JSON beside it, so
-    listing a preset's files never unpacks one; an alias's overrides file is small and part of
-    an alias."""
+    """Every bundled legacy tensor file is packed (xz, or XOR planes against another file) and
+    has its config in a JSON beside it, so listing a preset's files never unpacks one; an
+    alias's overrides file is small and part of an alias; XOR planes are part of an alias."""
     files = [p for p in zoo.LEGACY_DIR.iterdir() if not p.name.endswith(".json")]
     over = [p for p in files if p.name.endswith(zoo.OVERRIDES_SUFFIX)]
-    files = [p for p in files if p not in over]
-    assert files and all(p.name.endswith(zoo.XZ_SUFFIX) for p in files)
+    xor = [p for p in files if p.name.endswith(zoo.XOR_SUFFIX)]
+    files = [p for p in files if p not in over and p not in xor]
+    assert files or xor
+    assert all(p.name.endswith(zoo.XZ_SUFFIX) for p in files)
     assert all(zoo.config_sidecar(p).is_file() for p in files)
-    for p in over:
-        assert p.stat().st_size < 100_000
-        alias = p.with_name(p.name[: -len(zoo.OVERRIDES_SUFFIX)] + zoo.ALIAS_SUFFIX)
-        assert json.loads(alias.read_text())["overrides"] == p.name
+    for part, key, limit in [*((p, "overrides", 100_000) for p in over),
+                             *((p, "xor", 10_000_000) for p in xor)]:
+        assert part.stat().st_size < limit
+        stem = part.name.removesuffix(zoo.OVERRIDES_SUFFIX).removesuffix(zoo.XOR_SUFFIX)
+        alias = part.with_name(stem + zoo.ALIAS_SUFFIX)
+        assert json.loads(alias.read_text())[key] == part.name
+
+
+def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monkeypatch):
+    """An alias with XOR planes against another file's fp16 bits gives back exactly the packed
+    weights (its recorded hash), may name another alias as its target, and is a WeightsFileError
+    when its target changed, its planes are damaged or of another size, or aliases form a
+    cycle."""
+    from dataclasses import asdict
+
+    torch.manual_seed(0)
+    base = Codec("rgb-16x", width=8, blocks=1)
+    old = Codec("rgb-16x", width=8, blocks=1)
+    with torch.no_grad():  # another training of the same architecture: values drift a little
+        for p_old, p_base in zip(old.parameters(), base.parameters()):
+            p_old.copy_(p_base * 1.01 + 1e-3)
+    weights = tmp_path / "weights"
+    legacy = weights / "legacy"
+    legacy.mkdir(parents=True)
+    base.save(weights / "rgb-16x-small.safetensors")
+    old.save(tmp_path / "old.safetensors")
+    want = zoo.file_hash(tmp_path / "old.safetensors")
+    old_tensors = zoo.read_weights(tmp_path / "old.safetensors")[1]
+    planes = zoo.xor_pack(old_tensors, zoo.read_weights(weights / "rgb-16x-small.safetensors")[1])
+    (legacy / "rgb-16x-old.xor.xz").write_bytes(planes)
+    config = asdict(old.config)
+    spec = {"config": config, "tensors": "../rgb-16x-small.safetensors",
+            "xor": "rgb-16x-old.xor.xz", "weights_hash": want}
+    alias = legacy / "rgb-16x-old.alias.json"
+    alias.write_text(json.dumps(spec))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "LEGACY_DIR", legacy)
+    got = zoo.load(alias)
+    assert got.weight_hash == want == zoo.file_hash(alias)
+    assert all(torch.equal(got.state_dict()[k].half(), v) for k, v in old_tensors.items())
+    assert "rgb-16x-old.alias.json" in [p.name for p in zoo.bundled_files("rgb-16x")]
+    assert "rgb-16x-old.xor.xz" not in [p.name for p in zoo.bundled_files()]
+    assert zoo.find("rgb-16x", bytes.fromhex(want[:16])).weight_hash == want
+    # An alias of the XOR alias (another config on the same tensors) is found through it.
+    chained = legacy / "rgb-16x-pad.alias.json"
+    chained.write_text(json.dumps({"config": {**config, "pad": "replicate"},
+                                   "tensors": "rgb-16x-old.alias.json"}))
+    assert zoo.load(chained).config.pad == "replicate"
+    assert all(torch.equal(zoo.load(chained).state_dict()[k], v)
+               for k, v in got.state_dict().items())
+    # The target changed: the recorded hash catches it.
+    Codec("rgb-16x", width=8, blocks=1).save(weights / "rgb-16x-small.safetensors")
+    with pytest.raises(WeightsFileError, match="records"):
+        zoo.load(alias)
+    base.save(weights / "rgb-16x-small.safetensors")
+    assert zoo.file_hash(alias) == want
+    # Damaged planes, or planes of another size.
+    for bad in (planes[: len(planes) // 2], __import__("lzma").compress(b"\0" * 10)):
+        (legacy / "rgb-16x-old.xor.xz").write_bytes(bad)
+        with pytest.raises(WeightsFileError, match="xor.xz"):
+            zoo.load(alias)
+    (legacy / "rgb-16x-old.xor.xz").write_bytes(planes)
+    # XOR planes need a recorded hash and no overrides.
+    alias.write_text(json.dumps({k: v for k, v in spec.items() if k != "weights_hash"}))
+    with pytest.raises(WeightsFileError, match="weights_hash"):
+        zoo.load(alias)
+    # A cycle of aliases ends with an error, not a hang or a RecursionError.
+    alias.write_text(json.dumps({**spec, "tensors": "rgb-16x-pad.alias.json"}))
+    with pytest.raises(WeightsFileError, match="deeper|cycle"):
+        zoo.load(chained)
+    with pytest.raises(ValueError, match="names and shapes"):
+        zoo.xor_pack(old_tensors, {"x": torch.zeros(3)})
+    with pytest.raises(ValueError, match="fp16"):
+        zoo.xor_pack({k: v.float() for k, v in old_tensors.items()}, old_tensors)
 
 
 def test_alias_with_overrides_changes_only_the_tensors_it_names(tmp_path, monkeypatch):
