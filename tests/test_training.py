@@ -61,6 +61,8 @@ def test_resume_continues_exactly(image_dir, tmp_path):
     the data order, crops, bottleneck noise, optimizer and schedule all continue exactly)."""
     full = train(_cfg(image_dir, tmp_path / "a", steps=4))
     train(_cfg(image_dir, tmp_path / "b", steps=2))
+    with open(tmp_path / "b" / "log.csv", "a") as f:  # logged by a run killed before its
+        f.write("4,0.1,10.000,nan,0.001,1.0,0.10\n")  # next checkpoint: the resumed run redoes it
     resumed = train(_cfg(image_dir, tmp_path / "b", steps=4, resume=True))
     assert resumed["step"] == 4
     assert resumed["weight_hash"] == full["weight_hash"]

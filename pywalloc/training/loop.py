@@ -226,6 +226,15 @@ class _Log:
 
         path = run.out / "log.csv"
         new = not path.exists() or not resuming
+        if not new and run.rank == 0:
+            # A run stopped after its last checkpoint logged steps that the resumed run repeats:
+            # drop those rows, so each step is logged once.
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            kept = [r for r in rows[1:] if r and r[0].isdigit() and int(r[0]) <= run.step]
+            if len(kept) < len(rows) - 1:
+                with open(path, "w", newline="") as f:
+                    csv.writer(f).writerows([rows[0], *kept])
         # Kept open for the whole run (flushed each row), closed by close().
         self.file = open(path, "w" if new else "a", newline="") if run.rank == 0 else None  # noqa: SIM115
         self.writer = csv.writer(self.file) if self.file else None
