@@ -14,8 +14,8 @@
   ``.overrides.safetensors`` file with just the tensors that differ.
   When the old default has the new one's tensor names and shapes (another training of the
   same architecture), it is stored as ``legacy/<preset>-small-<NAME>.alias.json`` naming the new
-  default plus ``.xor.xz`` XOR planes against it, if that is smaller than xz of the file
-  (it usually is, by 10-30 %: see ``pywalloc.zoo``).
+  default plus ``.delta.xz`` delta planes against it, if that is smaller than xz of the file
+  (it usually is, by 11-35 %: see ``pywalloc.zoo``).
 - The trained weights are written in fp16 as the new default, with a JSON copy of the config
   and where they came from (source hash, training steps and minutes, recipe).
 - Printed: the old and new weight hashes and the bundled total size (target: under 60 MB).
@@ -29,8 +29,9 @@ default, as such an alias (checking that the alias reproduces the file's hash be
 it; an alias of a default names it as ``../<preset>-small.safetensors``). When a default that
 legacy aliases name is replaced, it moves to ``legacy/`` as above and those aliases are
 rewritten to name it there, each checked against its hash. Then every legacy file left that has
-its preset's default tensor names and shapes becomes XOR planes against that default, where
-that is smaller (aliases that named the file are pointed at the new alias).
+its preset's default tensor names and shapes becomes delta planes against that default or
+another legacy file of the preset (whichever is smaller), where that is smaller than the file
+(aliases that named the file are pointed at the new alias).
 """
 
 from __future__ import annotations
@@ -175,21 +176,29 @@ def _retarget(wants: dict[Path, str], target: Path) -> str | None:
     return None
 
 
-def _xor_alias(alias: Path, source: Path, base: Path, config: dict, want: str,
-               info: dict | None, limit: int) -> bool:
-    """Write ``alias`` and its XOR planes: ``source``'s tensors against ``base``'s. Kept only
-    when the planes are under ``limit`` bytes and the alias reproduces the weights hash
-    ``want``."""
+def _best_delta(source: Path, bases: list[Path]) -> tuple[Path, bytes] | None:
+    """(base, delta planes) for whichever of ``bases`` gives ``source`` the smallest delta
+    planes; None when none has its tensor names and shapes (or ``source`` is not fp16)."""
+    best = None
+    mine = _tensors(source)
+    for base in bases:
+        try:
+            packed = zoo.delta_pack(mine, _tensors(base))
+        except ValueError:  # another architecture, or not fp16
+            continue
+        if best is None or len(packed) < len(best[1]):
+            best = (base, packed)
+    return best
+
+
+def _delta_alias(alias: Path, base: Path, packed: bytes, config: dict, want: str,
+                 info: dict | None) -> bool:
+    """Write ``alias`` on ``base`` and its delta planes ``packed``; kept only if the alias
+    reproduces the weights hash ``want``."""
     stem = alias.name[: -len(zoo.ALIAS_SUFFIX)]
-    planes = alias.with_name(stem + zoo.XOR_SUFFIX)
-    try:
-        packed = zoo.xor_pack(_tensors(source), _tensors(base))
-    except ValueError:  # another architecture, or not fp16
-        return False
-    if len(packed) >= limit:
-        return False
+    planes = alias.with_name(stem + zoo.DELTA_SUFFIX)
     atomic_write(planes, packed, "weights")
-    spec = {"config": config, "tensors": _tensors_name(alias, base), "xor": planes.name,
+    spec = {"config": config, "tensors": _tensors_name(alias, base), "delta": planes.name,
             "weights_hash": want}
     if info:
         spec["info"] = info
@@ -200,49 +209,50 @@ def _xor_alias(alias: Path, source: Path, base: Path, config: dict, want: str,
     return False
 
 
-def _xor_legacy(folder: Path, dry_run: bool) -> int:
-    """Rewrite each legacy tensor file as XOR planes against its preset's default where that is
-    smaller; aliases that named the file name the new alias. Returns the bytes saved."""
+def _delta_legacy(folder: Path, dry_run: bool) -> int:
+    """Rewrite each legacy tensor file as delta planes where that is smaller, against its
+    preset's default or another legacy tensor file of that preset, whichever gives the smaller
+    planes (a converted file is never a base, so no cycle can form); aliases that named the
+    file name the new alias. Returns the bytes saved."""
     legacy = folder / "legacy"
     saved = 0
-    for path in _legacy_files(legacy):
-        codec = Codec.from_file(path)
-        base = folder / zoo.weights_path(codec.preset.name, codec.config.size).name
-        if not base.is_file():
-            continue
+    presets = {p: Codec.from_file(p).config for p in _legacy_files(legacy)}
+    for path, config in presets.items():
+        default = folder / zoo.weights_path(config.preset, config.size).name
         stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
         alias = legacy / (stem + zoo.ALIAS_SUFFIX)
         if alias.exists():
             continue
+        # Bases: the default and the legacy tensor files still whole (converted ones are gone).
+        bases = [p for p, c in presets.items() if p != path and p.exists()
+                 and (c.preset, c.size) == (config.preset, config.size)]
+        best = _best_delta(path, [default, *bases] if default.is_file() else bases)
         size = path.stat().st_size
-        if dry_run:
-            try:
-                packed = len(zoo.xor_pack(_tensors(path), _tensors(base)))
-            except ValueError:
-                continue
-            if packed < size:
-                print(f"{path.name}: would become XOR planes against {base.name} "
-                      f"({size / 1e6:.2f} -> {packed / 1e6:.2f} MB)")
-                saved += size - packed
+        if best is None or len(best[1]) >= size:
             continue
-        want = codec.weight_hash
+        base, packed = best
+        note = (f"{path.name}: delta planes against {base.name} "
+                f"({size / 1e6:.2f} -> {len(packed) / 1e6:.2f} MB)")
+        if dry_run:
+            print("would write " + note)
+            saved += size - len(packed)
+            continue
+        want = zoo.file_hash(path)
         wants = {a: zoo.file_hash(a) for a in _aliases_of(path, legacy)}
         sidecar = zoo.config_sidecar(path)
         side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        if not _xor_alias(alias, path, base, side.get("config") or asdict(codec.config), want,
-                          side.get("info"), size):
+        if not _delta_alias(alias, base, packed, side.get("config") or asdict(config), want,
+                            side.get("info")):
             continue
         broken = _retarget(wants, alias)
         if broken is not None:
             print(f"bundle_weights: {broken} changes its hash on {alias.name}; "
                   f"{path.name} kept", file=sys.stderr)
             alias.unlink()
-            alias.with_name(stem + zoo.XOR_SUFFIX).unlink()
+            alias.with_name(stem + zoo.DELTA_SUFFIX).unlink()
             continue
-        packed = alias.with_name(stem + zoo.XOR_SUFFIX).stat().st_size
-        print(f"{path.name}: XOR planes against {base.name} "
-              f"({size / 1e6:.2f} -> {packed / 1e6:.2f} MB)")
-        saved += size - packed
+        print(note)
+        saved += size - len(packed)
         path.unlink()
         sidecar.unlink(missing_ok=True)
     return saved
@@ -281,9 +291,9 @@ def dedupe(folder: Path, dry_run: bool) -> int:
         path.unlink()
         sidecar.unlink(missing_ok=True)
         done.append(path)
-    saved = _xor_legacy(folder, dry_run)
+    saved = _delta_legacy(folder, dry_run)
     if saved:
-        print(f"XOR planes save {saved / 1e6:.2f} MB")
+        print(f"delta planes save {saved / 1e6:.2f} MB")
     total = _total_mb(folder)
     print(f"bundled total {total:.1f} MB (limit {LIMIT_MB})")
     return 0
@@ -303,7 +313,7 @@ def main(argv=None) -> int:
                     help="the trained model.safetensors (fp32)")
     ap.add_argument("--legacy-name", help="suffix of the old default's name in weights/legacy/")
     ap.add_argument("--dedupe", action="store_true",
-                    help="only rewrite legacy files as aliases of near duplicates, or as XOR planes")
+                    help="only rewrite legacy files as aliases of near duplicates, or as delta planes")
     ap.add_argument("--recipe", default="", help="the command or script that trained it")
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
@@ -370,9 +380,10 @@ def main(argv=None) -> int:
         zoo.config_sidecar(legacy).write_text(
             json.dumps({"config": asdict(old.config), "info": old_info}, indent=2) + "\n")
         _save_default(new, dst, info)
-        # Another training of the same architecture: XOR planes against the new default.
-        if _xor_alias(alias, legacy, dst, asdict(old.config), old_hash, old_info or None,
-                      legacy.stat().st_size):
+        # Another training of the same architecture: delta planes against the new default.
+        best = _best_delta(legacy, [dst])
+        if best is not None and len(best[1]) < legacy.stat().st_size and _delta_alias(
+                alias, dst, best[1], asdict(old.config), old_hash, old_info or None):
             legacy.unlink()
             zoo.config_sidecar(legacy).unlink()
             legacy = alias
@@ -386,7 +397,7 @@ def main(argv=None) -> int:
             else:
                 old_json.write_text(old_json_text)
             for part in (legacy, zoo.config_sidecar(legacy),
-                         alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.XOR_SUFFIX)):
+                         alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.DELTA_SUFFIX)):
                 part.unlink(missing_ok=True)
             return 1
     if not dst.is_file():  # no earlier default, or it became an alias

@@ -18,12 +18,14 @@ Weights that share most tensors with another file (a few norm parameters changed
 with ``"overrides": "<name>.overrides.safetensors"``: the few tensors that differ, which
 replace the target's.
 Weights with the same tensor names and shapes as another file but other values (an older
-training of the same preset) are an alias with ``"xor": "<name>.xor.xz"``: every fp16 value's
-bits XOR the target's, as two byte planes (all high bytes, then all low bytes, tensors in name
-order), xz-compressed (:func:`xor_pack`). Sign and exponent rarely change between trainings, so
-this is some 10-24 % smaller than xz of the file itself. Such an alias records the weights hash
-it must reproduce (``"weights_hash"``), checked when it loads. An alias's target may itself be
-an alias, to a depth of ``MAX_ALIAS_DEPTH``.
+training of the same preset) are an alias with ``"delta": "<name>.delta.xz"``: for every fp16
+value, the difference of its bits from the target's (modulo 2^16, zigzagged so that small
+differences of either sign are small numbers), as two byte planes (all high bytes, then all low
+bytes, tensors in name order), xz-compressed (:func:`delta_pack`). Between two trainings of a
+preset most values move by few units in the last place, so this is some 11-35 % smaller than xz
+of the file itself. Such an alias records the weights hash it must reproduce
+(``"weights_hash"``), checked when it loads. An alias's target may itself be an alias, to a
+depth of ``MAX_ALIAS_DEPTH``.
 """
 
 from __future__ import annotations
@@ -49,12 +51,12 @@ __all__ = [
     "alias_spec",
     "available",
     "bundled_files",
+    "delta_pack",
+    "delta_unpack",
     "file_hash",
     "find",
     "load",
     "weights_path",
-    "xor_pack",
-    "xor_unpack",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -80,8 +82,8 @@ ALIAS_SUFFIX = ".alias.json"
 # The tensors an alias changes in its target: part of an alias, not a weights file of its own.
 OVERRIDES_SUFFIX = ".overrides.safetensors"
 XZ_SUFFIX = ".safetensors.xz"
-# An alias's XOR planes: part of an alias, like an overrides file.
-XOR_SUFFIX = ".xor.xz"
+# An alias's delta planes: part of an alias, like an overrides file.
+DELTA_SUFFIX = ".delta.xz"
 # An xz weights file must not expand past this (a hostile or damaged file could ask for more).
 MAX_WEIGHTS_BYTES = 1 << 30
 # How many aliases deep a chain of targets may go (a cycle would otherwise never end).
@@ -127,18 +129,18 @@ def _is_alias(path: Path) -> bool:
 
 class AliasSpec(NamedTuple):
     """What an ``.alias.json`` entry says: the config, the file whose tensors it starts from,
-    and what changes them (an overrides file, XOR planes, or neither)."""
+    and what changes them (an overrides file, delta planes, or neither)."""
 
     config: dict
     target: Path
     overrides: Path | None
-    xor: Path | None
+    delta: Path | None
     weights_hash: str | None
 
 
 def alias_spec(path: Path) -> AliasSpec:
     """The entry of an alias file. The tensor file is a name in the alias's folder or
-    ``../name`` in the folder above; the overrides and XOR files are names in the alias's
+    ``../name`` in the folder above; the overrides and delta files are names in the alias's
     folder. WeightsFileError when the entry is malformed."""
     try:
         spec = json.loads(path.read_text())
@@ -151,22 +153,22 @@ def alias_spec(path: Path) -> AliasSpec:
         else:
             raise ValueError(f"tensors must name a file beside the alias or in the folder "
                              f"above it, not {name!r}")
-        over, xor, want = spec.get("overrides"), spec.get("xor"), spec.get("weights_hash")
+        over, delta, want = spec.get("overrides"), spec.get("delta"), spec.get("weights_hash")
         if not isinstance(config, dict) or not all(
-                isinstance(v, (str, type(None))) for v in (over, xor, want)):
+                isinstance(v, (str, type(None))) for v in (over, delta, want)):
             raise TypeError("bad entry types")
         if over is not None:
             over = path.parent / Path(over).name
             if not over.name.endswith(OVERRIDES_SUFFIX):
                 raise ValueError(f"overrides must be a *{OVERRIDES_SUFFIX} file")
-        if xor is not None:
-            xor = path.parent / Path(xor).name
-            if not xor.name.endswith(XOR_SUFFIX) or over is not None or want is None:
-                raise ValueError(f"xor must be a *{XOR_SUFFIX} file, with a weights_hash and "
-                                 f"no overrides")
+        if delta is not None:
+            delta = path.parent / Path(delta).name
+            if not delta.name.endswith(DELTA_SUFFIX) or over is not None or want is None:
+                raise ValueError(f"delta must be a *{DELTA_SUFFIX} file, with a weights_hash "
+                                 f"and no overrides")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsFileError(f"cannot read weights alias '{path}': {exc}") from None
-    return AliasSpec(config, target, over, xor, want)
+    return AliasSpec(config, target, over, delta, want)
 
 
 def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
@@ -179,7 +181,7 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     # The alias changes when any of its files does, its target's included.
     spec = alias_spec(path)
     mtime, size = st.st_mtime_ns, st.st_size
-    for part in (spec.target, spec.overrides, spec.xor):
+    for part in (spec.target, spec.overrides, spec.delta):
         if part is not None:
             try:
                 other = _stamp(part, depth + 1) if part is spec.target else (
@@ -191,38 +193,39 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     return mtime, size
 
 
-def _planes(tensors: dict[str, torch.Tensor], names: list[str]):
-    """The fp16 bits of ``tensors`` (in ``names`` order) as one flat uint16 numpy array."""
+def _bits(tensors: dict[str, torch.Tensor], names: list[str]):
+    """The fp16 bits of ``tensors`` (in ``names`` order) as one flat int32 numpy array."""
     import numpy as np
     import torch
 
     if not names:
-        return np.zeros(0, np.uint16)
+        return np.zeros(0, np.int32)
     return torch.cat([tensors[k].detach().to("cpu", torch.float16).reshape(-1).view(torch.int16)
-                      for k in names]).numpy().view(np.uint16)
+                      for k in names]).numpy().view(np.uint16).astype(np.int32)
 
 
-def xor_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> bytes:
-    """``tensors`` (all fp16) as XOR planes against ``base`` (the same names and shapes):
-    the high bytes of every value's bits XOR base's, then the low bytes, xz-compressed."""
-    import lzma
-
+def delta_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> bytes:
+    """``tensors`` (all fp16) as delta planes against ``base`` (the same names and shapes):
+    each value's bits minus base's, modulo 2^16 and zigzagged (0, -1, 1, -2, ... -> 0, 1, 2,
+    3, ...), the high bytes of all of them, then the low bytes, xz-compressed."""
     import numpy as np
     import torch
 
     names = sorted(base)
     if sorted(tensors) != names or any(tensors[k].shape != base[k].shape for k in names):
-        raise ValueError("XOR planes need the same tensor names and shapes as their base")
+        raise ValueError("delta planes need the same tensor names and shapes as their base")
     if any(t.dtype != torch.float16 for t in tensors.values()):
-        raise ValueError("XOR planes hold fp16 tensors only")
-    bits = _planes(tensors, names) ^ _planes(base, names)
-    raw = np.concatenate([(bits >> 8).astype(np.uint8), (bits & 0xFF).astype(np.uint8)])
+        raise ValueError("delta planes hold fp16 tensors only")
+    diff = (_bits(tensors, names) - _bits(base, names)) & 0xFFFF
+    diff = np.where(diff >= 0x8000, diff - 0x10000, diff)  # as a signed 16-bit number
+    zig = ((diff << 1) ^ (diff >> 31)) & 0xFFFF
+    raw = np.concatenate([(zig >> 8).astype(np.uint8), (zig & 0xFF).astype(np.uint8)])
     return lzma.compress(raw.tobytes(), preset=9 | lzma.PRESET_EXTREME)
 
 
-def xor_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The fp16 tensors that :func:`xor_pack` packed against ``base``; ValueError when ``data``
-    is not XOR planes of base's size."""
+def delta_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The fp16 tensors that :func:`delta_pack` packed against ``base``; ValueError when
+    ``data`` is not delta planes of base's size."""
     import numpy as np
     import torch
 
@@ -231,11 +234,12 @@ def xor_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.Te
     unpack = lzma.LZMADecompressor()
     raw = unpack.decompress(data, max_length=2 * count + 1)
     if not unpack.eof or len(raw) != 2 * count:
-        raise ValueError(f"XOR planes are not {2 * count} bytes (the base's fp16 values)")
-    planes = np.frombuffer(raw, np.uint8)
-    bits = (planes[:count].astype(np.uint16) << 8) | planes[count:]
-    bits ^= _planes(base, names)
-    values = torch.from_numpy(bits.view(np.int16).copy()).view(torch.float16)
+        raise ValueError(f"delta planes are not {2 * count} bytes (the base's fp16 values)")
+    planes = np.frombuffer(raw, np.uint8).astype(np.int32)
+    zig = (planes[:count] << 8) | planes[count:]
+    diff = (zig >> 1) ^ -(zig & 1)
+    bits = ((_bits(base, names) + diff) & 0xFFFF).astype(np.uint16)
+    values = torch.from_numpy(bits.view(np.int16)).view(torch.float16)
     out, at = {}, 0
     for k in names:
         n = base[k].numel()
@@ -258,11 +262,11 @@ def _codec_from(path: Path, depth: int = 0) -> Codec:
             raise WeightsFileError(f"weights alias '{path}': {spec.overrides.name} names "
                                    f"tensors its target lacks ({', '.join(unknown[:3])})")
         tensors = {**tensors, **changed}
-    if spec.xor is not None:
+    if spec.delta is not None:
         try:
-            tensors = xor_unpack(spec.xor.read_bytes(), tensors)
+            tensors = delta_unpack(spec.delta.read_bytes(), tensors)
         except (OSError, ValueError, lzma.LZMAError) as exc:
-            raise WeightsFileError(f"weights alias '{path}': cannot read {spec.xor.name}: "
+            raise WeightsFileError(f"weights alias '{path}': cannot read {spec.delta.name}: "
                                    f"{exc}") from None
     codec = Codec.from_state(spec.config, tensors)
     if spec.weights_hash is not None and codec.weight_hash != spec.weights_hash:
@@ -367,7 +371,7 @@ def bundled_files(preset: str | None = None) -> list[Path]:
             found += sorted(p for p in [*folder.glob("*.safetensors"),
                                         *folder.glob("*" + XZ_SUFFIX),
                                         *folder.glob("*" + ALIAS_SUFFIX)]
-                            if not p.name.endswith((OVERRIDES_SUFFIX, XOR_SUFFIX)))
+                            if not p.name.endswith((OVERRIDES_SUFFIX, DELTA_SUFFIX)))
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:

@@ -315,7 +315,7 @@ def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     moved = folder / "legacy" / "rgb-16x-small-one.safetensors.xz"
-    if not moved.exists():  # stored as XOR planes against the new default: smaller than xz
+    if not moved.exists():  # stored as delta planes against the new default: smaller than xz
         moved = folder / "legacy" / "rgb-16x-small-one.alias.json"
     assert zoo.file_hash(moved) == default_hash
     assert json.loads(alias.read_text())["tensors"] == moved.name
@@ -323,10 +323,10 @@ def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
     assert zoo.file_hash(folder / "rgb-16x-small.safetensors") not in (old_hash, default_hash)
 
 
-def test_bundle_weights_stores_a_retrained_default_as_xor_planes(tmp_path):
-    """A default replaced by another training of the same architecture goes to legacy/ as XOR
+def test_bundle_weights_stores_a_retrained_default_as_delta_planes(tmp_path):
+    """A default replaced by another training of the same architecture goes to legacy/ as delta
     planes against the new default (smaller than xz), the aliases that named it follow it,
-    and --dedupe rewrites a legacy xz file as XOR planes; every hash stays."""
+    and --dedupe rewrites a legacy xz file as delta planes; every hash stays."""
     import lzma
     from dataclasses import asdict
 
@@ -369,7 +369,7 @@ def test_bundle_weights_stores_a_retrained_default_as_xor_planes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     moved = legacy / "rgb-16x-small-one.alias.json"
     spec = json.loads(moved.read_text())
-    assert spec["xor"] == "rgb-16x-small-one.xor.xz"
+    assert spec["delta"] == "rgb-16x-small-one.delta.xz"
     assert spec["tensors"] == "../rgb-16x-small.safetensors"
     assert not (legacy / "rgb-16x-small-one.safetensors.xz").exists()
     assert zoo.file_hash(moved) == default_hash != zoo.file_hash(folder / "rgb-16x-small.safetensors")
@@ -378,7 +378,7 @@ def test_bundle_weights_stores_a_retrained_default_as_xor_planes(tmp_path):
     proc = subprocess.run([sys.executable, script, "--dedupe", "--weights-dir", str(folder)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "rgb-16x-small-older.safetensors.xz: XOR planes" in proc.stdout
+    assert "rgb-16x-small-older.safetensors.xz: delta planes" in proc.stdout
     assert not older.exists() and not (legacy / "rgb-16x-small-older.json").exists()
     assert zoo.file_hash(legacy / "rgb-16x-small-older.alias.json") == older_hash
 

@@ -181,26 +181,39 @@ def test_xz_weights_load_like_the_plain_file_and_bad_ones_fail_cleanly(tmp_path,
 
 
 def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
-    """Every bundled legacy tensor file is packed (xz, or XOR planes against another file) and
+    """Every bundled legacy tensor file is packed (xz, or delta planes against another file) and
     has its config in a JSON beside it, so listing a preset's files never unpacks one; an
-    alias's overrides file is small and part of an alias; XOR planes are part of an alias."""
+    alias's overrides file is small and part of an alias; delta planes are part of an alias."""
     files = [p for p in zoo.LEGACY_DIR.iterdir() if not p.name.endswith(".json")]
     over = [p for p in files if p.name.endswith(zoo.OVERRIDES_SUFFIX)]
-    xor = [p for p in files if p.name.endswith(zoo.XOR_SUFFIX)]
-    files = [p for p in files if p not in over and p not in xor]
-    assert files or xor
+    delta = [p for p in files if p.name.endswith(zoo.DELTA_SUFFIX)]
+    files = [p for p in files if p not in over and p not in delta]
+    assert files or delta
     assert all(p.name.endswith(zoo.XZ_SUFFIX) for p in files)
     assert all(zoo.config_sidecar(p).is_file() for p in files)
     for part, key, limit in [*((p, "overrides", 100_000) for p in over),
-                             *((p, "xor", 10_000_000) for p in xor)]:
+                             *((p, "delta", 10_000_000) for p in delta)]:
         assert part.stat().st_size < limit
-        stem = part.name.removesuffix(zoo.OVERRIDES_SUFFIX).removesuffix(zoo.XOR_SUFFIX)
+        stem = part.name.removesuffix(zoo.OVERRIDES_SUFFIX).removesuffix(zoo.DELTA_SUFFIX)
         alias = part.with_name(stem + zoo.ALIAS_SUFFIX)
         assert json.loads(alias.read_text())[key] == part.name
 
 
-def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monkeypatch):
-    """An alias with XOR planes against another file's fp16 bits gives back exactly the packed
+def test_delta_planes_give_back_every_fp16_bit_pattern():
+    """Delta planes are lossless for any bits: all 65,536 fp16 patterns (NaNs, infinities,
+    signed zeros, subnormals) against their reverse (differences that wrap around) and
+    against zeros."""
+    every = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    mine = {"w": every.reshape(256, 256), "b": every[::9362].clone()}
+    for base in ({"w": every.flip(0).reshape(256, 256), "b": torch.zeros(8, dtype=torch.float16)},
+                 {"w": torch.zeros(256, 256), "b": every[:8].float()}):
+        back = zoo.delta_unpack(zoo.delta_pack(mine, base), base)
+        assert all(torch.equal(back[k].view(torch.int16), mine[k].view(torch.int16))
+                   for k in mine)
+
+
+def test_delta_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monkeypatch):
+    """An alias with delta planes against another file's fp16 bits gives back exactly the packed
     weights (its recorded hash), may name another alias as its target, and is a WeightsFileError
     when its target changed, its planes are damaged or of another size, or aliases form a
     cycle."""
@@ -219,11 +232,11 @@ def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monke
     old.save(tmp_path / "old.safetensors")
     want = zoo.file_hash(tmp_path / "old.safetensors")
     old_tensors = zoo.read_weights(tmp_path / "old.safetensors")[1]
-    planes = zoo.xor_pack(old_tensors, zoo.read_weights(weights / "rgb-16x-small.safetensors")[1])
-    (legacy / "rgb-16x-old.xor.xz").write_bytes(planes)
+    planes = zoo.delta_pack(old_tensors, zoo.read_weights(weights / "rgb-16x-small.safetensors")[1])
+    (legacy / "rgb-16x-old.delta.xz").write_bytes(planes)
     config = asdict(old.config)
     spec = {"config": config, "tensors": "../rgb-16x-small.safetensors",
-            "xor": "rgb-16x-old.xor.xz", "weights_hash": want}
+            "delta": "rgb-16x-old.delta.xz", "weights_hash": want}
     alias = legacy / "rgb-16x-old.alias.json"
     alias.write_text(json.dumps(spec))
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
@@ -232,9 +245,9 @@ def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monke
     assert got.weight_hash == want == zoo.file_hash(alias)
     assert all(torch.equal(got.state_dict()[k].half(), v) for k, v in old_tensors.items())
     assert "rgb-16x-old.alias.json" in [p.name for p in zoo.bundled_files("rgb-16x")]
-    assert "rgb-16x-old.xor.xz" not in [p.name for p in zoo.bundled_files()]
+    assert "rgb-16x-old.delta.xz" not in [p.name for p in zoo.bundled_files()]
     assert zoo.find("rgb-16x", bytes.fromhex(want[:16])).weight_hash == want
-    # An alias of the XOR alias (another config on the same tensors) is found through it.
+    # An alias of the delta alias (another config on the same tensors) is found through it.
     chained = legacy / "rgb-16x-pad.alias.json"
     chained.write_text(json.dumps({"config": {**config, "pad": "replicate"},
                                    "tensors": "rgb-16x-old.alias.json"}))
@@ -249,11 +262,11 @@ def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monke
     assert zoo.file_hash(alias) == want
     # Damaged planes, or planes of another size.
     for bad in (planes[: len(planes) // 2], __import__("lzma").compress(b"\0" * 10)):
-        (legacy / "rgb-16x-old.xor.xz").write_bytes(bad)
-        with pytest.raises(WeightsFileError, match="xor.xz"):
+        (legacy / "rgb-16x-old.delta.xz").write_bytes(bad)
+        with pytest.raises(WeightsFileError, match="delta.xz"):
             zoo.load(alias)
-    (legacy / "rgb-16x-old.xor.xz").write_bytes(planes)
-    # XOR planes need a recorded hash and no overrides.
+    (legacy / "rgb-16x-old.delta.xz").write_bytes(planes)
+    # delta planes need a recorded hash and no overrides.
     alias.write_text(json.dumps({k: v for k, v in spec.items() if k != "weights_hash"}))
     with pytest.raises(WeightsFileError, match="weights_hash"):
         zoo.load(alias)
@@ -262,9 +275,9 @@ def test_xor_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monke
     with pytest.raises(WeightsFileError, match="deeper|cycle"):
         zoo.load(chained)
     with pytest.raises(ValueError, match="names and shapes"):
-        zoo.xor_pack(old_tensors, {"x": torch.zeros(3)})
+        zoo.delta_pack(old_tensors, {"x": torch.zeros(3)})
     with pytest.raises(ValueError, match="fp16"):
-        zoo.xor_pack({k: v.float() for k, v in old_tensors.items()}, old_tensors)
+        zoo.delta_pack({k: v.float() for k, v in old_tensors.items()}, old_tensors)
 
 
 def test_alias_with_overrides_changes_only_the_tensors_it_names(tmp_path, monkeypatch):
