@@ -369,8 +369,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_size
-    from .zoo import available
+    from .zoo import available, bundled_weights
 
+    if args.weights:
+        rows = bundled_weights()
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'codec':<11} {'weights_hash':<16}  {'role':<7}  {'stored':<10} {'MB':>5}  file")
+        for r in rows:
+            print(f"{r['preset'] or '?':<11} {r['weights_hash'] or '(unreadable)':<16}  "
+                  f"{'default' if r['default'] else 'older':<7}  {r['stored']:<10} "
+                  f"{r['bytes'] / 1e6:>5.2f}  {r['name']}")
+        total = sum(r["bytes"] for r in rows)
+        print(f"{len(rows)} weights files, {total / 1e6:.1f} MB; a .wlc file decodes here when "
+              f"its weights_hash (walloc info) starts one of these")
+        return 0
     bundled = set(available())
     if args.json:
         print(json.dumps([{
@@ -503,6 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list codec presets and bundled weights")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--weights", action="store_true",
+                   help="list every bundled weights file (current and older) with its hash: "
+                        "the files this install can decode")
     common(p)
     p.set_defaults(func=cmd_models)
 

@@ -51,6 +51,7 @@ __all__ = [
     "alias_spec",
     "available",
     "bundled_files",
+    "bundled_weights",
     "delta_pack",
     "delta_unpack",
     "file_hash",
@@ -377,6 +378,34 @@ def bundled_files(preset: str | None = None) -> list[Path]:
     if preset is not None:
         found = [p for p in found if _config_preset(p) == preset]
     return found
+
+
+def bundled_weights(preset: str | None = None) -> list[dict]:
+    """One row per bundled weights file (:func:`bundled_files` order): its ``name``, ``preset``,
+    ``weights_hash`` (the hash a ``.wlc`` header names; None if the file cannot be read, with
+    the reason in ``error``), whether it is the preset's current ``default``, how it is
+    ``stored`` (``plain``, ``xz``, ``alias``, ``overrides`` or ``delta``) and the ``bytes`` of
+    its own files (an alias's target not included). Loads every file once: seconds."""
+    defaults = {weights_path(n) for n in PRESETS}
+    rows = []
+    for path in bundled_files(preset):
+        row: dict[str, Any] = {"name": path.name, "preset": _config_preset(path)}
+        try:
+            if _is_alias(path):
+                spec = alias_spec(path)
+                stored = "delta" if spec.delta else "overrides" if spec.overrides else "alias"
+                parts = [path, spec.overrides, spec.delta]
+            else:
+                stored = "xz" if path.name.endswith(XZ_SUFFIX) else "plain"
+                parts = [path, config_sidecar(path)]
+            size = sum(p.stat().st_size for p in parts if p is not None and p.is_file())
+            row.update(weights_hash=file_hash(path), error=None)
+        except (WeightsFileError, WeightsNotFoundError) as exc:
+            stored, size = "unreadable", path.stat().st_size
+            row.update(weights_hash=None, error=str(exc))
+        row.update(default=path in defaults, stored=stored, bytes=size)
+        rows.append(row)
+    return rows
 
 
 def file_hash(path: str | os.PathLike) -> str:

@@ -127,3 +127,27 @@ def test_models_and_version():
     res = walloc("models")
     assert res.returncode == 0 and "rgb-16x" in res.stdout and "bundled" in res.stdout
     assert walloc("--version").returncode == 0
+
+
+def test_models_weights_lists_every_bundled_file_with_the_hash_files_name(media, tmp_path):
+    """`walloc models --weights`: every bundled weights file, each readable, one default per
+    bundled preset, sizes adding up to the weights folder; a fresh file's weights_hash is the
+    default's, and every hash is one that decoding finds."""
+    from pywalloc import zoo
+
+    res = walloc("models", "--weights", "--json")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    assert [r["name"] for r in rows] == [p.name for p in zoo.bundled_files()]
+    assert all(r["weights_hash"] and r["error"] is None for r in rows)
+    assert sorted(r["preset"] for r in rows if r["default"]) == sorted(zoo.available())
+    on_disk = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.rglob("*") if p.is_file())
+    assert sum(r["bytes"] for r in rows) == on_disk
+    assert walloc("encode", media / "a.png", "-o", tmp_path / "a.wlc").returncode == 0
+    header = json.loads(walloc("info", tmp_path / "a.wlc", "--json").stdout)
+    default = [r for r in rows if r["default"] and r["preset"] == "rgb-16x"]
+    assert default[0]["weights_hash"].startswith(header["weights_hash"])
+    for r in rows:
+        assert zoo.find(r["preset"], r["weights_hash"][:16]).weight_hash == r["weights_hash"]
+    text = walloc("models", "--weights")
+    assert text.returncode == 0 and f"{len(rows)} weights files" in text.stdout
