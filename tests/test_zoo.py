@@ -326,3 +326,10 @@ def test_alias_with_overrides_changes_only_the_tensors_it_names(tmp_path, monkey
     assert zoo.find("rgb-16x", a.weight_hash).weight_hash == a.weight_hash
     with pytest.raises(WeightsNotFoundError):
         zoo.find("rgb-16x", b.weight_hash)
+
+
+def test_bundled_weights_stay_within_the_60_mb_budget():
+    """All bundled weights together (defaults, legacy files, aliases, configs) stay under
+    60 MB, the package's budget for them."""
+    total = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.rglob("*") if p.is_file())
+    assert 0 < total < 60_000_000, f"{total / 1e6:.1f} MB"
