@@ -15,7 +15,11 @@
 # infrasound of seven singularity tracks); both again with PARALLEL=1 MIN=120 on the
 # high-passed tracks, float32 (stereo-20x won, stereo-5x traded); stereo-20x continued from
 # that run (RUNS=runs/audio-hp) with RUNS=runs/audio-hp2 MIN=115 LR=5e-5
-# INIT_PATTERN=runs/audio-hp/%s/model.safetensors: shipped 2026-12-01 (b5f0f460ccae90ef).
+# INIT_PATTERN=runs/audio-hp/%s/model.safetensors: shipped 2026-12-01 (b5f0f460ccae90ef);
+# continued again with RUNS=runs/audio-hp3 MIN=100 LR=5e-5
+# INIT_PATTERN=runs/audio-hp2/%s/model.safetensors: shipped 2026-12-01 (e8a3ecea36f480e5).
+# stereo-5x continued with RUNS=runs/audio-hp2 MIN=140 LR=5e-5
+# INIT_PATTERN=runs/audio-hp/%s/model.safetensors (one RESUME=1): traded, not shipped.
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
 # BF16=1 runs the decoder CNN's convolutions in bf16 (--bf16: about 1.5x faster steps).
 # LR sets the peak learning rate (default 1e-4); INIT_PATTERN the start weights (printf
