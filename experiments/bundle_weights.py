@@ -124,6 +124,11 @@ def _tensors_name(alias: Path, target: Path) -> str:
     return target.name if target.parent == alias.parent else "../" + target.name
 
 
+def _part(alias: Path, suffix: str) -> Path:
+    """The file beside ``alias`` that belongs to it (overrides or delta planes)."""
+    return alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + suffix)
+
+
 def _write_spec(alias: Path, spec: dict, want: str) -> bool:
     """Write the alias ``spec`` to ``alias``; whether it reproduces the weights hash ``want``."""
     alias.write_text(json.dumps(spec, indent=2) + "\n")
@@ -140,7 +145,7 @@ def _write_alias(alias: Path, config: dict, source: Path, target: Path, diff: li
     from safetensors.torch import save
 
     spec = {"config": config, "tensors": _tensors_name(alias, target)}
-    over = alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.OVERRIDES_SUFFIX)
+    over = _part(alias, zoo.OVERRIDES_SUFFIX)
     if diff:
         mine = _tensors(source)
         atomic_write(over, save({k: mine[k].contiguous() for k in diff}), "weights")
@@ -195,8 +200,7 @@ def _delta_alias(alias: Path, base: Path, packed: bytes, config: dict, want: str
                  info: dict | None) -> bool:
     """Write ``alias`` on ``base`` and its delta planes ``packed``; kept only if the alias
     reproduces the weights hash ``want``."""
-    stem = alias.name[: -len(zoo.ALIAS_SUFFIX)]
-    planes = alias.with_name(stem + zoo.DELTA_SUFFIX)
+    planes = _part(alias, zoo.DELTA_SUFFIX)
     atomic_write(planes, packed, "weights")
     spec = {"config": config, "tensors": _tensors_name(alias, base), "delta": planes.name,
             "weights_hash": want}
@@ -249,7 +253,7 @@ def _delta_legacy(folder: Path, dry_run: bool) -> int:
             print(f"bundle_weights: {broken} changes its hash on {alias.name}; "
                   f"{path.name} kept", file=sys.stderr)
             alias.unlink()
-            alias.with_name(stem + zoo.DELTA_SUFFIX).unlink()
+            _part(alias, zoo.DELTA_SUFFIX).unlink()
             continue
         print(note)
         saved += size - len(packed)
@@ -396,8 +400,7 @@ def main(argv=None) -> int:
                 old_json.unlink(missing_ok=True)
             else:
                 old_json.write_text(old_json_text)
-            for part in (legacy, zoo.config_sidecar(legacy),
-                         alias.with_name(alias.name[: -len(zoo.ALIAS_SUFFIX)] + zoo.DELTA_SUFFIX)):
+            for part in (legacy, zoo.config_sidecar(legacy), _part(alias, zoo.DELTA_SUFFIX)):
                 part.unlink(missing_ok=True)
             return 1
     if not dst.is_file():  # no earlier default, or it became an alias

@@ -184,9 +184,8 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     mtime, size = st.st_mtime_ns, st.st_size
     for part in (spec.target, spec.overrides, spec.delta):
         if part is not None:
-            try:
-                other = _stamp(part, depth + 1) if part is spec.target else (
-                    part.stat().st_mtime_ns, part.stat().st_size)
+            try:  # a target that is an alias recurses; other parts are plain files
+                other = _stamp(part, depth + 1)
             except OSError:
                 raise WeightsFileError(f"weights alias '{path}' names a missing file "
                                        f"'{part.name}'") from None
@@ -249,13 +248,13 @@ def delta_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.
     return out
 
 
-def _codec_from(path: Path, depth: int = 0) -> Codec:
+def _codec_from(path: Path) -> Codec:
     from .codec import Codec
 
     if not _is_alias(path):
         return Codec.from_file(path)
     spec = alias_spec(path)
-    tensors = _read(spec.target, depth + 1)[1]  # the target's tensors, read once
+    tensors = _read(spec.target)[1]  # the target's tensors, read once
     if spec.overrides is not None:
         changed = read_weights(spec.overrides)[1]
         unknown = sorted(set(changed) - set(tensors))
@@ -276,18 +275,16 @@ def _codec_from(path: Path, depth: int = 0) -> Codec:
     return codec
 
 
-def _read(path: Path, depth: int = 0) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(config, tensors) of a weights file, cached; the tensors must not be modified."""
-    if depth > MAX_ALIAS_DEPTH:
-        raise WeightsFileError(f"weights alias chain to '{path}' is deeper than "
-                               f"{MAX_ALIAS_DEPTH} (a cycle?)")
+def _read(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, tensors) of a weights file, cached; the tensors must not be modified. An alias
+    chain deeper than ``MAX_ALIAS_DEPTH`` (a cycle) fails in ``_stamp``, before any loading."""
     try:
         stamp = _stamp(path)
     except OSError:
         raise WeightsNotFoundError(f"weights file '{path}' not found") from None
     hit = _FILES.get(path)
     if hit is None or hit[0] != stamp:
-        codec = _codec_from(path, depth)  # validates config and tensors together
+        codec = _codec_from(path)  # validates config and tensors together
         tensors = {k: v.detach() for k, v in codec.state_dict().items()}
         hit = (stamp, _config_of(codec), tensors)
         _FILES[path] = hit
