@@ -3,10 +3,11 @@
     python experiments/bundle_weights.py PRESET RUN/model.safetensors --legacy-name NAME
         [--recipe "experiments/train_flat.sh"] [--dry-run]
 
-- The current default ``pywalloc/weights/<preset>-small.safetensors`` (and its ``.json``) moves
-  to ``pywalloc/weights/legacy/<preset>-small-<NAME>.safetensors.xz``, compressed with xz (about
-  10 % smaller; ``xz -d`` gives the file back): files made with it still decode (the zoo finds
-  weights by the hash in each file's header). When a legacy file already
+- The current default ``pywalloc/weights/<preset>-small.safetensors.xz`` (or a plain
+  ``.safetensors`` one, and its ``.json``) moves to
+  ``pywalloc/weights/legacy/<preset>-small-<NAME>.safetensors.xz`` (``xz -d`` gives the file
+  back): files made with it still decode (the zoo finds weights by the hash in each file's
+  header). When a legacy file already
   holds the same tensors (the same weights under another config, e.g. another norm), the old
   default becomes ``legacy/<preset>-small-<NAME>.alias.json`` instead: its config and the name
   of that file, so the tensors are stored once. When one holds nearly the same tensors (at
@@ -16,8 +17,9 @@
   same architecture), it is stored as ``legacy/<preset>-small-<NAME>.alias.json`` naming the new
   default plus ``.delta.xz`` delta planes against it, if that is smaller than xz of the file
   (it usually is, by 11-35 %: see ``pywalloc.zoo``).
-- The trained weights are written in fp16 as the new default, with a JSON copy of the config
-  and where they came from (source hash, training steps and minutes, recipe).
+- The trained weights are written in fp16 as the new default, xz-compressed
+  (``zoo.xz_pack``), with a JSON copy of the config and where they came from (source hash,
+  training steps and minutes, recipe).
 - Printed: the old and new weight hashes and the bundled total size (target: under 60 MB).
 
 Decide first with ``experiments/compare_weights.py`` whether the run beats the shipped weights.
@@ -26,19 +28,23 @@ Decide first with ``experiments/compare_weights.py`` whether the run beats the s
 
 rewrites every legacy weights file that nearly duplicates another legacy file, or a current
 default, as such an alias (checking that the alias reproduces the file's hash before deleting
-it; an alias of a default names it as ``../<preset>-small.safetensors``). When a default that
+it; an alias of a default names it as ``../<preset>-small.safetensors.xz``). When a default that
 legacy aliases name is replaced, it moves to ``legacy/`` as above and those aliases are
 rewritten to name it there, each checked against its hash. Then every legacy file left that has
 its preset's default tensor names and shapes becomes delta planes against that default or
 another legacy file of the preset (whichever is smaller), where that is smaller than the file
 (aliases that named the file are pointed at the new alias).
+
+    python experiments/bundle_weights.py --pack-defaults [--dry-run]
+
+rewrites every plain ``<preset>-small.safetensors`` default as ``.safetensors.xz`` (the same
+bytes once unpacked, so the same hash) and points the aliases that named it at the new file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import lzma
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -60,7 +66,7 @@ def _tensors(path: Path) -> dict:
 def _info(path: Path) -> dict:
     """The ``info`` a default's JSON records (where the weights came from), if any."""
     try:
-        return json.loads(path.with_suffix(".json").read_text()).get("info", {})
+        return json.loads(zoo.config_sidecar(path).read_text()).get("info", {})
     except (OSError, ValueError, AttributeError):
         return {}
 
@@ -95,8 +101,7 @@ def _differing(mine: dict, theirs: dict) -> list[str] | None:
 
 def _defaults(folder: Path) -> list[Path]:
     """The current default weights files in ``folder``."""
-    return sorted(p for p in (folder / zoo.weights_path(n).name for n in zoo.PRESETS)
-                  if p.is_file())
+    return sorted(p for p in (zoo.default_file(folder, n) for n in zoo.PRESETS) if p.is_file())
 
 
 def _nearest_tensors(path: Path, legacy: Path, skip=(),
@@ -222,7 +227,7 @@ def _delta_legacy(folder: Path, dry_run: bool) -> int:
     saved = 0
     presets = {p: Codec.from_file(p).config for p in _legacy_files(legacy)}
     for path, config in presets.items():
-        default = folder / zoo.weights_path(config.preset, config.size).name
+        default = zoo.default_file(folder, config.preset, config.size)
         stem = path.name.removesuffix(zoo.XZ_SUFFIX).removesuffix(".safetensors")
         alias = legacy / (stem + zoo.ALIAS_SUFFIX)
         if alias.exists():
@@ -303,10 +308,47 @@ def dedupe(folder: Path, dry_run: bool) -> int:
     return 0
 
 
+def pack_defaults(folder: Path, dry_run: bool) -> int:
+    """Rewrite each plain weights file in ``folder`` (the defaults, not legacy/) as
+    ``.safetensors.xz``, checked against its hash, and point the aliases that named it at the
+    new file."""
+    legacy = folder / "legacy"
+    saved = 0
+    for plain in sorted(p for p in folder.glob("*.safetensors")
+                        if not p.name.endswith(zoo.OVERRIDES_SUFFIX)):
+        packed = plain.with_name(plain.name + ".xz")
+        if packed.exists():
+            print(f"bundle_weights: error: both {plain.name} and {packed.name} exist",
+                  file=sys.stderr)
+            return 2
+        data = zoo.xz_pack(plain.read_bytes())
+        size = plain.stat().st_size
+        note = f"{plain.name} -> {packed.name} ({size / 1e6:.2f} -> {len(data) / 1e6:.2f} MB)"
+        saved += size - len(data)
+        if dry_run:
+            print("would write " + note)
+            continue
+        want = zoo.file_hash(plain)
+        wants = {a: zoo.file_hash(a) for a in _aliases_of(plain, legacy)}
+        atomic_write(packed, data, "weights")
+        broken = None if zoo.file_hash(packed) == want else packed.name
+        broken = broken or _retarget(wants, packed)
+        if broken is not None:
+            packed.unlink()
+            print(f"bundle_weights: error: {broken} changes its hash; {plain.name} kept",
+                  file=sys.stderr)
+            return 1
+        plain.unlink()
+        print(note)
+    print(f"xz saves {saved / 1e6:.2f} MB; bundled total {_total_mb(folder):.1f} MB "
+          f"(limit {LIMIT_MB})")
+    return 0
+
+
 def _save_default(new: Codec, dst: Path, info: dict) -> None:
-    """Write ``new`` as the default ``dst`` (fp16) with its JSON config and provenance."""
+    """Write ``new`` as the default ``dst`` (fp16, xz) with its JSON config and provenance."""
     new.save(dst, half=True, extra=info)
-    dst.with_suffix(".json").write_text(
+    zoo.config_sidecar(dst).write_text(
         json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
 
 
@@ -318,6 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--legacy-name", help="suffix of the old default's name in weights/legacy/")
     ap.add_argument("--dedupe", action="store_true",
                     help="only rewrite legacy files as aliases of near duplicates, or as delta planes")
+    ap.add_argument("--pack-defaults", action="store_true",
+                    help="only rewrite plain default weights files as .safetensors.xz")
     ap.add_argument("--recipe", default="", help="the command or script that trained it")
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
@@ -326,6 +370,8 @@ def main(argv=None) -> int:
     folder = args.weights_dir
     if args.dedupe:
         return dedupe(folder, args.dry_run)
+    if args.pack_defaults:
+        return pack_defaults(folder, args.dry_run)
     if args.preset is None or args.weights is None or args.legacy_name is None:
         ap.error("PRESET, WEIGHTS and --legacy-name are required (or --dedupe)")
 
@@ -334,8 +380,9 @@ def main(argv=None) -> int:
         print(f"bundle_weights: error: {args.weights} is a {new.preset.name} codec",
               file=sys.stderr)
         return 2
-    dst = folder / zoo.weights_path(args.preset).name
-    old = Codec.from_file(dst) if dst.is_file() else None
+    cur = zoo.default_file(folder, args.preset)  # the default now: xz, plain, or none
+    dst = folder / f"{args.preset}-small{zoo.XZ_SUFFIX}"  # where the new one goes
+    old = Codec.from_file(cur) if cur.is_file() else None
     old_hash = old.weight_hash if old else None
     stem = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}"
     legacy = stem.with_name(stem.name + zoo.XZ_SUFFIX)
@@ -343,9 +390,9 @@ def main(argv=None) -> int:
     if legacy.exists() or alias.exists() or stem.with_name(stem.name + ".safetensors").exists():
         print(f"bundle_weights: error: {legacy} or its alias exists", file=sys.stderr)
         return 2
-    aliased = _aliases_of(dst, folder / "legacy") if dst.is_file() else []
+    aliased = _aliases_of(cur, folder / "legacy") if old else []
     # A default that aliases name keeps its tensors in a file of its own in legacy/.
-    near = _nearest_tensors(dst, folder / "legacy") if dst.is_file() and not aliased else None
+    near = _nearest_tensors(cur, folder / "legacy") if old and not aliased else None
     same = near[0] if near else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
     meta_path = args.weights.parent / "result.json"
@@ -357,24 +404,24 @@ def main(argv=None) -> int:
                  else str(legacy))
         if aliased:
             where += f", and point {', '.join(a.name for a in aliased)} at it"
-        print(f"would move {dst.name} ({old_hash}) to {where} and bundle {args.weights}")
+        print(f"would move {cur.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
     if same is not None:
-        if not _write_alias(alias, asdict(old.config), dst, same, near[1], old_hash,
-                            _info(dst) or None):
+        if not _write_alias(alias, asdict(old.config), cur, same, near[1], old_hash,
+                            _info(cur) or None):
             print(f"bundle_weights: error: {alias} does not reproduce {old_hash}",
                   file=sys.stderr)
             return 1
-        dst.unlink()
-        dst.with_suffix(".json").unlink(missing_ok=True)
+        cur.unlink()
+        zoo.config_sidecar(cur).unlink(missing_ok=True)
         legacy = alias
-    elif dst.is_file():
+    elif old:
         wants = {a: zoo.file_hash(a) for a in aliased}  # before anything changes
-        old_bytes, old_json = dst.read_bytes(), dst.with_suffix(".json")
+        old_bytes, old_json = cur.read_bytes(), zoo.config_sidecar(cur)
         old_json_text = old_json.read_text() if old_json.is_file() else None
-        old_info = _info(dst)
+        old_info = _info(cur)
         legacy.parent.mkdir(exist_ok=True)
-        packed = lzma.compress(old_bytes, preset=9 | lzma.PRESET_EXTREME)
+        packed = old_bytes if cur.name.endswith(zoo.XZ_SUFFIX) else zoo.xz_pack(old_bytes)
         atomic_write(legacy, packed, "weights")
         if zoo.file_hash(legacy) != old_hash:  # never drop the only copy of weights unchecked
             legacy.unlink()
@@ -395,7 +442,9 @@ def main(argv=None) -> int:
         if broken is not None:
             print(f"bundle_weights: error: {broken} changes its hash on {legacy.name}; "
                   f"nothing replaced", file=sys.stderr)
-            atomic_write(dst, old_bytes, "weights")
+            if cur != dst:
+                dst.unlink(missing_ok=True)
+            atomic_write(cur, old_bytes, "weights")
             if old_json_text is None:
                 old_json.unlink(missing_ok=True)
             else:
@@ -403,6 +452,8 @@ def main(argv=None) -> int:
             for part in (legacy, zoo.config_sidecar(legacy), _part(alias, zoo.DELTA_SUFFIX)):
                 part.unlink(missing_ok=True)
             return 1
+        if cur != dst:  # a plain default, replaced by an xz one
+            cur.unlink()
     if not dst.is_file():  # no earlier default, or it became an alias
         _save_default(new, dst, info)
     shipped = Codec.from_file(dst)

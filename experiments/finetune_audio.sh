@@ -32,7 +32,7 @@ RUNS=${RUNS:-runs/audio-ft}
 INIT=${INIT:-pywalloc/weights}
 MIN=${MIN:-50}
 LR=${LR:-1e-4}
-INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors}
+INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors.xz}
 PRESETS=${PRESETS:-stereo-20x stereo-5x}
 mkdir -p "$RUNS"
 extra=()

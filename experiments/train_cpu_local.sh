@@ -21,7 +21,7 @@ extra=()
 [ "${RESUME:-0}" = 1 ] && extra+=(--resume)
 run() {  # preset data minutes
     nice -n 19 python3 -m pywalloc.training --preset "$1" --data "$2" --out "$RUNS/$1" \
-        --init "$INIT/$1-small.safetensors" --batch 8 --per-item 4 --lr 3e-4 --warmup 100 \
+        --init "$INIT/$1-small.safetensors.xz" --batch 8 --per-item 4 --lr 3e-4 --warmup 100 \
         --steps 1000000 --max-minutes "$3" --workers 1 --threads 1 --log-every 50 \
         --ckpt-every 200 "${extra[@]}" 2>"$RUNS/$1.err"
 }

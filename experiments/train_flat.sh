@@ -26,7 +26,7 @@ RUNS=${RUNS:-runs/flat}
 INIT=${INIT:-pywalloc/weights}
 MIN16=${MIN16:-50}; MIN4=${MIN4:-50}
 FLAT=${FLAT:-1}
-INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors}
+INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors.xz}
 mkdir -p "$RUNS"
 extra=()
 [ "${RESUME:-0}" = 1 ] && extra+=(--resume)

@@ -323,17 +323,20 @@ class Codec(nn.Module):
         return super().train(mode)
 
     def save(self, path: str | Path, half: bool = True, extra: dict | None = None) -> None:
-        """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata."""
+        """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata;
+        xz-compressed (``zoo.xz_pack``) when the name ends in ``.safetensors.xz``."""
         from safetensors.torch import save
 
         from .media import atomic_write
+        from .zoo import XZ_SUFFIX, xz_pack
 
         dtype = torch.float16 if half else torch.float32
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
         meta = {"config": json.dumps(asdict(self.config)), "format": "pywalloc-codec-1"}
         if extra:
             meta["info"] = json.dumps(extra)
-        atomic_write(path, save(tensors, metadata=meta), "weights")
+        data = save(tensors, metadata=meta)
+        atomic_write(path, xz_pack(data) if str(path).endswith(XZ_SUFFIX) else data, "weights")
 
     @classmethod
     def from_file(cls, path: str | Path) -> Codec:

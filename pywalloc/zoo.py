@@ -1,14 +1,16 @@
 """The model zoo: codecs from bundled weights (by preset name, or by the weights hash a ``.wlc``
 file records) and from weights a user trained (by path).
 
-Bundled weights live in ``pywalloc/weights/``: ``<preset>-<size>.safetensors`` is a preset's
-current default. Older weights that files may still name sit beside them or in
-``weights/legacy/``, under any name; decoding finds them by hash. Hashes are computed when first
-needed and cached for the process (keyed by path, size and modification time).
+Bundled weights live in ``pywalloc/weights/``: ``<preset>-<size>.safetensors.xz`` (or, as
+a user's own bundle may have it, ``<preset>-<size>.safetensors``) is a preset's current default.
+Older weights that files may still name sit beside them or in ``weights/legacy/``, under any
+name; decoding finds them by hash. Hashes are computed when first needed and cached for the
+process (keyed by path, size and modification time).
 
-Rarely needed bundled weights (those in ``legacy/``) are stored xz-compressed, as
-``<name>.safetensors.xz`` with their config in ``<name>.json``: ``xz -d`` gives the plain
-safetensors file back, and loading unpacks it in memory (bounded by ``MAX_WEIGHTS_BYTES``).
+Bundled weights are stored xz-compressed, as ``<name>.safetensors.xz`` with their config also in
+``<name>.json``: ``xz -d`` gives the plain safetensors file back, and loading unpacks it in
+memory (bounded by ``MAX_WEIGHTS_BYTES``), once per process. :func:`xz_pack` compresses them
+with LZMA2 set for 2-byte values (fp16), some 15 % smaller than the plain file.
 
 Weights that differ from another bundled file only in their config (the same tensors under
 another norm) are stored once: ``<name>.alias.json`` holds ``{"config": {...}, "tensors":
@@ -52,12 +54,14 @@ __all__ = [
     "available",
     "bundled_files",
     "bundled_weights",
+    "default_file",
     "delta_pack",
     "delta_unpack",
     "file_hash",
     "find",
     "load",
     "weights_path",
+    "xz_pack",
 ]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -69,9 +73,19 @@ _HASHES: dict[Path, tuple[tuple[int, int], str]] = {}
 _FROZEN: dict[tuple[Path, str], Any] = {}
 
 
+def default_file(folder: Path, name: str, size: str = "small") -> Path:
+    """The default weights of a preset and size in ``folder``: ``<name>-<size>.safetensors.xz``
+    or, if only that exists, ``<name>-<size>.safetensors``; the ``.xz`` name (where a new
+    default goes) when neither exists."""
+    packed = folder / f"{name}-{size}{XZ_SUFFIX}"
+    plain = folder / f"{name}-{size}.safetensors"
+    return plain if plain.is_file() and not packed.is_file() else packed
+
+
 def weights_path(name: str, size: str = "small") -> Path:
-    """Where the current default weights of a preset and size are (whether or not they exist)."""
-    return WEIGHTS_DIR / f"{name}-{size}.safetensors"
+    """Where the current default weights of a preset and size are (whether or not they exist):
+    :func:`default_file` in the package's weights folder."""
+    return default_file(WEIGHTS_DIR, name, size)
 
 
 def available() -> list[str]:
@@ -122,6 +136,15 @@ def read_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         return meta or {}, tensors
     except (SafetensorError, OSError, ValueError, lzma.LZMAError) as exc:
         raise WeightsFileError(f"cannot read weights '{path}': {exc}") from None
+
+
+def xz_pack(data: bytes) -> bytes:
+    """``data`` (a safetensors file) as a standard ``.xz`` file, with LZMA2 set for 2-byte
+    values (no literal context, 2-byte position alignment): 4-5 % smaller than the xz preset
+    alone on fp16 weights."""
+    chain = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME, "lc": 0, "lp": 1,
+              "pb": 1}]
+    return lzma.compress(data, format=lzma.FORMAT_XZ, filters=chain)
 
 
 def _is_alias(path: Path) -> bool:

@@ -52,6 +52,7 @@ def test_startup_benchmark_quick():
     out = _run("benchmarks/startup.py", "--quick")
     for name in ("--help", "--version", "info", "models"):
         assert f"| walloc {name} |" in out
+    assert "First load of each default" in out and ".safetensors.xz |" in out
 
 
 def test_entropy_benchmark_quick():

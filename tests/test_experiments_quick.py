@@ -234,8 +234,8 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     moved = Codec.from_file(folder / "legacy" / "rgb-16x-small-old.safetensors.xz")  # packed
     assert moved.weight_hash == old_hash
     assert json.loads((folder / "legacy" / "rgb-16x-small-old.json").read_text())["config"]
-    assert not (folder / "rgb-16x-small.safetensors.xz").exists()
-    new = Codec.from_file(folder / "rgb-16x-small.safetensors")
+    assert not (folder / "rgb-16x-small.safetensors").exists()  # the new default is xz
+    new = Codec.from_file(folder / "rgb-16x-small.safetensors.xz")
     assert new.config.pad == "replicate" and new.weight_hash != old_hash
     assert new.synthesis.net[-1].weight.abs().max() > 0
     meta = json.loads((folder / "rgb-16x-small.json").read_text())
@@ -249,18 +249,19 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
 
     from pywalloc import zoo
 
-    shutil.copy(folder / "rgb-16x-small.safetensors", folder / "legacy" / "rgb-16x-dup.safetensors")
+    shutil.copy(folder / "rgb-16x-small.safetensors.xz",
+                folder / "legacy" / "rgb-16x-dup.safetensors.xz")
     new_hash = new.weight_hash
     cmd[cmd.index("old")] = "second"
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     alias = folder / "legacy" / "rgb-16x-small-second.alias.json"
     assert alias.is_file() and not alias.with_name("rgb-16x-small-second.safetensors").exists()
-    assert json.loads(alias.read_text())["tensors"] == "rgb-16x-dup.safetensors"
+    assert json.loads(alias.read_text())["tensors"] == "rgb-16x-dup.safetensors.xz"
     assert zoo.load(alias).weight_hash == new_hash
     # --dedupe: a legacy file that differs from another in a few tensors only becomes an
     # alias of it with an overrides file, under the same hash.
-    state = zoo.read_weights(folder / "legacy" / "rgb-16x-dup.safetensors")[1]
+    state = zoo.read_weights(folder / "legacy" / "rgb-16x-dup.safetensors.xz")[1]
     state["analysis.bias"] = state["analysis.bias"] + 1
     from safetensors.torch import save_file
 
@@ -320,7 +321,8 @@ def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
     assert zoo.file_hash(moved) == default_hash
     assert json.loads(alias.read_text())["tensors"] == moved.name
     assert zoo.file_hash(alias) == old_hash
-    assert zoo.file_hash(folder / "rgb-16x-small.safetensors") not in (old_hash, default_hash)
+    assert zoo.file_hash(folder / "rgb-16x-small.safetensors.xz") not in (old_hash, default_hash)
+    assert not (folder / "rgb-16x-small.safetensors").exists()
 
 
 def test_bundle_weights_stores_a_retrained_default_as_delta_planes(tmp_path):
@@ -370,9 +372,10 @@ def test_bundle_weights_stores_a_retrained_default_as_delta_planes(tmp_path):
     moved = legacy / "rgb-16x-small-one.alias.json"
     spec = json.loads(moved.read_text())
     assert spec["delta"] == "rgb-16x-small-one.delta.xz"
-    assert spec["tensors"] == "../rgb-16x-small.safetensors"
+    assert spec["tensors"] == "../rgb-16x-small.safetensors.xz"
     assert not (legacy / "rgb-16x-small-one.safetensors.xz").exists()
-    assert zoo.file_hash(moved) == default_hash != zoo.file_hash(folder / "rgb-16x-small.safetensors")
+    assert zoo.file_hash(moved) == default_hash != zoo.file_hash(
+        folder / "rgb-16x-small.safetensors.xz")
     assert json.loads(pad.read_text())["tensors"] == moved.name
     assert zoo.file_hash(pad) == pad_hash
     proc = subprocess.run([sys.executable, script, "--dedupe", "--weights-dir", str(folder)],
@@ -420,3 +423,59 @@ def test_refine_keep_quick(codec):
     rows = [line for line in res.stdout.splitlines() if line.startswith("| ")][1:]
     assert [r.split("|")[1].strip() for r in rows] == ["plain", "0.15", "0.05"]
     assert all(0 < float(r.split("|")[2]) < 24 for r in rows)  # bpp
+
+
+def test_bundle_weights_packs_plain_defaults_as_xz(tmp_path):
+    """--pack-defaults rewrites a plain default as .safetensors.xz (xz -d gives the same bytes),
+    points the aliases that named it (plain and delta ones) at the new file, and keeps every
+    hash; --dry-run changes nothing."""
+    import lzma
+    from dataclasses import asdict
+
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    legacy = folder / "legacy"
+    legacy.mkdir(parents=True)
+    torch.manual_seed(0)
+    default = Codec("rgb-16x", width=16, blocks=1)
+    plain = folder / "rgb-16x-small.safetensors"
+    default.save(plain)
+    config = asdict(default.config)
+    pad = legacy / "rgb-16x-pad.alias.json"
+    pad.write_text(json.dumps({"config": {**config, "pad": "replicate"},
+                               "tensors": "../rgb-16x-small.safetensors"}))
+    older = Codec("rgb-16x", width=16, blocks=1)
+    with torch.no_grad():
+        for mine, theirs in zip(older.parameters(), default.parameters()):
+            mine.copy_(theirs * 0.99)
+    older.save(tmp_path / "older.safetensors")
+    older_hash = zoo.file_hash(tmp_path / "older.safetensors")
+    (legacy / "rgb-16x-older.delta.xz").write_bytes(zoo.delta_pack(
+        zoo.read_weights(tmp_path / "older.safetensors")[1], zoo.read_weights(plain)[1]))
+    delta = legacy / "rgb-16x-older.alias.json"
+    delta.write_text(json.dumps({"config": config, "tensors": "../rgb-16x-small.safetensors",
+                                 "delta": "rgb-16x-older.delta.xz",
+                                 "weights_hash": older_hash}))
+    hashes = {p: zoo.file_hash(p) for p in (plain, pad, delta)}
+    raw = plain.read_bytes()
+    script = [sys.executable, str(ROOT / "experiments" / "bundle_weights.py"), "--pack-defaults",
+              "--weights-dir", str(folder)]
+    proc = subprocess.run([*script, "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0 and "would write rgb-16x-small.safetensors ->" in proc.stdout
+    assert plain.is_file() and not plain.with_name(plain.name + ".xz").exists()
+    proc = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    packed = folder / "rgb-16x-small.safetensors.xz"
+    assert not plain.exists() and lzma.decompress(packed.read_bytes()) == raw
+    assert len(packed.read_bytes()) < len(raw)
+    assert zoo.default_file(folder, "rgb-16x") == packed
+    assert zoo.file_hash(packed) == hashes[plain]
+    for alias in (pad, delta):
+        assert json.loads(alias.read_text())["tensors"] == "../rgb-16x-small.safetensors.xz"
+        assert zoo.file_hash(alias) == hashes[alias]

@@ -114,7 +114,8 @@ def test_alias_entries_share_tensors_under_another_config(tmp_path, monkeypatch)
         base.synthesis.net[-1].weight.normal_(0, 0.05)
     weights = tmp_path / "weights"
     (weights / "legacy").mkdir(parents=True)
-    shutil.copy(zoo.weights_path("rgb-16x"), weights / "rgb-16x-small.safetensors")
+    current = zoo.weights_path("rgb-16x")
+    shutil.copy(current, weights / current.name)
     base.save(weights / "legacy" / "rgb-16x-a.safetensors")
     config = {**asdict(zoo.load(weights / "legacy" / "rgb-16x-a.safetensors").config),
               "pad": "replicate"}
@@ -130,17 +131,16 @@ def test_alias_entries_share_tensors_under_another_config(tmp_path, monkeypatch)
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
                                                  b.state_dict().values()))
     assert [p.name for p in zoo.bundled_files("rgb-16x")] == [
-        "rgb-16x-small.safetensors", "rgb-16x-a.safetensors", "rgb-16x-b.alias.json"]
+        current.name, "rgb-16x-a.safetensors", "rgb-16x-b.alias.json"]
     for codec in (a, b):  # each file decodes with the weights that made it
         blob = pywalloc.compress(img, codec=codec)
         assert np.array_equal(pywalloc.decompress(blob), pywalloc.decompress(blob, codec))
     # A legacy alias may name a file in the folder above (a default); no other paths.
     up = weights / "legacy" / "rgb-16x-c.alias.json"
-    top = asdict(zoo.load(weights / "rgb-16x-small.safetensors").config)
-    up.write_text(json.dumps({"config": top, "tensors": "../rgb-16x-small.safetensors"}))
+    top = asdict(zoo.load(weights / current.name).config)
+    up.write_text(json.dumps({"config": top, "tensors": "../" + current.name}))
     assert torch.equal(zoo.load(up).state_dict()["analysis.weight"],
-                       zoo.load(weights / "rgb-16x-small.safetensors").state_dict()[
-                           "analysis.weight"])
+                       zoo.load(weights / current.name).state_dict()["analysis.weight"])
     for bad in ("../../rgb-16x-small.safetensors", "sub/rgb-16x-a.safetensors", "..", "/etc/x",
                 7):
         up.write_text(json.dumps({"config": top, "tensors": bad}))
@@ -197,6 +197,19 @@ def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
         stem = part.name.removesuffix(zoo.OVERRIDES_SUFFIX).removesuffix(zoo.DELTA_SUFFIX)
         alias = part.with_name(stem + zoo.ALIAS_SUFFIX)
         assert json.loads(alias.read_text())[key] == part.name
+
+
+def test_bundled_defaults_are_xz_with_their_config_beside_them():
+    """Each bundled default is one ``<preset>-small.safetensors.xz`` (no plain copy beside it)
+    whose config is also in the JSON beside it, and weights_path names it."""
+    plain = [p.name for p in zoo.WEIGHTS_DIR.glob("*.safetensors")]
+    assert plain == []
+    for name in zoo.available():
+        path = zoo.weights_path(name)
+        assert path.name == f"{name}-small.safetensors.xz" and path.is_file()
+        config = json.loads(zoo.config_sidecar(path).read_text())["config"]
+        assert config["preset"] == name
+        assert zoo.load(name).config.preset == name
 
 
 def test_delta_planes_give_back_every_fp16_bit_pattern():
