@@ -479,3 +479,38 @@ def test_bundle_weights_packs_plain_defaults_as_xz(tmp_path):
     for alias in (pad, delta):
         assert json.loads(alias.read_text())["tensors"] == "../rgb-16x-small.safetensors.xz"
         assert zoo.file_hash(alias) == hashes[alias]
+
+
+def test_scale_gain_scales_the_rate_and_keeps_the_linear_path(tmp_path):
+    """experiments/scale_gain.py: the analysis rows grow by S (a finer quantisation: more
+    bytes for the same picture), the decoder's linear path gives the same output for
+    unquantised latents, and a bad factor is one readable error line."""
+    import numpy as np
+    import torch
+
+    import pywalloc
+    from pywalloc.codec import Codec
+
+    torch.manual_seed(0)
+    codec = Codec("rgb-16x", width=8, blocks=1).eval()
+    codec.save(tmp_path / "a.safetensors", half=False)
+    script = [sys.executable, str(ROOT / "experiments" / "scale_gain.py")]
+    proc = subprocess.run([*script, str(tmp_path / "a.safetensors"), "1.5",
+                           str(tmp_path / "b.safetensors")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scaled = Codec.from_file(tmp_path / "b.safetensors")
+    assert torch.allclose(scaled.analysis_row_norms(), 1.5 * codec.analysis_row_norms(),
+                          rtol=1e-5)
+    x = torch.rand(1, 3, 64, 64) - 0.5
+    with torch.no_grad():
+        z, z2 = codec.analyse(x), scaled.analyse(x)
+        assert torch.allclose(z2, 1.5 * z, atol=1e-5)
+        assert torch.allclose(scaled.synthesis.linear(z2), codec.synthesis.linear(z), atol=1e-4)
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert len(pywalloc.compress(img, codec=scaled)) > len(pywalloc.compress(img, codec=codec))
+    bad = subprocess.run([*script, str(tmp_path / "a.safetensors"), "0",
+                          str(tmp_path / "c.safetensors")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "positive" in bad.stderr
+    assert not (tmp_path / "c.safetensors").exists()
