@@ -9,7 +9,7 @@
 # linear path stay float32; docs/speed.md measured 1.5-1.7x on this project's CPU, more expected
 # on a GPU's tensor cores); recommended there.
 # SIZE: decoder size (small, medium, ...). INIT=1 starts from the bundled weights of that size
-# (pywalloc/weights/<preset>-<size>.safetensors, when present), otherwise from the PCA start.
+# (pywalloc/weights/<preset>-<size>.safetensors.xz, when present), otherwise from the PCA start.
 # DEST receives <preset>-<size>.safetensors (fp16) and <preset>-<size>.csv (the log).
 # CPU dry run: MINUTES=0.3 BATCH=4 WORKERS=1 DEST=/tmp/gpu-dry bash experiments/train_gpu.sh
 set -u
@@ -20,7 +20,8 @@ mkdir -p "$DEST" "$RUNS"
 for p in rgb-16x rgb-4x stereo-20x stereo-5x; do
     case $p in rgb-*) data="$DATA/images"; lr=1e-3 ;; *) data="$DATA/audio"; lr=1e-3 ;; esac
     init=()
-    w=pywalloc/weights/$p-$SIZE.safetensors
+    w=pywalloc/weights/$p-$SIZE.safetensors.xz  # bundled defaults are xz since 2026-12-01
+    [ -f "$w" ] || w=pywalloc/weights/$p-$SIZE.safetensors
     if [ "${INIT:-0}" = 1 ] && [ -f "$w" ]; then init=(--init "$w"); lr=4e-4; fi
     python3 -m pywalloc.training --preset "$p" --size "$SIZE" --data "$data" --out "$RUNS/$p" \
         "${init[@]}" --batch "$BATCH" --per-item 4 --lr "$lr" --warmup 200 --steps 1000000 \
