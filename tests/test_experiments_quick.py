@@ -514,3 +514,37 @@ def test_scale_gain_scales_the_rate_and_keeps_the_linear_path(tmp_path):
                          text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "positive" in bad.stderr
     assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_quant_ceiling_decodes_what_files_decode(tmp_path):
+    """experiments/quant_ceiling.py on a tiny picture and a tiny stereo clip: the decoder on
+    Codec.encode's latents scores exactly what the byte path scores (so the unrounded figure
+    beside it differs only by the rounding), and the JSON has all three figures."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    kodak, stems = tmp_path / "kodak", tmp_path / "stems" / "clip"
+    kodak.mkdir()
+    stems.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1) + rng.integers(0, 20, (48, 64, 3))
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(kodak / "a.png")
+    t = np.arange(8192) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None] * np.array([1.0, 0.8])
+    sf.write(stems / "lead.flac", tone, 44100)
+    sf.write(stems / "accomp.flac", 0.05 * rng.standard_normal((8192, 2)), 44100)
+    out = tmp_path / "q.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "quant_ceiling.py"),
+                           "rgb-16x", "stereo-20x", "--kodak", str(kodak), "--stems",
+                           str(tmp_path / "stems"), "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["codec"] for r in rows] == ["rgb-16x", "stereo-20x"]
+    for r in rows:
+        assert r["items"] == 1 and r["rate"] > 0
+        assert abs(r["bytes"] - r["rounded"]) < 1e-6
+        assert math.isfinite(r["unrounded"]) and r["unrounded"] != r["rounded"]
+    assert "| rgb-16x |" in proc.stdout
