@@ -1,10 +1,11 @@
 """Pack a training subset small enough to travel to a borrowed GPU machine (<= --max-mb).
 
     python experiments/make_gpu_bundle.py --shared ../shared/data --audio .devdata/audio \
-        --out .devdata/gpu-bundle --max-mb 30
+        --out .devdata/gpu-bundle --max-mb 9
 
-Images: every photo and graphic of train-images (re-encoded as JPEG q92 when that is smaller)
-plus as many BSDS500 photos as fit in half the budget. Audio: experiments/prepare_audio.py's
+Images: the photos, graphics and BSDS500 photos of train-images taken in turn (one of each
+folder while they last), photos and graphics shrunk to at most --max-side pixels on their long
+side and re-encoded as JPEG q92 when that is smaller, as many as fit in half the budget. Audio: experiments/prepare_audio.py's
 train folder (never the held-out tracks or stems/test), as Ogg Vorbis q0.6 excerpts of at most
 --excerpt seconds per file, as many as fit in the other half. Prints what it packed.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import shutil
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,8 @@ def main() -> None:
     ap.add_argument("--out", default=".devdata/gpu-bundle")
     ap.add_argument("--max-mb", type=float, default=30)
     ap.add_argument("--excerpt", type=float, default=75.0, help="seconds per audio file")
+    ap.add_argument("--max-side", type=int, default=1024,
+                    help="long side of the photos and graphics, in pixels")
     args = ap.parse_args()
     out = Path(args.out)
     if out.exists():
@@ -41,17 +45,21 @@ def main() -> None:
     half = args.max_mb / 2 * 2**20
     src = Path(args.shared) / "train-images"
     used = 0
-    first = sorted((src / "photos").glob("*.jpg")) + sorted((src / "graphics").glob("*.jpg"))
-    for f in first + sorted((src / "bsds500").glob("*.jpg")):
+    folders = [sorted((src / d).glob("*.jpg")) for d in ("photos", "graphics", "bsds500")]
+    # One of each folder in turn, so that a small budget still holds all three kinds.
+    turns = [f for row in zip_longest(*folders) for f in row if f is not None]
+    for f in turns:
         data = f.read_bytes()
         if f.parent.name != "bsds500":
             with Image.open(f) as im:
+                im = im.convert("RGB")
+                im.thumbnail((args.max_side, args.max_side), Image.LANCZOS)
                 buf = io.BytesIO()
-                im.convert("RGB").save(buf, "JPEG", quality=92)
+                im.save(buf, "JPEG", quality=92)
             if buf.tell() < len(data):
                 data = buf.getvalue()
         if used + len(data) > half:
-            break
+            continue
         (out / "images" / f"{f.parent.name}-{f.name}").write_bytes(data)
         used += len(data)
     used = 0

@@ -548,3 +548,41 @@ def test_quant_ceiling_decodes_what_files_decode(tmp_path):
         assert abs(r["bytes"] - r["rounded"]) < 1e-6
         assert math.isfinite(r["unrounded"]) and r["unrounded"] != r["rounded"]
     assert "| rgb-16x |" in proc.stdout
+
+
+def test_make_gpu_bundle_takes_each_image_folder_in_turn_within_budget(tmp_path):
+    """experiments/make_gpu_bundle.py: photos and graphics shrunk to --max-side, the three
+    image folders taken in turn (a small budget still holds each kind), audio as Ogg excerpts,
+    each half within its share of --max-mb."""
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    shared = tmp_path / "shared"
+    for folder, side in (("photos", 900), ("graphics", 700), ("bsds500", 300)):
+        (shared / "train-images" / folder).mkdir(parents=True)
+        for i in range(6):
+            pixels = rng.integers(0, 256, (side * 2 // 3, side, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(shared / "train-images" / folder / f"{i}.jpg",
+                                         quality=90)
+    (tmp_path / "audio" / "train").mkdir(parents=True)
+    for i in range(2):
+        sf.write(tmp_path / "audio" / "train" / f"t{i}.flac",
+                 0.1 * rng.standard_normal((44100 * 3, 2)), 44100)
+    out = tmp_path / "bundle"
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "make_gpu_bundle.py"),
+                           "--shared", str(shared), "--audio", str(tmp_path / "audio"),
+                           "--out", str(out), "--max-mb", "0.6", "--max-side", "256",
+                           "--excerpt", "2"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert {n.split("-")[0] for n in images} == {"photos", "graphics", "bsds500"}
+    for name in images:
+        if not name.startswith("bsds500"):
+            with Image.open(out / "images" / name) as im:
+                assert max(im.size) <= 256
+    for kind in ("images", "audio"):
+        assert sum(p.stat().st_size for p in (out / kind).iterdir()) <= 0.3 * 2**20
+    assert len(list((out / "audio").glob("*.ogg"))) >= 1
