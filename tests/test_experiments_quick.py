@@ -479,6 +479,27 @@ def test_bundle_weights_packs_plain_defaults_as_xz(tmp_path):
     for alias in (pad, delta):
         assert json.loads(alias.read_text())["tensors"] == "../rgb-16x-small.safetensors.xz"
         assert zoo.file_hash(alias) == hashes[alias]
+    # Replacing an xz default: the new one is xz too, the old one becomes delta planes
+    # against it, and the aliases that named the old one follow it, every hash kept.
+    newer = Codec("rgb-16x", width=16, blocks=1)
+    with torch.no_grad():
+        for mine, theirs in zip(newer.parameters(), default.parameters()):
+            mine.copy_(theirs * 1.01)
+    (tmp_path / "run").mkdir()
+    newer.save(tmp_path / "run" / "model.safetensors", half=False)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bundle_weights.py"),
+                           "rgb-16x", str(tmp_path / "run" / "model.safetensors"),
+                           "--legacy-name", "two", "--weights-dir", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    two = legacy / "rgb-16x-small-two.alias.json"
+    assert json.loads(two.read_text())["tensors"] == "../rgb-16x-small.safetensors.xz"
+    assert zoo.file_hash(two) == hashes[plain] != zoo.file_hash(packed)
+    assert sorted(p.name for p in folder.glob("rgb-16x-small*")) == [
+        "rgb-16x-small.json", "rgb-16x-small.safetensors.xz"]
+    for alias in (pad, delta):
+        assert json.loads(alias.read_text())["tensors"] == two.name
+        assert zoo.file_hash(alias) == hashes[alias]
 
 
 def test_scale_gain_scales_the_rate_and_keeps_the_linear_path(tmp_path):
