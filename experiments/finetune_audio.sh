@@ -17,7 +17,11 @@
 # that run (RUNS=runs/audio-hp) with RUNS=runs/audio-hp2 MIN=115 LR=5e-5
 # INIT_PATTERN=runs/audio-hp/%s/model.safetensors: shipped 2026-12-01 (b5f0f460ccae90ef);
 # continued again with RUNS=runs/audio-hp3 MIN=100 LR=5e-5
-# INIT_PATTERN=runs/audio-hp2/%s/model.safetensors: shipped 2026-12-01 (e8a3ecea36f480e5).
+# INIT_PATTERN=runs/audio-hp2/%s/model.safetensors: shipped 2026-12-01 (e8a3ecea36f480e5);
+# continued with RUNS=runs/audio-hp4 MIN=110 LR=5e-5 INIT_PATTERN=runs/audio-hp3/%s/model.safetensors
+# (one RESUME=1): +0.07 / +0.09 dB, under the 0.10 dB ship bar, not shipped; continued from it
+# with RUNS=runs/audio-hp5 MIN=100 LR=5e-5 INIT_PATTERN=runs/audio-hp4/%s/model.safetensors
+# (started 2026-12-01 19:52 UTC; resume with RESUME=1 while runs/ survives).
 # stereo-5x continued with RUNS=runs/audio-hp2 MIN=140 LR=5e-5
 # INIT_PATTERN=runs/audio-hp/%s/model.safetensors (one RESUME=1): traded, not shipped.
 # PARALLEL=1 runs the presets side by side (one core each); RESUME=1 continues from checkpoints;
