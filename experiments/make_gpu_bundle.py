@@ -5,9 +5,10 @@
 
 Images: the photos, graphics and BSDS500 photos of train-images taken in turn (one of each
 folder while they last), photos and graphics shrunk to at most --max-side pixels on their long
-side and re-encoded as JPEG q92 when that is smaller, as many as fit in half the budget. Audio: experiments/prepare_audio.py's
-train folder (never the held-out tracks or stems/test), as Ogg Vorbis q0.6 excerpts of at most
---excerpt seconds per file, as many as fit in the other half. Prints what it packed.
+side and re-encoded as JPEG q92 when that is smaller, as many as fit in half the budget.
+Audio: experiments/prepare_audio.py's train folder (never the held-out tracks or stems/test),
+as Ogg Vorbis q0.6 excerpts of at most --excerpt seconds per file, as many as fit in the other
+half. Prints what it packed.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@
 
 Images: the Kodak PNGs, mean PSNR of 8-bit RGB (``psnr_rgb8``). Audio: the stems/test mixtures
 (lead + accomp), peak-normalised as ``compress`` does, mean peak-1 PSNR over the whole clip
-(``audio_psnr``): the figures ``compare_weights.py`` and ``walloc eval`` report. Three figures per codec: through the real byte path
-(``compress`` -> bytes -> ``decompress``, with its rate), the decoder on ``Codec.encode``'s
+(``audio_psnr``): the figures ``compare_weights.py`` and ``walloc eval`` report. Three figures
+per codec: through the real byte path (``compress`` -> bytes -> ``decompress``, with its rate),
+the decoder on ``Codec.encode``'s
 int8 latents (the same figure: a check that the probe decodes what files decode), and the
 decoder on ``Codec.continuous_latents`` (the same companded latents, not rounded). The
 difference is the most that any finer quantisation (a higher latent gain, more bits) could
@@ -52,8 +53,8 @@ def measure(codec, items: list[np.ndarray]) -> dict:
 
     import pywalloc
     from pywalloc.evaluation.metrics import audio_psnr, psnr_rgb8
-    from pywalloc.modality import peak_gain
 
+    modality = codec.preset.modality
     image = codec.preset.dims == 2
     score = psnr_rgb8 if image else audio_psnr
     ps: dict[str, list[float]] = {"bytes": [], "rounded": [], "unrounded": []}
@@ -67,20 +68,16 @@ def measure(codec, items: list[np.ndarray]) -> dict:
         else:
             blob = pywalloc.compress(a, codec=codec, sample_rate=44100)
             back = pywalloc.decompress(blob, codec=codec)[0]
-            gain = peak_gain(float(np.abs(a).max()))
-            x = codec.prepare(a * gain)
+            x = modality.to_tensor(a, 44100)[0]  # peak-normalised as compress does
             units = a.shape[0] / 44100 * 1000  # kbps: bits per millisecond
         rates.append(8 * len(blob) / units)
         ps["bytes"].append(score(a, back))
         size = tuple(x.shape[2:])
+        header = pywalloc.inspect(blob).header  # how decompress turns codec output back
         with torch.no_grad():
             for key, z in (("rounded", codec.encode(x)), ("unrounded", codec.continuous_latents(x))):
                 y = codec.decode(z, size)[0]
-                if image:  # as the API returns pixels: to uint8 with rounding
-                    y = ((y + 0.5) * 255).round().clamp(0, 255).permute(1, 2, 0)
-                    ps[key].append(score(a, y.to(torch.uint8).numpy()))
-                else:
-                    ps[key].append(score(a, (y / gain).transpose(0, 1).float().numpy()))
+                ps[key].append(score(a, modality.from_tensor(y, header.mode if image else header)))
     out = {key: float(np.mean(v)) for key, v in ps.items()}
     return {**out, "rate": float(np.mean(rates)), "items": len(items)}
 
