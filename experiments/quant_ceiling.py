@@ -95,14 +95,20 @@ def main(argv=None) -> int:
     import torch
 
     import pywalloc
+    from pywalloc.errors import WallocError
+    from pywalloc.media import atomic_write
 
     torch.set_num_threads(args.threads)
     rows = []
     print("| codec | weights | items | rate | byte path | rounded | unrounded | rounding costs |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for name in args.codecs:
-        codec = pywalloc.load(name)
-        items = _items(codec, args.kodak, args.stems, args.limit)
+        try:
+            codec = pywalloc.load(name)
+            items = _items(codec, args.kodak, args.stems, args.limit)
+        except (WallocError, OSError) as exc:
+            print(f"quant_ceiling: error: {exc}", file=sys.stderr)
+            return 2
         if not items:
             print(f"quant_ceiling: error: no items for {name}", file=sys.stderr)
             return 2
@@ -113,7 +119,7 @@ def main(argv=None) -> int:
               f"{r['unrounded'] - r['rounded']:.2f} dB |", flush=True)
         rows.append(r)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        atomic_write(args.json, json.dumps(rows, indent=2) + "\n", "results")
     return 0
 
 

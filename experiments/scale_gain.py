@@ -46,12 +46,13 @@ def main(argv=None) -> int:
     ap.add_argument("out", type=Path, help="where to write the float32 start weights")
     args = ap.parse_args(argv)
     import pywalloc
+    from pywalloc.errors import WallocError
 
-    codec = pywalloc.load(args.weights)
-    before = codec.weight_hash
     try:
+        codec = pywalloc.load(args.weights)
+        before = codec.weight_hash
         scaled(codec, args.factor)
-    except ValueError as exc:
+    except (WallocError, ValueError) as exc:
         print(f"scale_gain: error: {exc}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
