@@ -607,3 +607,45 @@ def test_make_gpu_bundle_takes_each_image_folder_in_turn_within_budget(tmp_path)
     for kind in ("images", "audio"):
         assert sum(p.stat().st_size for p in (out / kind).iterdir()) <= 0.3 * 2**20
     assert len(list((out / "audio").glob("*.ogg"))) >= 1
+
+
+@pytest.mark.parametrize("preset, blocks", [("rgb-16x", 1), ("rgb-4x", 3), ("stereo-20x", 2)])
+def test_widen_keeps_the_function_and_breaks_the_symmetry(tmp_path, preset, blocks):
+    """experiments/widen.py: a decoder twice as wide (and, for two presets, deeper) decodes
+    what the source decodes, from every layer's trained values (none left at zero); the
+    copies of a channel get different gradients, so training can tell them apart; a width
+    that is not a multiple of the old one is one readable error line."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        from widen import widened
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    torch.manual_seed(0)
+    small = Codec(preset, width=8, blocks=1, norm="affine" if preset != "stereo-20x" else "local")
+    with torch.no_grad():  # trained-looking weights: nothing at its zero or unit start
+        for q in small.synthesis.parameters():
+            q.add_(torch.randn_like(q) * 0.3)
+    small.eval()
+    wide = widened(small, 16, blocks)
+    assert wide.size_spec.width == 16 and wide.size_spec.blocks == blocks
+    p = small.preset
+    y = torch.rand((2, p.latent_channels) + ((12, 10) if p.dims == 2 else (64,))) * 200 - 100
+    with torch.no_grad():
+        a, b = small.synthesis(y, y), wide.synthesis(y, y)
+    assert a.abs().max() > 1.0
+    assert torch.allclose(a, b, atol=1e-4 * float(a.abs().max()))
+    wide.train()
+    wide.synthesis(y, y).square().mean().backward()
+    g = wide.synthesis.net[0].weight.grad  # the input layer's rows: copies side by side
+    assert not torch.allclose(g[0::2], g[1::2])
+    small.save(tmp_path / "a.safetensors", half=False)
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "widen.py"),
+                          str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
+                          "--width", "12"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "multiple" in bad.stderr
+    assert not (tmp_path / "b.safetensors").exists()
