@@ -10,6 +10,10 @@
 # on a GPU's tensor cores); recommended there.
 # SIZE: decoder size (small, medium, ...). INIT=1 starts from the bundled weights of that size
 # (pywalloc/weights/<preset>-<size>.safetensors.xz, when present), otherwise from the PCA start.
+# WIDEN=1 (images, with SIZE=medium): start each image codec from its bundled small weights
+# widened to medium by experiments/widen.py (the same function, twice the channels), so the
+# run begins at the small decoder's quality instead of the PCA start; audio codecs, whose
+# small width (192) does not divide medium's (256), start from PCA as before.
 # DEST receives <preset>-<size>.safetensors (fp16) and <preset>-<size>.csv (the log).
 # CPU dry run: MINUTES=0.3 BATCH=4 WORKERS=1 DEST=/tmp/gpu-dry bash experiments/train_gpu.sh
 set -u
@@ -23,6 +27,10 @@ for p in rgb-16x rgb-4x stereo-20x stereo-5x; do
     w=pywalloc/weights/$p-$SIZE.safetensors.xz  # bundled defaults are xz since 2026-12-01
     [ -f "$w" ] || w=pywalloc/weights/$p-$SIZE.safetensors
     if [ "${INIT:-0}" = 1 ] && [ -f "$w" ]; then init=(--init "$w"); lr=4e-4; fi
+    if [ "${WIDEN:-0}" = 1 ] && [ "$SIZE" = medium ] && [ "${p%%-*}" = rgb ]; then
+        python3 experiments/widen.py "$p" "$RUNS/$p-widened.safetensors" --width 256 \
+            && init=(--init "$RUNS/$p-widened.safetensors") && lr=4e-4
+    fi
     python3 -m pywalloc.training --preset "$p" --size "$SIZE" --data "$data" --out "$RUNS/$p" \
         "${init[@]}" --batch "$BATCH" --per-item 4 --lr "$lr" --warmup 200 --steps 1000000 \
         --max-minutes "$MINUTES" --workers "$WORKERS" --log-every 100 --ckpt-every 1000 \
