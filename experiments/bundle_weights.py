@@ -100,8 +100,11 @@ def _differing(mine: dict, theirs: dict) -> list[str] | None:
 
 
 def _defaults(folder: Path) -> list[Path]:
-    """The current default weights files in ``folder``."""
-    return sorted(p for p in (zoo.default_file(folder, n) for n in zoo.PRESETS) if p.is_file())
+    """The current default weights files in ``folder``, of every preset and decoder size."""
+    from pywalloc.presets import SIZES
+
+    return sorted(p for n, pre in zoo.PRESETS.items() for size in SIZES[pre.modality]
+                  if (p := zoo.default_file(folder, n, size)).is_file())
 
 
 def _nearest_tensors(path: Path, legacy: Path, skip=(),
@@ -380,11 +383,12 @@ def main(argv=None) -> int:
         print(f"bundle_weights: error: {args.weights} is a {new.preset.name} codec",
               file=sys.stderr)
         return 2
-    cur = zoo.default_file(folder, args.preset)  # the default now: xz, plain, or none
-    dst = folder / f"{args.preset}-small{zoo.XZ_SUFFIX}"  # where the new one goes
+    size = new.config.size  # a medium decoder replaces the medium default, not the small one
+    cur = zoo.default_file(folder, args.preset, size)  # the default now: xz, plain, or none
+    dst = folder / zoo.default_name(args.preset, size)  # where the new one goes
     old = Codec.from_file(cur) if cur.is_file() else None
     old_hash = old.weight_hash if old else None
-    stem = folder / "legacy" / f"{args.preset}-small-{args.legacy_name}"
+    stem = folder / "legacy" / f"{args.preset}-{size}-{args.legacy_name}"
     legacy = stem.with_name(stem.name + zoo.XZ_SUFFIX)
     alias = stem.with_name(stem.name + zoo.ALIAS_SUFFIX)
     if legacy.exists() or alias.exists() or stem.with_name(stem.name + ".safetensors").exists():

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pywalloc.codec import Codec
+from pywalloc.errors import WallocError
 from pywalloc.modality import peak_gain
 from pywalloc.synthesis import freeze_group_norms, group_norm_statistics
-from pywalloc.zoo import LEGACY_DIR
+from pywalloc.zoo import ALIAS_SUFFIX, LEGACY_DIR, load
 
 
 def _inputs(codec: Codec, data: Path, files: int, seconds: float):
@@ -56,7 +57,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     # The bundled defaults are already frozen; the GroupNorm originals are in weights/legacy/.
-    src = Codec.from_file(args.weights or LEGACY_DIR / f"{args.preset}-small-groupnorm.safetensors.xz")
+    # (stored as an alias: delta planes against today's default, so loaded through the zoo).
+    try:
+        src = load(args.weights or LEGACY_DIR / f"{args.preset}-small-groupnorm{ALIAS_SUFFIX}")
+    except WallocError as exc:
+        sys.exit(f"freeze_norms: error: {exc}")
     if src.config.norm != "group":
         sys.exit(f"{args.preset}: the source decoder has norm '{src.config.norm}', not 'group'")
     default = (ROOT.parent / "shared" / "data" / "train-images" if src.preset.dims == 2

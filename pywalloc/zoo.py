@@ -73,11 +73,16 @@ _HASHES: dict[Path, tuple[tuple[int, int], str]] = {}
 _FROZEN: dict[tuple[Path, str], Any] = {}
 
 
+def default_name(name: str, size: str = "small") -> str:
+    """The file name a new default of a preset and size is written under."""
+    return f"{name}-{size}{XZ_SUFFIX}"
+
+
 def default_file(folder: Path, name: str, size: str = "small") -> Path:
-    """The default weights of a preset and size in ``folder``: ``<name>-<size>.safetensors.xz``
-    or, if only that exists, ``<name>-<size>.safetensors``; the ``.xz`` name (where a new
-    default goes) when neither exists."""
-    packed = folder / f"{name}-{size}{XZ_SUFFIX}"
+    """The default weights of a preset and size in ``folder``: :func:`default_name`
+    (``<name>-<size>.safetensors.xz``) or, if only that exists, ``<name>-<size>.safetensors``;
+    the ``.xz`` name (where a new default goes) when neither exists."""
+    packed = folder / default_name(name, size)
     plain = folder / f"{name}-{size}.safetensors"
     return plain if plain.is_file() and not packed.is_file() else packed
 

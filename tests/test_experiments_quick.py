@@ -279,6 +279,34 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     assert zoo.file_hash(near) == near_hash
 
 
+def test_bundle_weights_ships_a_medium_decoder_beside_the_small_one(tmp_path):
+    """A medium decoder is bundled as the preset's medium default (the zoo's name for that
+    size); the small default, which compress uses, is left as it is."""
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.manual_seed(0)
+    small = Codec("rgb-16x", width=8, blocks=1)
+    small.save(folder / zoo.default_name("rgb-16x"))
+    before = (folder / "rgb-16x-small.safetensors.xz").read_bytes()
+    medium = Codec("rgb-16x", "medium", width=16, blocks=1)
+    medium.save(tmp_path / "m.safetensors", half=False)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bundle_weights.py"),
+                           "rgb-16x", str(tmp_path / "m.safetensors"), "--legacy-name", "x",
+                           "--weights-dir", str(folder), "--recipe", "test"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert zoo.default_file(folder, "rgb-16x", "medium").name == "rgb-16x-medium.safetensors.xz"
+    shipped = Codec.from_file(folder / "rgb-16x-medium.safetensors.xz")
+    assert shipped.config.size == "medium" and shipped.size_spec.width == 16
+    assert (folder / "rgb-16x-small.safetensors.xz").read_bytes() == before
+    assert not (folder / "legacy").exists()  # nothing was replaced
+
+
 def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
     """--dedupe turns a legacy copy of a default's tensors (another config) into an alias
     naming ``../<default>``; replacing that default later moves its tensors to legacy/ and
