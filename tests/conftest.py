@@ -1,7 +1,18 @@
 """Fixtures shared by the test modules."""
 
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
 import torch
+
+# Unpacked copies of xz weights (zoo.cache_dir) go to a folder of the test run's own, which
+# subprocesses inherit, not into the user's cache.
+if not os.environ.get("PYWALLOC_CACHE_DIR"):
+    os.environ["PYWALLOC_CACHE_DIR"] = tempfile.mkdtemp(prefix="pywalloc-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["PYWALLOC_CACHE_DIR"], True)
 
 
 @pytest.fixture

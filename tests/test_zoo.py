@@ -175,9 +175,49 @@ def test_xz_weights_load_like_the_plain_file_and_bad_ones_fail_cleanly(tmp_path,
     broken.write_bytes(packed.read_bytes()[: packed.stat().st_size // 2])
     with pytest.raises(WeightsFileError, match="broken"):
         zoo.load(broken)
+    monkeypatch.setenv("PYWALLOC_NO_CACHE", "1")  # the limit applies to unpacking
     monkeypatch.setattr(zoo, "MAX_WEIGHTS_BYTES", 1000)
     with pytest.raises(WeightsFileError, match="larger than"):
         zoo.read_weights(packed)
+
+
+def test_xz_weights_are_unpacked_once_into_the_user_cache(tmp_path, monkeypatch):
+    """The first read of a ``.safetensors.xz`` keeps the unpacked file in the cache folder; later
+    reads (other processes) use it without unpacking and get the same metadata and tensors. A
+    damaged copy is unpacked again and replaced; an unusable cache folder, or
+    PYWALLOC_NO_CACHE, only means unpacking every time."""
+    import lzma
+
+    torch.manual_seed(0)
+    Codec("rgb-16x", width=8, blocks=1).save(tmp_path / "w.safetensors.xz")
+    packed = tmp_path / "w.safetensors.xz"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PYWALLOC_CACHE_DIR", str(cache))
+    first = zoo.read_weights(packed)
+    copies = list((cache / "weights").iterdir())
+    assert len(copies) == 1 and copies[0].read_bytes() == lzma.decompress(packed.read_bytes())
+
+    class NoUnpacking:
+        def __init__(self, *a, **k):
+            raise AssertionError("unpacked although the cache holds the file")
+
+    with monkeypatch.context() as m:
+        m.setattr(lzma, "LZMADecompressor", NoUnpacking)
+        again = zoo.read_weights(packed)
+    assert again[0] == first[0] and again[1].keys() == first[1].keys()
+    assert all(torch.equal(again[1][k], first[1][k]) for k in first[1])
+    copies[0].write_bytes(copies[0].read_bytes()[:100])  # damaged: unpacked and replaced
+    assert torch.equal(zoo.read_weights(packed)[1]["analysis.weight"],
+                       first[1]["analysis.weight"])
+    assert copies[0].read_bytes() == lzma.decompress(packed.read_bytes())
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("PYWALLOC_CACHE_DIR", str(blocked))
+    assert zoo.read_weights(packed)[0] == first[0]
+    monkeypatch.setenv("PYWALLOC_CACHE_DIR", str(tmp_path / "unused"))
+    monkeypatch.setenv("PYWALLOC_NO_CACHE", "1")
+    assert zoo.cache_dir() is None and zoo.read_weights(packed)[0] == first[0]
+    assert not (tmp_path / "unused").exists()
 
 
 def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
