@@ -348,9 +348,10 @@ def pack_defaults(folder: Path, dry_run: bool) -> int:
     return 0
 
 
-def _save_default(new: Codec, dst: Path, info: dict) -> None:
-    """Write ``new`` as the default ``dst`` (fp16, xz) with its JSON config and provenance."""
-    new.save(dst, half=True, extra=info)
+def _save_default(new: Codec, dst: Path, info: dict, int8: bool = False) -> None:
+    """Write ``new`` as the default ``dst`` (fp16, xz; the decoder CNN int8 with ``int8``)
+    with its JSON config and provenance."""
+    new.save(dst, half=True, extra=info, int8=int8)
     zoo.config_sidecar(dst).write_text(
         json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
 
@@ -365,6 +366,10 @@ def main(argv=None) -> int:
                     help="only rewrite legacy files as aliases of near duplicates, or as delta planes")
     ap.add_argument("--pack-defaults", action="store_true",
                     help="only rewrite plain default weights files as .safetensors.xz")
+    ap.add_argument("--int8", action="store_true",
+                    help="store the decoder CNN's convolutions as int8 with a scale per output "
+                         "channel (about half the size; the shipped weights hash is then that "
+                         "of the dequantised weights)")
     ap.add_argument("--recipe", default="", help="the command or script that trained it")
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
@@ -399,6 +404,8 @@ def main(argv=None) -> int:
     near = _nearest_tensors(cur, folder / "legacy") if old and not aliased else None
     same = near[0] if near else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
+    if args.int8:
+        info["stored"] = "decoder CNN int8 (zoo.quantize_int8)"
     meta_path = args.weights.parent / "result.json"
     if meta_path.is_file():
         result = json.loads(meta_path.read_text())
@@ -434,7 +441,7 @@ def main(argv=None) -> int:
         # The config goes beside it in any case, so listing presets needs no unpacking.
         zoo.config_sidecar(legacy).write_text(
             json.dumps({"config": asdict(old.config), "info": old_info}, indent=2) + "\n")
-        _save_default(new, dst, info)
+        _save_default(new, dst, info, args.int8)
         # Another training of the same architecture: delta planes against the new default.
         best = _best_delta(legacy, [dst])
         if best is not None and len(best[1]) < legacy.stat().st_size and _delta_alias(
@@ -459,10 +466,10 @@ def main(argv=None) -> int:
         if cur != dst:  # a plain default, replaced by an xz one
             cur.unlink()
     if not dst.is_file():  # no earlier default, or it became an alias
-        _save_default(new, dst, info)
+        _save_default(new, dst, info, args.int8)
     shipped = Codec.from_file(dst)
     total = _total_mb(folder)
-    print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} (fp16; trained {new.weight_hash}); "
+    print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} ({'int8 CNN, ' if args.int8 else ''}fp16; trained {new.weight_hash}); "
           f"{f'old weights in {legacy}' if old else 'no earlier default'}; "
           f"bundled total {total:.1f} MB "
           f"(limit {LIMIT_MB})")

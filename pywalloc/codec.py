@@ -322,17 +322,26 @@ class Codec(nn.Module):
                                    "returns an independent codec to train")
         return super().train(mode)
 
-    def save(self, path: str | Path, half: bool = True, extra: dict | None = None) -> None:
+    def save(self, path: str | Path, half: bool = True, extra: dict | None = None,
+             int8: bool = False) -> None:
         """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata;
-        xz-compressed (``zoo.xz_pack``) when the name ends in ``.safetensors.xz``."""
+        xz-compressed (``zoo.xz_pack``) when the name ends in ``.safetensors.xz``. ``int8``:
+        the decoder CNN's convolution weights as int8 with a scale per output channel
+        (``zoo.quantize_int8``; about half the size, and other weights than this codec's:
+        load the file to get its weights hash)."""
         from safetensors.torch import save
 
         from .media import atomic_write
-        from .zoo import XZ_SUFFIX, xz_pack
+        from .zoo import XZ_SUFFIX, quantize_int8, xz_pack
 
         dtype = torch.float16 if half else torch.float32
         tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
         meta = {"config": json.dumps(asdict(self.config)), "format": "pywalloc-codec-1"}
+        if int8:
+            convs = [k for k, v in tensors.items()
+                     if k.startswith("synthesis.net.") and v.dim() >= 2]
+            tensors = quantize_int8(tensors, convs)
+            meta["quantized"] = "int8 per output channel: synthesis.net convolutions"
         if extra:
             meta["info"] = json.dumps(extra)
         data = save(tensors, metadata=meta)

@@ -279,9 +279,20 @@ def test_bundle_weights_moves_the_old_default_to_legacy(tmp_path):
     assert zoo.file_hash(near) == near_hash
 
 
+def safetensors_keys(path: Path) -> list[str]:
+    """The tensor names of a (possibly xz-packed) safetensors file, as stored."""
+    import lzma
+
+    raw = path.read_bytes()
+    if path.name.endswith(".xz"):
+        raw = lzma.decompress(raw)
+    return list(json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]))
+
+
 def test_bundle_weights_ships_a_medium_decoder_beside_the_small_one(tmp_path):
     """A medium decoder is bundled as the preset's medium default (the zoo's name for that
-    size); the small default, which compress uses, is left as it is."""
+    size), with --int8 its CNN stored as int8; the small default, which compress uses, is
+    left as it is."""
     import torch
 
     from pywalloc import zoo
@@ -297,12 +308,17 @@ def test_bundle_weights_ships_a_medium_decoder_beside_the_small_one(tmp_path):
     medium.save(tmp_path / "m.safetensors", half=False)
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bundle_weights.py"),
                            "rgb-16x", str(tmp_path / "m.safetensors"), "--legacy-name", "x",
-                           "--weights-dir", str(folder), "--recipe", "test"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)
+                           "--weights-dir", str(folder), "--recipe", "test", "--int8"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert zoo.default_file(folder, "rgb-16x", "medium").name == "rgb-16x-medium.safetensors.xz"
     shipped = Codec.from_file(folder / "rgb-16x-medium.safetensors.xz")
     assert shipped.config.size == "medium" and shipped.size_spec.width == 16
+    assert shipped.weight_hash in proc.stdout and "int8" in proc.stdout
+    meta = json.loads((folder / "rgb-16x-medium.json").read_text())
+    assert "int8" in meta["info"]["stored"]
+    assert any(k.endswith(zoo.QSCALE_SUFFIX) for k in safetensors_keys(
+        folder / "rgb-16x-medium.safetensors.xz"))
     assert (folder / "rgb-16x-small.safetensors.xz").read_bytes() == before
     assert not (folder / "legacy").exists()  # nothing was replaced
 

@@ -386,3 +386,45 @@ def test_bundled_weights_stay_within_the_60_mb_budget():
     60 MB, the package's budget for them."""
     total = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.rglob("*") if p.is_file())
     assert 0 < total < 60_000_000, f"{total / 1e6:.1f} MB"
+
+
+def test_int8_weights_load_as_their_dequantized_values(tmp_path):
+    """Codec.save(int8=True): the decoder CNN's convolutions as int8 with a scale per output
+    channel; loading gives int8 x scale (within half a step of each original weight), the
+    same weights hash on every load, the other tensors as fp16 saves them, and a smaller
+    file. An int8 tensor without its scale is a WeightsFileError."""
+    from safetensors.torch import load_file
+
+    torch.manual_seed(0)
+    codec = Codec("rgb-16x", width=16, blocks=1)
+    with torch.no_grad():
+        for q in codec.synthesis.parameters():
+            q.add_(torch.randn_like(q) * 0.1)
+    codec.save(tmp_path / "h.safetensors")
+    codec.save(tmp_path / "q.safetensors", int8=True)
+    raw = load_file(tmp_path / "q.safetensors")
+    convs = [k for k in raw if k.startswith("synthesis.net.") and raw[k].dtype == torch.int8]
+    assert convs and all(k + zoo.QSCALE_SUFFIX in raw for k in convs)
+    assert raw["synthesis.linear.weight"].dtype == torch.float16  # only the CNN is int8
+    assert (tmp_path / "q.safetensors").stat().st_size < 0.7 * (
+        tmp_path / "h.safetensors").stat().st_size
+    loaded = Codec.from_file(tmp_path / "q.safetensors")
+    half = Codec.from_file(tmp_path / "h.safetensors")
+    for k, v in codec.state_dict().items():
+        got = loaded.state_dict()[k]
+        if k in convs:
+            amax = v.reshape(v.shape[0], -1).abs().amax(1)  # step: amax / 127
+            err = (got - v).reshape(v.shape[0], -1).abs().amax(1)
+            assert (err <= amax / 254 + amax * 2**-11).all(), k  # + fp16's own rounding
+            assert not torch.equal(got, half.state_dict()[k])
+        else:
+            assert torch.equal(got, half.state_dict()[k]), k
+    assert pywalloc.load(tmp_path / "q.safetensors").weight_hash == loaded.weight_hash
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    blob = pywalloc.compress(img, codec=loaded)
+    assert pywalloc.decompress(blob, codec=loaded).shape == img.shape
+    del raw[convs[0] + zoo.QSCALE_SUFFIX]
+    save_file(raw, tmp_path / "bad.safetensors", metadata=zoo.read_weights(
+        tmp_path / "h.safetensors")[0])
+    with pytest.raises(WeightsFileError, match="scales"):
+        Codec.from_file(tmp_path / "bad.safetensors")
