@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -693,3 +694,32 @@ def test_widen_keeps_the_function_and_breaks_the_symmetry(tmp_path, preset, bloc
                          timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "multiple" in bad.stderr
     assert not (tmp_path / "b.safetensors").exists()
+
+
+def test_int8_weights_writes_a_smaller_file_of_nearly_the_same_weights(tmp_path):
+    """experiments/int8_weights.py: the int8 file is smaller than the fp16 one, loads to
+    weights within half a quantisation step, and a bad name is one error line."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    torch.manual_seed(0)
+    codec = Codec("rgb-16x", width=16, blocks=1)
+    with torch.no_grad():
+        for q in codec.synthesis.parameters():
+            q.add_(torch.randn_like(q) * 0.1)
+    codec.save(tmp_path / "a.safetensors", half=False)
+    script = [sys.executable, str(ROOT / "experiments" / "int8_weights.py")]
+    proc = subprocess.run([*script, str(tmp_path / "a.safetensors"), "--out",
+                           str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mb = [float(x) for x in re.findall(r"([0-9.]+) MB", proc.stdout)]
+    assert len(mb) == 2 and mb[1] < mb[0]
+    change = float(re.search(r"largest change ([0-9.]+)", proc.stdout).group(1))
+    assert 0 < change <= 0.5 / 127 + 1e-3
+    q = Codec.from_file(tmp_path / "out" / "rgb-16x-int8.safetensors.xz")
+    assert q.weight_hash in proc.stdout
+    bad = subprocess.run([*script, "nope", "--out", str(tmp_path / "out")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
