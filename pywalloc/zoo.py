@@ -207,11 +207,17 @@ def dequantize(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+# The cache keeps at most this much, least recently used copies going first (the bundled
+# defaults unpacked take 29 MB).
+CACHE_LIMIT_BYTES = 256 << 20
+
+
 def cache_dir() -> Path | None:
     """Where unpacked copies of xz weights are kept between processes (so only the first
     process pays for unpacking, 0.1-0.7 s a file): ``$PYWALLOC_CACHE_DIR``, else
     ``$XDG_CACHE_HOME/pywalloc``, else ``~/.cache/pywalloc``; None when ``PYWALLOC_NO_CACHE``
-    is set. Nothing there is needed: a missing, unwritable or damaged cache only costs time."""
+    is set. Nothing there is needed: a missing, unwritable or damaged cache only costs time.
+    It holds at most ``CACHE_LIMIT_BYTES``; the least recently used copies go first."""
     if os.environ.get("PYWALLOC_NO_CACHE"):
         return None
     if os.environ.get("PYWALLOC_CACHE_DIR"):
@@ -232,7 +238,32 @@ def _copy_path(packed: bytes) -> Path | None:
 
 def _cached_copy(packed: bytes) -> Path | None:
     copy = _copy_path(packed)
-    return copy if copy is not None and copy.is_file() else None
+    if copy is None or not copy.is_file():
+        return None
+    try:
+        os.utime(copy)  # recently used: pruned last
+    except OSError:
+        pass
+    return copy
+
+
+def _prune(folder: Path, keep: Path) -> None:
+    """Delete the least recently used copies until the folder holds at most
+    ``CACHE_LIMIT_BYTES`` (never ``keep``, the copy just written)."""
+    try:
+        files = [(f.stat().st_mtime, f.stat().st_size, f) for f in folder.glob("*.safetensors")]
+    except OSError:
+        return
+    total = sum(size for _, size, _ in files)
+    for _, size, f in sorted(files, key=lambda t: t[0]):
+        if total <= CACHE_LIMIT_BYTES:
+            break
+        if f != keep:
+            try:
+                f.unlink()
+                total -= size
+            except OSError:
+                pass
 
 
 def _keep_copy(packed: bytes, raw: bytes) -> None:
@@ -247,7 +278,8 @@ def _keep_copy(packed: bytes, raw: bytes) -> None:
         copy.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(copy, raw, "cached weights")
     except (OSError, WallocError):
-        pass
+        return
+    _prune(copy.parent, copy)
 
 
 def xz_pack(data: bytes) -> bytes:

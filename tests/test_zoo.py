@@ -428,3 +428,31 @@ def test_int8_weights_load_as_their_dequantized_values(tmp_path):
         tmp_path / "h.safetensors")[0])
     with pytest.raises(WeightsFileError, match="scales"):
         Codec.from_file(tmp_path / "bad.safetensors")
+
+
+def test_the_weights_cache_drops_the_least_recently_used_copies(tmp_path, monkeypatch):
+    """Past CACHE_LIMIT_BYTES the cache deletes the copies used longest ago, never the one
+    it has just written; a copy read again counts as recently used."""
+    import os
+    import time
+
+    monkeypatch.setenv("PYWALLOC_CACHE_DIR", str(tmp_path / "cache"))
+    files = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        f = tmp_path / f"w{seed}.safetensors.xz"
+        Codec("rgb-16x", width=8, blocks=1).save(f)
+        files.append(f)
+    zoo.read_weights(files[0])
+    one = next((tmp_path / "cache" / "weights").iterdir()).stat().st_size
+    monkeypatch.setattr(zoo, "CACHE_LIMIT_BYTES", int(2.5 * one))
+    zoo.read_weights(files[1])
+    first = zoo._copy_path(files[0].read_bytes())
+    second = zoo._copy_path(files[1].read_bytes())
+    past = time.time() - 100
+    os.utime(first, (past, past))  # the oldest of the two ...
+    os.utime(second, (past + 1, past + 1))
+    zoo.read_weights(files[0])  # used again: now the most recent of the two
+    zoo.read_weights(files[2])  # a third copy: over the limit, one must go
+    left = set((tmp_path / "cache" / "weights").iterdir())
+    assert left == {first, zoo._copy_path(files[2].read_bytes())}  # ... until read again
