@@ -5,7 +5,8 @@
         [--limit N] [--no-bundled] [--threads T] [--json out.json]
 
 Each candidate (and the bundled weights of the preset, listed first) is scored on
-images: the 24 Kodak images (mean PSNR of 8-bit RGB, bpp from the .wlc byte count);
+images: the 24 Kodak images (mean PSNR of 8-bit RGB, bpp from the .wlc byte count; in gray,
+Pillow's ``convert("L")``, for the one-channel presets);
 audio: the stems/test mixtures (lead + accomp; peak-1 PSNR over the whole clip, kbps) and,
 with --heldout, real music no codec trained on (experiments/prepare_audio.py's held-out
 singularity tracks) against Opus at the same kbps (one Opus encode matched per track).
@@ -27,20 +28,21 @@ sys.path.insert(0, str(ROOT))
 import pywalloc
 import pywalloc.entropy
 from pywalloc.codec import Codec
-from pywalloc.evaluation.metrics import audio_psnr, psnr_rgb8
+from pywalloc.evaluation.metrics import audio_psnr, psnr, psnr_rgb8
 from pywalloc.presets import get_preset
 
 
 def _image_scores(codec: Codec, shared: Path, effort: int, limit: int | None) -> dict:
     from PIL import Image
 
+    gray = codec.preset.channels == 1  # gray presets: Kodak converted to gray, as gray_eval.py
     ps, bpp = [], []
     for f in sorted((shared / "kodak").glob("*.png"))[:limit]:
         with Image.open(f) as im:
-            img = np.asarray(im.convert("RGB"))
+            img = np.asarray(im.convert("L" if gray else "RGB"))
         blob = pywalloc.compress(img, codec=codec, effort=effort)
         out = pywalloc.decompress(blob, codec=codec)
-        ps.append(psnr_rgb8(img, out))
+        ps.append(psnr(img, out, 255.0) if gray else psnr_rgb8(img, out))
         bpp.append(8 * len(blob) / (img.shape[0] * img.shape[1]))
     return {"kodak_psnr": float(np.mean(ps)), "kodak_bpp": float(np.mean(bpp)), "items": len(ps)}
 

@@ -723,3 +723,35 @@ def test_int8_weights_writes_a_smaller_file_of_nearly_the_same_weights(tmp_path)
     bad = subprocess.run([*script, "nope", "--out", str(tmp_path / "out")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("preset", ["rgb-16x", "gray-16x"])
+def test_compare_weights_scores_colour_and_gray_codecs(tmp_path, preset):
+    """experiments/compare_weights.py on a one-picture Kodak folder: a gray preset is scored
+    on the picture in gray (it used to stop on colour input), a colour one in colour; the
+    figures are the byte path's."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import pywalloc
+    from pywalloc.codec import Codec
+    from pywalloc.evaluation.metrics import psnr
+
+    (tmp_path / "kodak").mkdir()
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "kodak" / "a.png")
+    torch.manual_seed(0)
+    Codec(preset, width=8, blocks=1).save(tmp_path / "w.safetensors", half=False)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "compare_weights.py"),
+                           preset, str(tmp_path / "w.safetensors"), "--no-bundled",
+                           "--shared", str(tmp_path), "--threads", "1",
+                           "--json", str(tmp_path / "r.json")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    r = json.loads((tmp_path / "r.json").read_text())[0]
+    codec = pywalloc.load(tmp_path / "w.safetensors")
+    x = np.asarray(Image.fromarray(img).convert("L")) if preset == "gray-16x" else img
+    out = pywalloc.decompress(pywalloc.compress(x, codec=codec), codec=codec)
+    assert r["items"] == 1 and abs(r["kodak_psnr"] - psnr(x, out, 255.0)) < 1e-9
