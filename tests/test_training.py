@@ -103,6 +103,42 @@ def test_flat_loss_teaches_flat_colours_with_replicate_padding(image_dir, tmp_pa
                           flat=1.0, steps=1, workers=0))
 
 
+def test_ste_bottleneck_rounds_forward_and_passes_gradients_straight_through():
+    codec = Codec("rgb-16x", width=16, blocks=1).train()
+    y = torch.tensor([-1.7, -0.2, 0.49, 2.51], requires_grad=True)
+    codec.train_ste = True
+    out = codec.bottleneck(y)
+    assert torch.equal(out.detach(), torch.round(y.detach()))
+    (out * torch.arange(1.0, 5.0)).sum().backward()
+    assert torch.equal(y.grad, torch.arange(1.0, 5.0))
+    codec.train_ste = False  # the noise of ordinary training is not the rounding
+    assert not torch.equal(codec.bottleneck(y.detach()), torch.round(y.detach()))
+
+
+def test_ste_trains_the_encoder_on_rounded_latents(image_dir, tmp_path, monkeypatch):
+    start = train(_cfg(image_dir, tmp_path / "a", steps=2))
+    init = str(tmp_path / "a" / "model.safetensors")
+    seen = []
+    real = Codec.bottleneck
+
+    def spy(self, y):
+        out = real(self, y)
+        seen.append(bool(torch.equal(out, torch.round(out))))
+        return out
+
+    monkeypatch.setattr(Codec, "bottleneck", spy)
+    res = train(_cfg(image_dir, tmp_path / "b", steps=3, init=init, ste=True, analysis_lr=0.05))
+    monkeypatch.undo()
+    assert seen and all(seen)  # every training pass decoded integer latents
+    a, b = (Codec.from_file(tmp_path / r / "model.safetensors") for r in ("a", "b"))
+    assert not torch.equal(a.analysis.weight, b.analysis.weight)  # the encoder moved
+    assert torch.allclose(b.analysis.weight.flatten(1).norm(dim=1),
+                          a.analysis.weight.flatten(1).norm(dim=1), rtol=1e-4)  # same rate
+    assert res["weight_hash"] != start["weight_hash"]
+    with pytest.raises(ValueError, match="--decoder-only"):
+        train(_cfg(image_dir, tmp_path / "c", steps=1, ste=True, decoder_only=True))
+
+
 def test_cli_flags_map_to_config(tmp_path):
     import argparse
 
@@ -113,9 +149,10 @@ def test_cli_flags_map_to_config(tmp_path):
     cfgfile.write_text(json.dumps({"steps": 77, "batch": 3}))
     args = ap.parse_args(["train", "--preset", "rgb-4x", "--data", "d", "--out", "o",
                           "--config", str(cfgfile), "--batch", "5", "--bf16", "--width", "32",
-                          "--pad", "replicate", "--flat", "0.5"])
+                          "--pad", "replicate", "--flat", "0.5", "--ste"])
     cfg = config_from_args(args)
     assert (cfg.preset, cfg.steps, cfg.batch, cfg.bf16, cfg.flat) == ("rgb-4x", 77, 5, True, 0.5)
+    assert cfg.ste and not cfg.decoder_only
     assert cfg.overrides == {"width": 32, "pad": "replicate"}
 
 

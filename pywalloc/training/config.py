@@ -38,6 +38,7 @@ class TrainConfig:
     resume: bool = False
     init: str | None = None  # start from these weights (fine-tuning) instead of PCA
     decoder_only: bool = False  # freeze the analysis layer and train on rounded latents
+    ste: bool = False  # rounded latents with straight-through gradients to the encoder
     device: str = "auto"
     val_limit: int = 8
     quiet: bool = False  # no progress bar
@@ -78,6 +79,8 @@ HELP = {
     "resume": "continue from OUT/checkpoint exactly (model, optimizer, schedule, RNG)",
     "init": "start from these weights (.safetensors) instead of the PCA initialisation",
     "decoder_only": "freeze the encoder; train the decoder on rounded latents (fine-tuning)",
+    "ste": "train encoder and decoder on rounded latents, the rounding's gradient passed "
+           "straight through to the encoder (joint fine-tuning to the rounding the files use)",
     "device": "auto (CUDA when available), cpu, cuda or cuda:N",
     "val_limit": "at most this many validation files per validation",
     "quiet": "no progress bar",

@@ -121,9 +121,12 @@ def setup(cfg: TrainConfig) -> _Run:
     elif not resuming:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
+    if cfg.decoder_only and cfg.ste:
+        raise ValueError("--ste trains the encoder through the rounding; --decoder-only freezes it")
     if cfg.decoder_only:
         codec.train_noise = False
         codec.analysis.requires_grad_(False)
+    codec.train_ste = cfg.ste
     codec.to(device)
     # bf16 for the decoder CNN's convolutions only: the analysis, the transforms and the
     # linear path stay float32 (bf16 latents would carry errors as large as the rounding).

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Joint fine-tuning through the real rounding (walloc train --ste), on a 2-core CPU, in the
+# background:
+#
+#   PRESETS="rgb-16x" MIN=60 nohup bash experiments/train_ste.sh &
+#
+# Every bundled decoder since the position-local ones was fine-tuned with its encoder frozen
+# (--decoder-only), so the linear analysis layer was last trained against an older decoder and
+# under uniform noise. This recipe starts from the bundled weights (--init) and trains both:
+# the decoder sees the rounded int8 latents that files store, and the rounding passes the
+# encoder's gradient straight through. The analysis rows keep their norms (the trainer's rate
+# constraint), so the bit rate stays near the bundled one; the encoder stays one linear layer.
+# Images keep the flat-colour loss of experiments/train_flat.sh (FLAT, default 20) and its
+# crops; audio uses the tracks that experiments/prepare_audio.py gathers (never stems/test).
+# LR / ALR: peak learning rates of the decoder and of the analysis layer; INIT_PATTERN: the
+# start weights (printf pattern, %s = preset); PARALLEL=1: presets side by side (one core each);
+# RESUME=1 continues from the checkpoints.
+# Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
+#         (add --heldout .devdata/audio/heldout-music for audio)
+set -u
+IMAGES=${IMAGES:-../shared/data/train-images}
+AUDIO=${AUDIO:-.devdata/audio/train}
+RUNS=${RUNS:-runs/ste}
+INIT=${INIT:-pywalloc/weights}
+MIN=${MIN:-60}
+LR=${LR:-5e-5}
+ALR=${ALR:-1e-4}
+FLAT=${FLAT:-20}
+INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors.xz}
+PRESETS=${PRESETS:-rgb-16x}
+mkdir -p "$RUNS"
+extra=()
+[ "${RESUME:-0}" = 1 ] && extra+=(--resume)
+run() {  # preset
+    case "$1" in
+        rgb-*|gray-*) data=(--data "$IMAGES" --flat "$FLAT" --crop 192) ;;
+        *) data=(--data "$AUDIO") ;;
+    esac
+    nice -n 19 python3 -m pywalloc.training --preset "$1" "${data[@]}" --out "$RUNS/$1" \
+        --init "$(printf "$INIT_PATTERN" "$1")" --ste --batch 8 --per-item 4 --lr "$LR" \
+        --analysis-lr "$ALR" --warmup 50 --steps 1000000 --max-minutes "$MIN" --workers 1 \
+        --threads 1 --log-every 50 --ckpt-every 200 -q "${extra[@]}" 2>"$RUNS/$1.err"
+}
+for preset in $PRESETS; do
+    if [ "${PARALLEL:-0}" = 1 ]; then run "$preset" & else run "$preset"; fi
+done
+wait
