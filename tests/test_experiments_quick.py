@@ -755,3 +755,23 @@ def test_compare_weights_scores_colour_and_gray_codecs(tmp_path, preset):
     x = np.asarray(Image.fromarray(img).convert("L")) if preset == "gray-16x" else img
     out = pywalloc.decompress(pywalloc.compress(x, codec=codec), codec=codec)
     assert r["items"] == 1 and abs(r["kodak_psnr"] - psnr(x, out, 255.0)) < 1e-9
+
+
+@pytest.mark.parametrize("codec,sample", [("stereo-20x", "chimes.flac"), ("rgb-16x", "kodim23.png")])
+def test_refine_sweep_quick(codec, sample):
+    """experiments/refine_sweep.py --quick: the plain row and two 2-step rows through the real
+    bytes, for an audio and an image codec; the module's step size is restored afterwards."""
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_sweep.py"), codec,
+                          str(ROOT / "pywalloc" / "samples" / sample), "--quick"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [line.split("|") for line in res.stdout.splitlines() if line.startswith("| ")][1:]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [("plain", "0.3"), ("2", "0.3"),
+                                                            ("2", "1")]
+    for r in rows:
+        rate, psnr = float(r[3]), float(r[4])
+        assert 0 < rate < (24 if codec.startswith("rgb") else 300) and 15 < psnr < 80
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_sweep.py"), codec,
+                          str(ROOT / "pywalloc" / "samples" / sample), "--run", "ten"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert bad.returncode != 0 and "STEPS:LR" in bad.stderr
