@@ -38,10 +38,14 @@ __all__ = ["KEEP", "LEARNING_RATE", "WINDOW", "refine"]
 # Core of a refinement window, in latent positions per axis (images: 768 pixels; audio:
 # ~2 M frames). Measured on Kodak (docs/results.md): one window per picture.
 WINDOW = {2: 96, 1: 8192}
-# Adam step in code values, decayed to zero with a cosine schedule, and the weight of the
-# pull towards the plain encoder's codes (mean absolute difference, against a relative
-# error of 1 at the start). Chosen on four Kodak pictures with rgb-16x (docs/results.md).
-LEARNING_RATE = 0.3
+# Adam's first step in code values per latent dimensionality (images: 2, audio: 1), decayed
+# to zero with a cosine schedule, and the weight of the pull towards the plain encoder's codes
+# (mean absolute difference, against a relative error of 1 at the start). The image step was
+# first chosen on four Kodak pictures with rgb-16x; both were measured off the evaluation sets
+# with experiments/refine_sweep.py (docs/results.md): 8 BSDS500 photos with rgb-16x (0.3 to
+# 0.5 within 0.03 dB, 1 and 2 worse at 15 steps) and three 12 s validation mixtures with
+# stereo-20x (2 gives at 10 steps what 0.3 did not reach at 60; 4 and 5 diverge).
+LEARNING_RATE = {2: 0.3, 1: 2.0}
 KEEP = 0.15
 
 
@@ -60,7 +64,7 @@ def _windows(grid: tuple[int, ...], core: int, margin: int):
 
 
 def refine(codec: Codec, x: torch.Tensor, z: torch.Tensor, steps: int, *,
-           crop: tuple[slice, ...] | None = None, lr: float = LEARNING_RATE,
+           crop: tuple[slice, ...] | None = None, lr: float | None = None,
            keep: float = KEEP, window: int | None = None,
            progress: Callable[[int], None] | None = None, show: bool = False) -> torch.Tensor:
     """Refined int8 latents, shaped like ``z``.
@@ -75,6 +79,8 @@ def refine(codec: Codec, x: torch.Tensor, z: torch.Tensor, steps: int, *,
     if x.shape[0] != 1 or z.shape[0] != 1:
         raise ValueError("refine takes one item at a time")
     dims, block, levels = codec.preset.dims, codec.preset.block, codec.preset.levels
+    if lr is None:
+        lr = LEARNING_RATE[dims]
     grid = tuple(z.shape[2:])
     if crop is None:
         crop = tuple(slice(0, n) for n in x.shape[2:])
