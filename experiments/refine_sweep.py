@@ -7,11 +7,11 @@ are not tuned on Kodak or stems/test).
 
 Each ``--run STEPS:LR`` is one row (default: ``10:0.3 30:0.3 60:0.3 20:0.6 20:1.0``), after a
 row for the plain encoder. Every row goes through the real byte path: ``pywalloc.compress(...,
-refine=STEPS)`` with ``pywalloc.refine.LEARNING_RATE`` set to ``LR``, then ``decompress``. Audio
-files are cut to their first ``--seconds`` and converted to the codec's stereo 44.1 kHz
-first; images are used whole. PSNR: of the squared error pooled over all files (peak 1 for
-audio, 255 for 8-bit pixels; ``walloc eval`` averages per-item PSNRs instead); rate: kbps for
-audio, bpp for images. ``--quick``: one short item, 2 steps (a smoke test).
+refine=STEPS)`` with the codec's step in ``pywalloc.refine.LEARNING_RATE`` set to ``LR``, then
+``decompress``. Audio files are cut to their first ``--seconds`` and converted to the
+codec's stereo 44.1 kHz first; images are used whole. PSNR: of the squared error pooled over
+all files (peak 1 for audio, 255 for 8-bit pixels; ``walloc eval`` averages per-item PSNRs
+instead); rate: kbps for audio, bpp for images. ``--quick``: one short item, 2 steps (a smoke test).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def load(codec, path: Path, seconds: float):
 
 def measure(codec, items, steps: int, lr: float) -> tuple[float, float, float]:
     """(rate, PSNR, seconds per item) of one setting over ``items``."""
-    refine_module.LEARNING_RATE[codec.preset.dims] = lr
+    refine_module.LEARNING_RATE[codec.preset.name] = lr
     bits = err = count = duration = 0.0
     t0 = time.perf_counter()
     for data, rate, ref, peak in items:
@@ -101,7 +101,9 @@ def main(argv=None) -> int:
         if items[0][1] is None:
             d = items[0][0][:64, :96].copy()
             items = [(d, None, d.astype(np.float64), 255.0)]
-    default_lr = refine_module.LEARNING_RATE[codec.preset.dims]
+    name = codec.preset.name
+    saved = dict(refine_module.LEARNING_RATE)
+    default_lr = saved.get(name, refine_module.DEFAULT_LEARNING_RATE)
     unit = "bpp" if items[0][1] is None else "kbps"
     print(f"{args.codec} ({codec.weight_hash}), {len(items)} items "
           f"({', '.join(p.name for p in files)}), threads {args.threads}\n")
@@ -112,7 +114,8 @@ def main(argv=None) -> int:
             label = "plain" if steps == 0 else str(steps)
             print(f"| {label} | {lr:g} | {rate:.3f} | {psnr:.3f} | {sec:.1f} |", flush=True)
     finally:
-        refine_module.LEARNING_RATE[codec.preset.dims] = default_lr
+        refine_module.LEARNING_RATE.clear()
+        refine_module.LEARNING_RATE.update(saved)
     return 0
 
 

@@ -33,19 +33,21 @@ from .codec import Codec, decompand
 from .tiling import receptive_radius, support
 from .wavelets import iwpt
 
-__all__ = ["KEEP", "LEARNING_RATE", "WINDOW", "refine"]
+__all__ = ["DEFAULT_LEARNING_RATE", "KEEP", "LEARNING_RATE", "WINDOW", "refine"]
 
 # Core of a refinement window, in latent positions per axis (images: 768 pixels; audio:
 # ~2 M frames). Measured on Kodak (docs/results.md): one window per picture.
 WINDOW = {2: 96, 1: 8192}
-# Adam's first step in code values per latent dimensionality (images: 2, audio: 1), decayed
-# to zero with a cosine schedule, and the weight of the pull towards the plain encoder's codes
-# (mean absolute difference, against a relative error of 1 at the start). The image step was
-# first chosen on four Kodak pictures with rgb-16x; both were measured off the evaluation sets
-# with experiments/refine_sweep.py (docs/results.md): 8 BSDS500 photos with rgb-16x (0.3 to
-# 0.5 within 0.03 dB, 1 and 2 worse at 15 steps) and three 12 s validation mixtures with
-# stereo-20x (2 gives at 10 steps what 0.3 did not reach at 60; 4 and 5 diverge).
-LEARNING_RATE = {2: 0.3, 1: 2.0}
+# Adam's first step in code values, per preset (others: DEFAULT_LEARNING_RATE), decayed to
+# zero with a cosine schedule, and the weight of the pull towards the plain encoder's codes
+# (mean absolute difference, against a relative error of 1 at the start). The default step was
+# first chosen on four Kodak pictures with rgb-16x; the steps were measured off the evaluation
+# sets with experiments/refine_sweep.py (docs/results.md): on 8 BSDS500 photos rgb-16x is
+# within 0.03 dB from 0.3 to 0.5 (1 and 2 worse at 15 steps); on three 12 s validation mixtures
+# stereo-20x at 2 gives in 10 steps what 0.3 did not reach in 60 (4 and 5 diverge), while
+# stereo-5x at 2 never improves on its plain codes.
+DEFAULT_LEARNING_RATE = 0.3
+LEARNING_RATE = {"stereo-20x": 2.0}
 KEEP = 0.15
 
 
@@ -80,7 +82,7 @@ def refine(codec: Codec, x: torch.Tensor, z: torch.Tensor, steps: int, *,
         raise ValueError("refine takes one item at a time")
     dims, block, levels = codec.preset.dims, codec.preset.block, codec.preset.levels
     if lr is None:
-        lr = LEARNING_RATE[dims]
+        lr = LEARNING_RATE.get(codec.preset.name, DEFAULT_LEARNING_RATE)
     grid = tuple(z.shape[2:])
     if crop is None:
         crop = tuple(slice(0, n) for n in x.shape[2:])

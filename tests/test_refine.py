@@ -117,3 +117,27 @@ def test_eval_refuses_negative_refine(tmp_path):
     assert res.returncode == 2 and "--refine" in res.stderr
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("walloc eval: error: argument --refine")
+
+
+def test_step_size_is_chosen_per_preset(monkeypatch):
+    """stereo-20x refines with its own measured step (docs/results.md), other presets with the
+    default; an explicit ``lr`` wins."""
+    from pywalloc import refine as module
+
+    seen = []
+    real = torch.optim.Adam
+
+    def spy(params, lr):
+        seen.append(lr)
+        return real(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", spy)
+    t = np.arange(4096) / 44100
+    audio = np.stack([np.sin(2 * np.pi * 220 * t)] * 2, 1).astype(np.float32) * 0.3
+    for name in ("stereo-20x", "stereo-5x"):
+        pywalloc.compress(audio, codec=name, sample_rate=44100, refine=1)
+    codec = zoo.load("stereo-5x")
+    x = torch.from_numpy(audio.T.copy())[None]
+    refine(codec, x, codec.encode(x), 1, lr=0.7)
+    assert seen == [module.LEARNING_RATE["stereo-20x"], module.DEFAULT_LEARNING_RATE, 0.7]
+    assert module.LEARNING_RATE["stereo-20x"] != module.DEFAULT_LEARNING_RATE
