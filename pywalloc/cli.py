@@ -449,7 +449,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--refine", type=steps, default=0, metavar="STEPS",
                        help="encoder-side refinement steps: slower encoding, better quality "
                             "at about the same size (15 gives rgb-16x about +0.7 dB on "
-                            "Kodak); the files decode as usual (default: 0, off)")
+                            "Kodak, 20 gives stereo-20x +1.5 dB on music mixtures); the files "
+                            "decode as usual (default: 0, off)")
 
     p = sub.add_parser("encode", help="compress images or audio files to .wlc")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
