@@ -42,12 +42,10 @@ def load(codec, path: Path, seconds: float):
         with Image.open(path) as im:
             pixels = np.asarray(im.convert("RGB" if codec.preset.channels == 3 else "L")).copy()
         return pixels, None, pixels.astype(np.float64), 255.0
-    import soundfile as sf
+    from pywalloc.media import audio_info, read_audio
 
-    samples, rate = sf.read(path, dtype="float32", always_2d=True)
-    samples = samples[: int(seconds * rate)]
-    if samples.shape[1] == 1:
-        samples = np.repeat(samples, 2, axis=1)
+    frames = int(seconds * audio_info(path).sample_rate)
+    samples, rate, _ = read_audio(path, frames=frames)  # float32 stereo (mono duplicated)
     return samples, rate, samples.astype(np.float64), 1.0
 
 

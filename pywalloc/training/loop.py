@@ -99,6 +99,8 @@ def setup(cfg: TrainConfig) -> _Run:
     np.random.seed(seed)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
 
+    if cfg.decoder_only and cfg.ste:  # before any weights are read or statistics taken
+        raise ValueError("--ste trains the encoder through the rounding; --decoder-only freezes it")
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"
     if cfg.init:
@@ -121,8 +123,6 @@ def setup(cfg: TrainConfig) -> _Run:
     elif not resuming:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
-    if cfg.decoder_only and cfg.ste:
-        raise ValueError("--ste trains the encoder through the rounding; --decoder-only freezes it")
     if cfg.decoder_only:
         codec.train_noise = False
         codec.analysis.requires_grad_(False)
