@@ -42,7 +42,7 @@ def batch(preset: str, quick: bool) -> torch.Tensor:
 
 def measure(preset: str, repeat: int, quick: bool) -> dict:
     codec = pywalloc.load(preset).train()
-    codec.train_noise = False  # decoder-only fine-tuning rounds
+    codec.train_bottleneck = "round"  # decoder-only fine-tuning rounds
     codec.analysis.requires_grad_(False)
     x = batch(preset, quick)
     opt = torch.optim.AdamW([q for q in codec.synthesis.parameters()], lr=0.0)  # no drift

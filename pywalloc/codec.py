@@ -104,13 +104,12 @@ class Codec(nn.Module):
         self.synthesis = Synthesis(p.latent_channels, p.wpt_channels, s.width, s.blocks, p.dims,
                                    s.attention, s.kernel, s.kernel_1d, s.norm, s.pad)
         self.lo, self.hi = p.modality.lo, p.modality.hi
-        # Training bottleneck: additive uniform noise (the published recipe); False rounds
-        # instead, for fine-tuning the decoder alone on the latents it will really see.
-        self.train_noise = True
-        # Straight-through rounding (fine-tuning the encoder with the decoder): the decoder sees
-        # the rounded latents, the encoder's gradient passes the rounding unchanged. Wins over
-        # ``train_noise``.
-        self.train_ste = False
+        # What the bottleneck does in training mode (eval mode always rounds):
+        # "noise": additive uniform noise, the published recipe;
+        # "round": rounding, for fine-tuning the decoder alone on the latents it will see;
+        # "ste": straight-through rounding, for fine-tuning the encoder with the decoder: the
+        # decoder sees the rounded latents, the encoder's gradient passes the rounding unchanged.
+        self.train_bottleneck = "noise"
 
     # -- geometry -------------------------------------------------------------------------
     def latent_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -140,10 +139,13 @@ class Codec(nn.Module):
         return compand(self.analyse(x))
 
     def bottleneck(self, y: torch.Tensor) -> torch.Tensor:
-        if self.training and self.train_ste:
+        mode = self.train_bottleneck if self.training else "round"
+        if mode == "ste":
             return y + (torch.round(y) - y).detach()
-        if self.training and self.train_noise:
+        if mode == "noise":
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        if mode != "round":
+            raise ValueError(f"train_bottleneck must be 'noise', 'round' or 'ste', got {mode!r}")
         return torch.round(y)
 
     def encode(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:

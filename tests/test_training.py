@@ -106,13 +106,20 @@ def test_flat_loss_teaches_flat_colours_with_replicate_padding(image_dir, tmp_pa
 def test_ste_bottleneck_rounds_forward_and_passes_gradients_straight_through():
     codec = Codec("rgb-16x", width=16, blocks=1).train()
     y = torch.tensor([-1.7, -0.2, 0.49, 2.51], requires_grad=True)
-    codec.train_ste = True
+    codec.train_bottleneck = "ste"
     out = codec.bottleneck(y)
     assert torch.equal(out.detach(), torch.round(y.detach()))
     (out * torch.arange(1.0, 5.0)).sum().backward()
     assert torch.equal(y.grad, torch.arange(1.0, 5.0))
-    codec.train_ste = False  # the noise of ordinary training is not the rounding
+    codec.train_bottleneck = "noise"  # the noise of ordinary training is not the rounding
     assert not torch.equal(codec.bottleneck(y.detach()), torch.round(y.detach()))
+    codec.train_bottleneck = "round"  # decoder-only fine-tuning: rounding, no gradient
+    assert torch.equal(codec.bottleneck(y.detach()), torch.round(y.detach()))
+    codec.train_bottleneck = "nosie"
+    with pytest.raises(ValueError, match="train_bottleneck"):
+        codec.bottleneck(y.detach())
+    codec.eval()  # inference always rounds, whatever the training mode
+    assert torch.equal(codec.bottleneck(y.detach()), torch.round(y.detach()))
 
 
 def test_ste_trains_the_encoder_on_rounded_latents(image_dir, tmp_path, monkeypatch):
@@ -179,7 +186,7 @@ def test_bf16_runs_only_the_decoder_convolutions_in_bf16(image_dir, tmp_path):
     codec = Codec("rgb-16x", width=16, blocks=1).train()
     with torch.no_grad():
         codec.synthesis.net[-1].weight.normal_(0, 0.05)
-    codec.train_noise = False
+    codec.train_bottleneck = "round"
     x = torch.rand(2, 3, 32, 32) - 0.5
     seen = []
     # What the layer after the first convolution receives.

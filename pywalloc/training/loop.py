@@ -124,9 +124,8 @@ def setup(cfg: TrainConfig) -> _Run:
         mean, cov = wpt_statistics(codec, cfg.data)
         pca_init(codec, mean, cov, gain)
     if cfg.decoder_only:
-        codec.train_noise = False
         codec.analysis.requires_grad_(False)
-    codec.train_ste = cfg.ste
+    codec.train_bottleneck = "ste" if cfg.ste else "round" if cfg.decoder_only else "noise"
     codec.to(device)
     # bf16 for the decoder CNN's convolutions only: the analysis, the transforms and the
     # linear path stay float32 (bf16 latents would carry errors as large as the rounding).
