@@ -6,9 +6,8 @@ are not tuned on Kodak or stems/test).
         [--seconds 12] [--quick]
 
 Each ``--run STEPS:LR`` is one row (default: ``10:0.3 30:0.3 60:0.3 20:0.6 20:1.0``), after a
-row for the plain encoder. Every row goes through the real byte path: ``pywalloc.compress(...,
-refine=STEPS)`` with the codec's step in ``pywalloc.refine.LEARNING_RATE`` set to ``LR``, then
-``decompress``. Audio files are cut to their first ``--seconds`` and converted to the
+row for the plain encoder. Every row goes through the real byte path: ``pywalloc.encode(...,
+refine=STEPS, refine_lr=LR).blob``, then ``decompress``. Audio files are cut to their first ``--seconds`` and converted to the
 codec's stereo 44.1 kHz first; images are used whole. PSNR: of the squared error pooled over
 all files (peak 1 for audio, 255 for 8-bit pixels; ``walloc eval`` averages per-item PSNRs
 instead); rate: kbps for audio, bpp for images. ``--quick``: one short item, 2 steps (a smoke test).
@@ -51,16 +50,16 @@ def load(codec, path: Path, seconds: float):
 
 def measure(codec, items, steps: int, lr: float) -> tuple[float, float, float]:
     """(rate, PSNR, seconds per item) of one setting over ``items``."""
-    refine_module.LEARNING_RATE[codec.preset.name] = lr
     bits = err = count = duration = 0.0
     t0 = time.perf_counter()
     for data, rate, ref, peak in items:
         if rate is None:
-            blob = pywalloc.compress(data, codec=codec, refine=steps)
+            blob = pywalloc.encode(data, codec=codec, refine=steps, refine_lr=lr).blob
             out = pywalloc.decompress(blob).astype(np.float64)
             duration += data.shape[0] * data.shape[1]  # pixels
         else:
-            blob = pywalloc.compress(data, codec=codec, sample_rate=rate, refine=steps)
+            blob = pywalloc.encode(data, codec=codec, sample_rate=rate, refine=steps,
+                                   refine_lr=lr).blob
             out, out_rate = pywalloc.decompress(blob)
             out = np.asarray(out, np.float64)
             if out_rate != rate:
@@ -100,20 +99,15 @@ def main(argv=None) -> int:
             d = items[0][0][:64, :96].copy()
             items = [(d, None, d.astype(np.float64), 255.0)]
     name = codec.preset.name
-    saved = dict(refine_module.LEARNING_RATE)
-    default_lr = saved.get(name, refine_module.DEFAULT_LEARNING_RATE)
+    default_lr = refine_module.LEARNING_RATE.get(name, refine_module.DEFAULT_LEARNING_RATE)
     unit = "bpp" if items[0][1] is None else "kbps"
     print(f"{args.codec} ({codec.weight_hash}), {len(items)} items "
           f"({', '.join(p.name for p in files)}), threads {args.threads}\n")
     print(f"| steps | lr | {unit} | PSNR (dB) | s per item |\n|---:|---:|---:|---:|---:|")
-    try:
-        for steps, lr in [(0, default_lr), *runs]:
-            rate, psnr, sec = measure(codec, items, steps, lr)
-            label = "plain" if steps == 0 else str(steps)
-            print(f"| {label} | {lr:g} | {rate:.3f} | {psnr:.3f} | {sec:.1f} |", flush=True)
-    finally:
-        refine_module.LEARNING_RATE.clear()
-        refine_module.LEARNING_RATE.update(saved)
+    for steps, lr in [(0, default_lr), *runs]:
+        rate, psnr, sec = measure(codec, items, steps, lr)
+        label = "plain" if steps == 0 else str(steps)
+        print(f"| {label} | {lr:g} | {rate:.3f} | {psnr:.3f} | {sec:.1f} |", flush=True)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -77,15 +78,18 @@ def _hash(codec: Codec) -> bytes:
 
 
 def _refined(model: Codec, x: torch.Tensor, z: torch.Tensor, steps: int,
-             show: bool = False) -> torch.Tensor:
-    """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0); ``show``:
-    a progress bar on stderr."""
+             show: bool = False, lr: float | None = None) -> torch.Tensor:
+    """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0) with step
+    size ``lr`` (None: the preset's); ``show``: a progress bar on stderr."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"refine must be a whole number of steps >= 0, got {steps!r}")
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool)
+                               and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"refine_lr must be a positive number, got {lr!r}")
     if steps:
         from .refine import refine
 
-        z = refine(model, x, z, steps, show=show)
+        z = refine(model, x, z, steps, show=show, lr=lr)
     return z[0].cpu()
 
 
@@ -94,18 +98,19 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
            value_range: tuple[float, float] | None = None, device=None,
            max_pixels: int | None = None, max_frames: int | None = None,
            as_rgb: bool = False, refine: int = 0, progress: bool = False,
-           entropy_id: int | None = None) -> Encoded:
+           entropy_id: int | None = None, refine_lr: float | None = None) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
     ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`). ``refine``:
     encoder-side refinement steps (see :mod:`pywalloc.refine`), with a progress bar on stderr
-    when ``progress``. ``entropy_id``: the payload's entropy coder (None: the preset's,
+    when ``progress``, and ``refine_lr`` its step size (None: the preset's,
+    :data:`pywalloc.refine.LEARNING_RATE`). ``entropy_id``: the payload's entropy coder (None: the preset's,
     ``Preset.entropy``; 1 writes files as pywalloc did before id 2 existed)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
         return encode_file(data, codec, effort, device=device, max_pixels=max_pixels,
                            max_frames=max_frames, as_rgb=as_rgb, refine=refine,
-                           progress=progress, entropy_id=entropy_id)
+                           progress=progress, entropy_id=entropy_id, refine_lr=refine_lr)
     if sample_rate is None:
         pixels = image_pixels(data, value_range)
         limits.check_encode_image(pixels.shape[0], pixels.shape[1], max_pixels)
@@ -114,7 +119,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         x = x.to(_model_device(model))
         with torch.inference_mode():
             z = model.encode_uint8(x)
-        z = _refined(model, x, z, refine, progress)
+        z = _refined(model, x, z, refine, progress, refine_lr)
         shape = padded = tuple(x.shape[2:])
         channels, gain, rate = (1 if mode == "L" else 3), 1.0, 0
     else:
@@ -126,7 +131,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         x = x.to(_model_device(model))
         with torch.inference_mode():
             z = model.encode(x)
-        z = _refined(model, x, z, refine, progress)
+        z = _refined(model, x, z, refine, progress, refine_lr)
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
             tuple(x.shape[2:])
     return _encoded(model, z, shape, channels, mode, padded, rate, gain, effort, entropy_id)
@@ -415,10 +420,10 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
                 effort: int | None = None, device=None, *,
                 max_pixels: int | None = None, max_frames: int | None = None,
                 as_rgb: bool = False, refine: int = 0, progress: bool = False,
-                entropy_id: int | None = None) -> Encoded:
+                entropy_id: int | None = None, refine_lr: float | None = None) -> Encoded:
     """Read an image or audio file (modality by content/suffix) and compress it; the budget
     is checked on the file's header, before its samples are read. ``refine``, ``progress``,
-    ``entropy_id``: see :func:`encode`."""
+    ``entropy_id``, ``refine_lr``: see :func:`encode`."""
     from .media import detect_modality
 
     modality = detect_modality(path)
@@ -435,7 +440,7 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
         extra = {**extra, "as_rgb": as_rgb}
     return encode(data, codec, effort=effort, device=device, max_pixels=max_pixels,
                   max_frames=max_frames, refine=refine, progress=progress,
-                  entropy_id=entropy_id, **extra)
+                  entropy_id=entropy_id, refine_lr=refine_lr, **extra)
 
 
 def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,

@@ -760,7 +760,7 @@ def test_compare_weights_scores_colour_and_gray_codecs(tmp_path, preset):
 @pytest.mark.parametrize("codec,sample", [("stereo-20x", "chimes.flac"), ("rgb-16x", "kodim23.png")])
 def test_refine_sweep_quick(codec, sample):
     """experiments/refine_sweep.py --quick: the plain row and two 2-step rows through the real
-    bytes, for an audio and an image codec; the module's step size is restored afterwards."""
+    bytes, for an audio and an image codec, each row at its own step size."""
     res = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_sweep.py"), codec,
                           str(ROOT / "pywalloc" / "samples" / sample), "--quick"],
                          capture_output=True, text=True, timeout=300, check=False)

@@ -139,5 +139,10 @@ def test_step_size_is_chosen_per_preset(monkeypatch):
     codec = zoo.load("stereo-5x")
     x = torch.from_numpy(audio.T.copy())[None]
     refine(codec, x, codec.encode(x), 1, lr=0.7)
-    assert seen == [module.LEARNING_RATE["stereo-20x"], module.DEFAULT_LEARNING_RATE, 0.7]
+    pywalloc.encode(audio, codec="stereo-20x", sample_rate=44100, refine=1, refine_lr=0.9)
+    assert seen == [module.LEARNING_RATE["stereo-20x"], module.DEFAULT_LEARNING_RATE, 0.7, 0.9]
+    for bad in (0, -1.0, float("nan"), "2", True):
+        with pytest.raises(ValueError, match="refine_lr"):
+            pywalloc.encode(audio, codec="stereo-20x", sample_rate=44100, refine=1,
+                            refine_lr=bad)
     assert module.LEARNING_RATE["stereo-20x"] != module.DEFAULT_LEARNING_RATE
