@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from dataclasses import dataclass
 
@@ -77,15 +78,20 @@ def _hash(codec: Codec) -> bytes:
     return bytes.fromhex(codec.weight_hash)[: container.WEIGHTS_HASH_LEN]
 
 
+def _check_refine_lr(lr) -> None:
+    """ValueError unless ``lr`` is None or a finite positive real number."""
+    if lr is not None and not (isinstance(lr, numbers.Real) and not isinstance(lr, bool)
+                               and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"refine_lr must be a positive number, got {lr!r}")
+
+
 def _refined(model: Codec, x: torch.Tensor, z: torch.Tensor, steps: int,
              show: bool = False, lr: float | None = None) -> torch.Tensor:
     """``z[0]`` on the CPU, after ``steps`` of encoder-side refinement (none for 0) with step
     size ``lr`` (None: the preset's); ``show``: a progress bar on stderr."""
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
         raise ValueError(f"refine must be a whole number of steps >= 0, got {steps!r}")
-    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool)
-                               and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"refine_lr must be a positive number, got {lr!r}")
+    _check_refine_lr(lr)
     if steps:
         from .refine import refine
 
@@ -426,6 +432,7 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
     ``entropy_id``, ``refine_lr``: see :func:`encode`."""
     from .media import detect_modality
 
+    _check_refine_lr(refine_lr)  # the streamed path below never refines, but a bad value is bad
     modality = detect_modality(path)
     if codec is not None:  # fail before decoding the input
         preset = codec.preset if isinstance(codec, Codec) else get_preset(codec)

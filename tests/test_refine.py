@@ -119,9 +119,9 @@ def test_eval_refuses_negative_refine(tmp_path):
     assert res.stderr.strip().splitlines()[-1].startswith("walloc eval: error: argument --refine")
 
 
-def test_step_size_is_chosen_per_preset(monkeypatch):
+def test_step_size_is_chosen_per_preset(monkeypatch, tmp_path):
     """stereo-20x refines with its own measured step (docs/results.md), other presets with the
-    default; an explicit ``lr`` wins."""
+    default; an explicit ``lr`` wins, and a bad one is refused on every path."""
     from pywalloc import refine as module
 
     seen = []
@@ -141,8 +141,20 @@ def test_step_size_is_chosen_per_preset(monkeypatch):
     refine(codec, x, codec.encode(x), 1, lr=0.7)
     pywalloc.encode(audio, codec="stereo-20x", sample_rate=44100, refine=1, refine_lr=0.9)
     assert seen == [module.LEARNING_RATE["stereo-20x"], module.DEFAULT_LEARNING_RATE, 0.7, 0.9]
+    pywalloc.encode(audio, codec="stereo-20x", sample_rate=44100, refine=1,
+                    refine_lr=np.float32(0.5))  # any real number type
+    assert seen[-1] == 0.5
     for bad in (0, -1.0, float("nan"), "2", True):
         with pytest.raises(ValueError, match="refine_lr"):
             pywalloc.encode(audio, codec="stereo-20x", sample_rate=44100, refine=1,
                             refine_lr=bad)
+    import soundfile as sf
+
+    from pywalloc import api
+
+    monkeypatch.setattr(api, "STREAM_FRAMES", 1)  # long files are streamed when not refined
+    sf.write(tmp_path / "a.flac", audio, 44100)
+    with pytest.raises(ValueError, match="refine_lr"):
+        pywalloc.encode(tmp_path / "a.flac", refine_lr=-2.0)
+    assert len(pywalloc.encode(tmp_path / "a.flac").blob) > 0
     assert module.LEARNING_RATE["stereo-20x"] != module.DEFAULT_LEARNING_RATE
