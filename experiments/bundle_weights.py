@@ -16,7 +16,8 @@
   When the old default has the new one's tensor names and shapes (another training of the
   same architecture), it is stored as ``legacy/<preset>-small-<NAME>.alias.json`` naming the new
   default plus ``.delta.xz`` delta planes against it, if that is smaller than xz of the file
-  (it usually is, by 11-35 %: see ``pywalloc.zoo``).
+  (it usually is, by 11-35 %: see ``pywalloc.zoo``; an int8 default against an int8 one, as
+  int8 steps against the stored tensors: about half).
 - The trained weights are written in fp16 as the new default, xz-compressed
   (``zoo.xz_pack``), with a JSON copy of the config and where they came from (source hash,
   training steps and minutes, recipe).
@@ -189,29 +190,35 @@ def _retarget(wants: dict[Path, str], target: Path) -> str | None:
     return None
 
 
-def _best_delta(source: Path, bases: list[Path]) -> tuple[Path, bytes] | None:
-    """(base, delta planes) for whichever of ``bases`` gives ``source`` the smallest delta
-    planes; None when none has its tensor names and shapes (or ``source`` is not fp16)."""
+def _best_delta(source: Path, bases: list[Path]) -> tuple[Path, bytes, bool] | None:
+    """(base, delta planes, whether they are against the stored tensors) for whichever of
+    ``bases`` gives ``source`` the smallest delta planes, against its weights in fp16 or its
+    tensors as stored (int8 decoders: int8 steps against int8 steps); None when no base has
+    ``source``'s tensor names, shapes (and for stored planes, dtypes)."""
     best = None
-    mine = _tensors(source)
+    mine = (_tensors(source), zoo.stored_tensors(source))
     for base in bases:
-        try:
-            packed = zoo.delta_pack(mine, _tensors(base))
-        except ValueError:  # another architecture, or not fp16
-            continue
-        if best is None or len(packed) < len(best[1]):
-            best = (base, packed)
+        theirs = (_tensors(base), zoo.stored_tensors(base))
+        for stored in (False, True):
+            try:
+                packed = zoo.delta_pack(mine[stored], theirs[stored], stored=stored)
+            except ValueError:  # another architecture, or other dtypes
+                continue
+            if best is None or len(packed) < len(best[1]):
+                best = (base, packed, stored)
     return best
 
 
 def _delta_alias(alias: Path, base: Path, packed: bytes, config: dict, want: str,
-                 info: dict | None) -> bool:
-    """Write ``alias`` on ``base`` and its delta planes ``packed``; kept only if the alias
-    reproduces the weights hash ``want``."""
+                 info: dict | None, stored: bool = False) -> bool:
+    """Write ``alias`` on ``base`` and its delta planes ``packed`` (against base's stored
+    tensors with ``stored``); kept only if the alias reproduces the weights hash ``want``."""
     planes = _part(alias, zoo.DELTA_SUFFIX)
     atomic_write(planes, packed, "weights")
     spec = {"config": config, "tensors": _tensors_name(alias, base), "delta": planes.name,
             "weights_hash": want}
+    if stored:
+        spec["delta_of"] = "stored"
     if info:
         spec["info"] = info
     if _write_spec(alias, spec, want):
@@ -242,7 +249,7 @@ def _delta_legacy(folder: Path, dry_run: bool) -> int:
         size = path.stat().st_size
         if best is None or len(best[1]) >= size:
             continue
-        base, packed = best
+        base, packed, stored = best
         note = (f"{path.name}: delta planes against {base.name} "
                 f"({size / 1e6:.2f} -> {len(packed) / 1e6:.2f} MB)")
         if dry_run:
@@ -254,7 +261,7 @@ def _delta_legacy(folder: Path, dry_run: bool) -> int:
         sidecar = zoo.config_sidecar(path)
         side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
         if not _delta_alias(alias, base, packed, side.get("config") or asdict(config), want,
-                            side.get("info")):
+                            side.get("info"), stored):
             continue
         broken = _retarget(wants, alias)
         if broken is not None:
@@ -445,7 +452,7 @@ def main(argv=None) -> int:
         # Another training of the same architecture: delta planes against the new default.
         best = _best_delta(legacy, [dst])
         if best is not None and len(best[1]) < legacy.stat().st_size and _delta_alias(
-                alias, dst, best[1], asdict(old.config), old_hash, old_info or None):
+                alias, dst, best[1], asdict(old.config), old_hash, old_info or None, best[2]):
             legacy.unlink()
             zoo.config_sidecar(legacy).unlink()
             legacy = alias

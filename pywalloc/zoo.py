@@ -26,7 +26,11 @@ value, the difference of its bits from the target's (modulo 2^16, zigzagged so t
 differences of either sign are small numbers), as two byte planes (all high bytes, then all low
 bytes, tensors in name order), xz-compressed (:func:`delta_pack`). Between two trainings of a
 preset most values move by few units in the last place, so this is some 11-35 % smaller than xz
-of the file itself. Such an alias records the weights hash it must reproduce
+of the file itself. With ``"delta_of": "stored"`` the planes are against the target's tensors
+as stored, int8 ones and their float32 scales included (each value's bits minus the target's,
+in its own width: the 2-byte values' planes, then the 1-byte, then the 4-byte), so that an
+older int8 decoder is stored as small integer steps against a newer one, about half of xz of
+the file. Such an alias records the weights hash it must reproduce
 (``"weights_hash"``), checked when it loads. An alias's target may itself be an alias, to a
 depth of ``MAX_ALIAS_DEPTH``.
 """
@@ -125,16 +129,18 @@ def config_sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
-def read_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+def read_weights(path: Path, stored: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
     """(metadata, tensors) of a ``.safetensors`` file, or of an xz-compressed one
-    (``.safetensors.xz``, decompressed in memory); WeightsFileError when it cannot be read."""
+    (``.safetensors.xz``, decompressed in memory); WeightsFileError when it cannot be read.
+    int8 tensors come dequantised (:func:`dequantize`), or as stored with ``stored=True``."""
     from safetensors import SafetensorError, safe_open
 
     try:
         def plain(file: Path) -> tuple[dict, dict[str, torch.Tensor]]:
             with safe_open(str(file), framework="pt") as f:
                 meta = f.metadata() or {}
-                return meta, dequantize({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+                return meta, tensors if stored else dequantize(tensors)
 
         if path.suffix != ".xz":
             return plain(path)
@@ -153,9 +159,8 @@ def read_weights(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
             raise ValueError(f"truncated, or larger than {MAX_WEIGHTS_BYTES >> 20} MiB unpacked")
         tensors = load(raw)  # checks the header and the offsets
         meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]).get("__metadata__")
-        tensors = dequantize(tensors)
         _keep_copy(copy, raw)
-        return meta or {}, tensors
+        return meta or {}, tensors if stored else dequantize(tensors)
     except (SafetensorError, OSError, ValueError, lzma.LZMAError) as exc:
         raise WeightsFileError(f"cannot read weights '{path}': {exc}") from None
 
@@ -303,6 +308,7 @@ class AliasSpec(NamedTuple):
     overrides: Path | None
     delta: Path | None
     weights_hash: str | None
+    delta_stored: bool = False  # planes against the target's stored tensors, not its weights
 
 
 def alias_spec(path: Path) -> AliasSpec:
@@ -333,9 +339,13 @@ def alias_spec(path: Path) -> AliasSpec:
             if not delta.name.endswith(DELTA_SUFFIX) or over is not None or want is None:
                 raise ValueError(f"delta must be a *{DELTA_SUFFIX} file, with a weights_hash "
                                  f"and no overrides")
+        delta_of = spec.get("delta_of", "weights")
+        if delta_of not in ("weights", "stored") or (delta is None and "delta_of" in spec):
+            raise ValueError(f"delta_of must be 'weights' or 'stored', beside a delta, "
+                             f"not {delta_of!r}")
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise WeightsFileError(f"cannot read weights alias '{path}': {exc}") from None
-    return AliasSpec(config, target, over, delta, want)
+    return AliasSpec(config, target, over, delta, want, delta_of == "stored")
 
 
 def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
@@ -359,59 +369,134 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     return mtime, size
 
 
-def _bits(tensors: dict[str, torch.Tensor], names: list[str]):
-    """The fp16 bits of ``tensors`` (in ``names`` order) as one flat int32 numpy array."""
+# Delta planes, per value width in bytes: the integer view of each width, and the order in
+# which the widths' planes follow each other (fp16 first, so that fp16-only planes are laid out
+# as they always were).
+_DELTA_WIDTHS = (2, 1, 4)
+
+
+def _width_dtypes():
+    import torch
+
+    return {torch.float16: 2, torch.bfloat16: 2, torch.int16: 2, torch.int8: 1, torch.uint8: 1,
+            torch.float32: 4, torch.int32: 4}
+
+
+def _bits(tensors: dict[str, torch.Tensor], names: list[str], width: int, cast=None):
+    """The bits of ``tensors`` (in ``names`` order; each cast to ``cast`` first if given) as one
+    flat int64 numpy array of unsigned ``width``-byte numbers."""
     import numpy as np
     import torch
 
     if not names:
-        return np.zeros(0, np.int32)
-    return torch.cat([tensors[k].detach().to("cpu", torch.float16).reshape(-1).view(torch.int16)
-                      for k in names]).numpy().view(np.uint16).astype(np.int32)
+        return np.zeros(0, np.int64)
+    view = {1: (torch.int8, np.uint8), 2: (torch.int16, np.uint16), 4: (torch.int32, np.uint32)}
+    signed, unsigned = view[width]
+    parts = [(tensors[k].detach().to("cpu", cast) if cast is not None else
+              tensors[k].detach().cpu()).contiguous().reshape(-1).view(signed) for k in names]
+    return torch.cat(parts).numpy().view(unsigned).astype(np.int64)
 
 
-def delta_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> bytes:
-    """``tensors`` (all fp16) as delta planes against ``base`` (the same names and shapes):
-    each value's bits minus base's, modulo 2^16 and zigzagged (0, -1, 1, -2, ... -> 0, 1, 2,
-    3, ...), the high bytes of all of them, then the low bytes, xz-compressed."""
+def _delta_layout(base: dict[str, torch.Tensor], stored: bool) -> list[tuple[int, list[str]]]:
+    """(width, names) groups in plane order: every tensor as fp16, or as stored in ``base``."""
+
+    names = sorted(base)
+    if not stored:
+        return [(2, names)]
+    widths = _width_dtypes()
+    odd = [k for k in names if base[k].dtype not in widths]
+    if odd:
+        raise ValueError(f"delta planes cannot hold {base[odd[0]].dtype} tensors ({odd[0]})")
+    return [(w, [k for k in names if widths[base[k].dtype] == w]) for w in _DELTA_WIDTHS
+            if any(widths[base[k].dtype] == w for k in names)] or [(2, [])]
+
+
+def delta_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
+               stored: bool = False) -> bytes:
+    """``tensors`` as delta planes against ``base`` (the same names and shapes): each value's
+    bits minus base's, modulo 2^(8 width) and zigzagged (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...),
+    one plane per byte, most significant first, xz-compressed. Without ``stored`` every tensor
+    is fp16 and base's values are taken as fp16; with it, each tensor has base's dtype (fp16,
+    int8, float32, ...) and the planes of the 2-byte values come first, then the 1-byte, then
+    the 4-byte ones."""
     import numpy as np
     import torch
 
     names = sorted(base)
     if sorted(tensors) != names or any(tensors[k].shape != base[k].shape for k in names):
         raise ValueError("delta planes need the same tensor names and shapes as their base")
-    if any(t.dtype != torch.float16 for t in tensors.values()):
+    if not stored and any(t.dtype != torch.float16 for t in tensors.values()):
         raise ValueError("delta planes hold fp16 tensors only")
-    diff = (_bits(tensors, names) - _bits(base, names)) & 0xFFFF
-    diff = np.where(diff >= 0x8000, diff - 0x10000, diff)  # as a signed 16-bit number
-    zig = ((diff << 1) ^ (diff >> 31)) & 0xFFFF
-    raw = np.concatenate([(zig >> 8).astype(np.uint8), (zig & 0xFF).astype(np.uint8)])
+    if stored and any(tensors[k].dtype != base[k].dtype for k in names):
+        raise ValueError("stored delta planes need the same dtypes as their base")
+    planes = []
+    for width, group in _delta_layout(base, stored):
+        cast = None if stored else torch.float16
+        top = 1 << (8 * width)
+        diff = (_bits(tensors, group, width, cast) - _bits(base, group, width, cast)) % top
+        diff = np.where(diff >= top >> 1, diff - top, diff)  # as a signed number
+        zig = ((diff << 1) ^ (diff >> 63)) % top
+        planes += [((zig >> (8 * i)) & 0xFF).astype(np.uint8) for i in reversed(range(width))]
+    raw = np.concatenate(planes) if planes else np.zeros(0, np.uint8)
     return lzma.compress(raw.tobytes(), preset=9 | lzma.PRESET_EXTREME)
 
 
-def delta_unpack(data: bytes, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The fp16 tensors that :func:`delta_pack` packed against ``base``; ValueError when
-    ``data`` is not delta planes of base's size."""
+def delta_unpack(data: bytes, base: dict[str, torch.Tensor],
+                 stored: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors that :func:`delta_pack` packed against ``base`` (fp16, or with ``stored``
+    base's dtypes); ValueError when ``data`` is not delta planes of base's size."""
     import numpy as np
     import torch
 
-    names = sorted(base)
-    count = sum(base[k].numel() for k in names)
+    layout = _delta_layout(base, stored)
+    size = sum(w * base[k].numel() for w, group in layout for k in group)
     unpack = lzma.LZMADecompressor()
-    raw = unpack.decompress(data, max_length=2 * count + 1)
-    if not unpack.eof or len(raw) != 2 * count:
-        raise ValueError(f"delta planes are not {2 * count} bytes (the base's fp16 values)")
-    planes = np.frombuffer(raw, np.uint8).astype(np.int32)
-    zig = (planes[:count] << 8) | planes[count:]
-    diff = (zig >> 1) ^ -(zig & 1)
-    bits = ((_bits(base, names) + diff) & 0xFFFF).astype(np.uint16)
-    values = torch.from_numpy(bits.view(np.int16)).view(torch.float16)
+    raw = unpack.decompress(data, max_length=size + 1)
+    if not unpack.eof or len(raw) != size:
+        raise ValueError(f"delta planes are not {size} bytes (the base's values)")
+    planes = np.frombuffer(raw, np.uint8).astype(np.int64)
     out, at = {}, 0
-    for k in names:
-        n = base[k].numel()
-        out[k] = values[at:at + n].reshape(base[k].shape)
-        at += n
+    for width, group in layout:
+        count = sum(base[k].numel() for k in group)
+        zig = np.zeros(count, np.int64)
+        for i in range(width):  # most significant byte first
+            zig = (zig << 8) | planes[at + i * count: at + (i + 1) * count]
+        at += width * count
+        diff = (zig >> 1) ^ -(zig & 1)
+        cast = None if stored else torch.float16
+        top = 1 << (8 * width)
+        bits = (_bits(base, group, width, cast) + diff) % top
+        signed = {1: np.int8, 2: np.int16, 4: np.int32}[width]
+        flat = torch.from_numpy(bits.astype({1: np.uint8, 2: np.uint16, 4: np.uint32}[width])
+                                .view(signed).copy())
+        start = 0
+        for k in group:
+            dtype = base[k].dtype if stored else torch.float16
+            n = base[k].numel()
+            out[k] = flat[start:start + n].view(dtype).reshape(base[k].shape)
+            start += n
     return out
+
+
+def stored_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file as stored (int8 ones and their scales not dequantised);
+    for an alias, its target's with the alias's overrides or delta planes applied.
+    WeightsFileError when a file cannot be read."""
+    _stamp(path)  # a missing part or an alias cycle fails here, before any reading
+    if not _is_alias(path):
+        return read_weights(path, stored=True)[1]
+    spec = alias_spec(path)
+    tensors = stored_tensors(spec.target) if spec.delta_stored or spec.delta is None else \
+        _read(spec.target)[1]
+    if spec.overrides is not None:
+        tensors = {**tensors, **read_weights(spec.overrides, stored=True)[1]}
+    if spec.delta is not None:
+        try:
+            tensors = delta_unpack(spec.delta.read_bytes(), tensors, spec.delta_stored)
+        except (OSError, ValueError, lzma.LZMAError) as exc:
+            raise WeightsFileError(f"weights alias '{path}': cannot read {spec.delta.name}: "
+                                   f"{exc}") from None
+    return tensors
 
 
 def _codec_from(path: Path) -> Codec:
@@ -420,6 +505,12 @@ def _codec_from(path: Path) -> Codec:
     if not _is_alias(path):
         return Codec.from_file(path)
     spec = alias_spec(path)
+    if spec.delta_stored:  # planes against the target's stored tensors (int8 ones too)
+        try:
+            tensors = dequantize(stored_tensors(path))
+        except ValueError as exc:
+            raise WeightsFileError(f"weights alias '{path}': {exc}") from None
+        return _checked(path, spec, Codec.from_state(spec.config, tensors))
     tensors = _read(spec.target)[1]  # the target's tensors, read once
     if spec.overrides is not None:
         changed = read_weights(spec.overrides)[1]
@@ -434,7 +525,12 @@ def _codec_from(path: Path) -> Codec:
         except (OSError, ValueError, lzma.LZMAError) as exc:
             raise WeightsFileError(f"weights alias '{path}': cannot read {spec.delta.name}: "
                                    f"{exc}") from None
-    codec = Codec.from_state(spec.config, tensors)
+    return _checked(path, spec, Codec.from_state(spec.config, tensors))
+
+
+def _checked(path: Path, spec: AliasSpec, codec: Codec) -> Codec:
+    """``codec``, if it has the weights hash that the alias ``spec`` records (or it records
+    none)."""
     if spec.weights_hash is not None and codec.weight_hash != spec.weights_hash:
         raise WeightsFileError(f"weights alias '{path}' gives weights {codec.weight_hash}, not "
                                f"the {spec.weights_hash} it records (its target changed?)")

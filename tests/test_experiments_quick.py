@@ -431,6 +431,53 @@ def test_bundle_weights_stores_a_retrained_default_as_delta_planes(tmp_path):
     assert zoo.file_hash(legacy / "rgb-16x-small-older.alias.json") == older_hash
 
 
+def test_bundle_weights_stores_a_replaced_int8_default_as_int8_steps(tmp_path):
+    """--int8 over an int8 default: the old default goes to legacy/ as delta planes against
+    the new default's stored int8 tensors ("delta_of": "stored"), about half of xz of the old
+    file, and an fp16 legacy alias that named the old default follows it; every hash stays."""
+    from dataclasses import asdict
+
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    torch.manual_seed(0)
+    default = Codec("rgb-16x", width=32, blocks=2)
+    with torch.no_grad():
+        for q in default.parameters():
+            q.add_(torch.randn_like(q) * 0.1)
+    folder = tmp_path / "weights"
+    legacy = folder / "legacy"
+    legacy.mkdir(parents=True)
+    default.save(folder / "rgb-16x-small.safetensors.xz", int8=True)
+    old_size = (folder / "rgb-16x-small.safetensors.xz").stat().st_size
+    default_hash = zoo.file_hash(folder / "rgb-16x-small.safetensors.xz")
+    pad = legacy / "rgb-16x-small-pad.alias.json"
+    pad.write_text(json.dumps({"config": {**asdict(default.config), "pad": "replicate"},
+                               "tensors": "../rgb-16x-small.safetensors.xz"}))
+    pad_hash = zoo.file_hash(pad)
+    trained = Codec("rgb-16x", width=32, blocks=2)
+    with torch.no_grad():
+        for mine, theirs in zip(trained.parameters(), default.parameters()):
+            mine.copy_(theirs + torch.randn_like(theirs) * 0.002)
+    (tmp_path / "run").mkdir()
+    trained.save(tmp_path / "run" / "model.safetensors", half=False)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "bundle_weights.py"),
+                           "rgb-16x", str(tmp_path / "run" / "model.safetensors"),
+                           "--legacy-name", "one", "--int8", "--weights-dir", str(folder)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    moved = legacy / "rgb-16x-small-one.alias.json"
+    spec = json.loads(moved.read_text())
+    assert spec["delta_of"] == "stored" and spec["tensors"] == "../rgb-16x-small.safetensors.xz"
+    assert (legacy / spec["delta"]).stat().st_size < 0.6 * old_size
+    assert zoo.file_hash(moved) == default_hash != zoo.file_hash(
+        folder / "rgb-16x-small.safetensors.xz")
+    assert json.loads(pad.read_text())["tensors"] == moved.name
+    assert zoo.file_hash(pad) == pad_hash
+
+
 def test_gray_eval_on_one_crop(tmp_path):
     """experiments/gray_eval.py: gray through the RGB codecs and the bundled gray codec, with
     WebP at each row's bytes; the gray codec spends well under half the RGB codec's bytes."""

@@ -265,6 +265,81 @@ def test_delta_planes_give_back_every_fp16_bit_pattern():
                    for k in mine)
 
 
+def test_stored_delta_planes_give_back_every_int8_fp16_and_float32_pattern():
+    """Stored delta planes keep each tensor's dtype and every bit: all 256 int8 values and all
+    65,536 fp16 patterns against their reverse (differences that wrap around), float32 bit
+    patterns with NaNs and infinities; fp16-only planes are laid out exactly as the fp16 planes
+    have always been (old files read the same); dtypes other than the base's are refused."""
+    every8 = torch.arange(-128, 128, dtype=torch.int32).to(torch.int8)
+    every16 = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(torch.float16)
+    rng = np.random.default_rng(0)
+    f32 = torch.from_numpy(rng.integers(-2**31, 2**31, 1000, dtype=np.int64).astype(np.int32))
+    f32[:3] = torch.tensor([0x7FC00000, 0x7F800000, -0x80000000], dtype=torch.int32)
+    mine = {"q": every8.reshape(16, 16), "h": every16.reshape(256, 256),
+            "s": f32.view(torch.float32)}
+    base = {"q": every8.flip(0).reshape(16, 16), "h": every16.flip(0).reshape(256, 256),
+            "s": f32.flip(0).view(torch.float32)}
+    back = zoo.delta_unpack(zoo.delta_pack(mine, base, stored=True), base, stored=True)
+    for k, v in mine.items():
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape
+        assert back[k].numpy().tobytes() == v.numpy().tobytes(), k
+    half = {"h": every16.reshape(256, 256)}
+    assert zoo.delta_pack(half, {"h": base["h"]}, stored=True) == zoo.delta_pack(
+        half, {"h": base["h"]})
+    with pytest.raises(ValueError, match="dtypes"):
+        zoo.delta_pack({**mine, "q": mine["q"].float()}, base, stored=True)
+    with pytest.raises(ValueError, match="bytes"):  # planes of another base's size
+        zoo.delta_unpack(zoo.delta_pack(mine, base, stored=True),
+                         {**base, "q": every8[:8]}, stored=True)
+
+
+def test_stored_delta_alias_keeps_an_older_int8_decoder_in_half_the_bytes(tmp_path, monkeypatch):
+    """An older int8 decoder as an alias with ``"delta_of": "stored"``: int8 steps against a
+    newer int8 file's stored tensors. It gives back exactly the old weights (their hash),
+    takes fewer bytes than xz of the old file, and a malformed ``delta_of`` is refused."""
+    from dataclasses import asdict
+
+    torch.manual_seed(0)
+    old = Codec("rgb-16x", width=32, blocks=2)
+    new = Codec("rgb-16x", width=32, blocks=2)
+    with torch.no_grad():
+        for p_old, p_new in zip(old.parameters(), new.parameters()):
+            p_old.add_(torch.randn_like(p_old) * 0.1)
+            p_new.copy_(p_old + torch.randn_like(p_old) * 0.002)  # a little more training
+    weights = tmp_path / "weights"
+    legacy = weights / "legacy"
+    legacy.mkdir(parents=True)
+    new.save(weights / "rgb-16x-small.safetensors.xz", int8=True)
+    old.save(tmp_path / "old.safetensors.xz", int8=True)
+    want = zoo.file_hash(tmp_path / "old.safetensors.xz")
+    mine = zoo.stored_tensors(tmp_path / "old.safetensors.xz")
+    assert any(v.dtype == torch.int8 for v in mine.values())
+    with pytest.raises(ValueError, match="fp16"):  # the fp16 planes cannot hold it
+        zoo.delta_pack(zoo.read_weights(tmp_path / "old.safetensors.xz")[1],
+                       zoo.read_weights(weights / "rgb-16x-small.safetensors.xz")[1])
+    planes = zoo.delta_pack(mine, zoo.stored_tensors(weights / "rgb-16x-small.safetensors.xz"),
+                            stored=True)
+    assert len(planes) < (tmp_path / "old.safetensors.xz").stat().st_size
+    (legacy / "rgb-16x-old.delta.xz").write_bytes(planes)
+    spec = {"config": asdict(old.config), "tensors": "../rgb-16x-small.safetensors.xz",
+            "delta": "rgb-16x-old.delta.xz", "weights_hash": want, "delta_of": "stored"}
+    alias = legacy / "rgb-16x-old.alias.json"
+    alias.write_text(json.dumps(spec))
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "LEGACY_DIR", legacy)
+    assert zoo.load(alias).weight_hash == want
+    assert all(torch.equal(zoo.stored_tensors(alias)[k], v) for k, v in mine.items())
+    # Read as fp16 planes against the weights (no "delta_of"), the same planes are refused.
+    alias.write_text(json.dumps({k: v for k, v in spec.items() if k != "delta_of"}))
+    with pytest.raises(WeightsFileError, match="delta.xz"):
+        zoo.load(alias)
+    for bad in ({**spec, "delta_of": "bits"},
+                {k: v for k, v in spec.items() if k not in ("delta", "weights_hash")}):
+        alias.write_text(json.dumps(bad))
+        with pytest.raises(WeightsFileError, match="delta_of"):
+            zoo.load(alias)
+
+
 def test_delta_alias_gives_back_the_weights_and_refuses_wrong_ones(tmp_path, monkeypatch):
     """An alias with delta planes against another file's fp16 bits gives back exactly the packed
     weights (its recorded hash), may name another alias as its target, and is a WeightsFileError
