@@ -25,6 +25,8 @@ from .wavelets import iwpt, wpt
 COMPAND_L = 127.499
 COMPAND_S = 127.0 / 1.85
 _PHI_EPS = 1e-4
+# What Codec.bottleneck may do in training mode (Codec.train_bottleneck).
+BOTTLENECK_MODES = ("noise", "round", "ste")
 
 __all__ = ["AUDIO_PEAK", "COMPAND_L", "COMPAND_S", "Codec", "CodecConfig", "CodecOutput",
            "WeightsFileError", "compand", "decompand", "peak_gain", "state_hash"]
@@ -144,9 +146,19 @@ class Codec(nn.Module):
             return y + (torch.round(y) - y).detach()
         if mode == "noise":
             return y + torch.empty_like(y).uniform_(-0.5, 0.5)
-        if mode != "round":
-            raise ValueError(f"train_bottleneck must be 'noise', 'round' or 'ste', got {mode!r}")
         return torch.round(y)
+
+    @property
+    def train_bottleneck(self) -> str:
+        """What the bottleneck does in training mode: ``"noise"``, ``"round"`` or ``"ste"``
+        (eval mode always rounds); any other value is refused when it is set."""
+        return self._train_bottleneck
+
+    @train_bottleneck.setter
+    def train_bottleneck(self, mode: str) -> None:
+        if mode not in BOTTLENECK_MODES:
+            raise ValueError(f"train_bottleneck must be 'noise', 'round' or 'ste', got {mode!r}")
+        self._train_bottleneck = mode
 
     def encode(self, x: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """int8 latents ``[B, C_z, ⌈H/8⌉, ⌈W/8⌉]`` (images) or ``[B, C_z, ⌈T/256⌉]`` (audio),
