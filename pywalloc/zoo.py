@@ -69,6 +69,8 @@ __all__ = [
     "find",
     "load",
     "quantize_int8",
+    "read_weights",
+    "stored_tensors",
     "weights_path",
     "xz_pack",
 ]
