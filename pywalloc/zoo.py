@@ -371,9 +371,8 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
     return mtime, size
 
 
-# Delta planes, per value width in bytes: the integer view of each width, and the order in
-# which the widths' planes follow each other (fp16 first, so that fp16-only planes are laid out
-# as they always were).
+# The order in which stored delta planes hold each value width, in bytes (2-byte values first,
+# so that fp16-only planes are laid out as they always were).
 _DELTA_WIDTHS = (2, 1, 4)
 
 
@@ -401,7 +400,6 @@ def _bits(tensors: dict[str, torch.Tensor], names: list[str], width: int, cast=N
 
 def _delta_layout(base: dict[str, torch.Tensor], stored: bool) -> list[tuple[int, list[str]]]:
     """(width, names) groups in plane order: every tensor as fp16, or as stored in ``base``."""
-
     names = sorted(base)
     if not stored:
         return [(2, names)]
