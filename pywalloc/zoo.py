@@ -376,6 +376,15 @@ def _stamp(path: Path, depth: int = 0) -> tuple[int, int]:
 _DELTA_WIDTHS = (2, 1, 4)
 
 
+def _int_types(width: int):
+    """(torch signed, numpy signed, numpy unsigned) integer types of ``width`` bytes."""
+    import numpy as np
+    import torch
+
+    return {1: (torch.int8, np.int8, np.uint8), 2: (torch.int16, np.int16, np.uint16),
+            4: (torch.int32, np.int32, np.uint32)}[width]
+
+
 def _width_dtypes():
     import torch
 
@@ -391,8 +400,7 @@ def _bits(tensors: dict[str, torch.Tensor], names: list[str], width: int, cast=N
 
     if not names:
         return np.zeros(0, np.int64)
-    view = {1: (torch.int8, np.uint8), 2: (torch.int16, np.uint16), 4: (torch.int32, np.uint32)}
-    signed, unsigned = view[width]
+    signed, _, unsigned = _int_types(width)
     parts = [(tensors[k].detach().to("cpu", cast) if cast is not None else
               tensors[k].detach().cpu()).contiguous().reshape(-1).view(signed) for k in names]
     return torch.cat(parts).numpy().view(unsigned).astype(np.int64)
@@ -429,9 +437,8 @@ def delta_pack(tensors: dict[str, torch.Tensor], base: dict[str, torch.Tensor],
         raise ValueError("delta planes hold fp16 tensors only")
     if stored and any(tensors[k].dtype != base[k].dtype for k in names):
         raise ValueError("stored delta planes need the same dtypes as their base")
-    planes = []
+    planes, cast = [], None if stored else torch.float16
     for width, group in _delta_layout(base, stored):
-        cast = None if stored else torch.float16
         top = 1 << (8 * width)
         diff = (_bits(tensors, group, width, cast) - _bits(base, group, width, cast)) % top
         diff = np.where(diff >= top >> 1, diff - top, diff)  # as a signed number
@@ -455,6 +462,7 @@ def delta_unpack(data: bytes, base: dict[str, torch.Tensor],
     if not unpack.eof or len(raw) != size:
         raise ValueError(f"delta planes are not {size} bytes (the base's values)")
     planes = np.frombuffer(raw, np.uint8).astype(np.int64)
+    cast = None if stored else torch.float16
     out, at = {}, 0
     for width, group in layout:
         count = sum(base[k].numel() for k in group)
@@ -463,12 +471,9 @@ def delta_unpack(data: bytes, base: dict[str, torch.Tensor],
             zig = (zig << 8) | planes[at + i * count: at + (i + 1) * count]
         at += width * count
         diff = (zig >> 1) ^ -(zig & 1)
-        cast = None if stored else torch.float16
-        top = 1 << (8 * width)
-        bits = (_bits(base, group, width, cast) + diff) % top
-        signed = {1: np.int8, 2: np.int16, 4: np.int32}[width]
-        flat = torch.from_numpy(bits.astype({1: np.uint8, 2: np.uint16, 4: np.uint32}[width])
-                                .view(signed).copy())
+        bits = (_bits(base, group, width, cast) + diff) % (1 << (8 * width))
+        _, signed, unsigned = _int_types(width)
+        flat = torch.from_numpy(bits.astype(unsigned).view(signed).copy())
         start = 0
         for k in group:
             dtype = base[k].dtype if stored else torch.float16
@@ -486,10 +491,22 @@ def stored_tensors(path: Path) -> dict[str, torch.Tensor]:
     if not _is_alias(path):
         return read_weights(path, stored=True)[1]
     spec = alias_spec(path)
-    tensors = stored_tensors(spec.target) if spec.delta_stored or spec.delta is None else \
-        _read(spec.target)[1]
+    if spec.delta is not None and not spec.delta_stored:  # fp16 planes against the weights
+        return _applied(path, spec, _read(spec.target)[1], stored=True)
+    return _applied(path, spec, stored_tensors(spec.target), stored=True)
+
+
+def _applied(path: Path, spec: AliasSpec, tensors: dict[str, torch.Tensor],
+             stored: bool) -> dict[str, torch.Tensor]:
+    """``tensors`` (those the alias ``spec`` at ``path`` starts from) with its overrides (read
+    as stored with ``stored``, else dequantised) or its delta planes applied."""
     if spec.overrides is not None:
-        tensors = {**tensors, **read_weights(spec.overrides, stored=True)[1]}
+        changed = read_weights(spec.overrides, stored=stored)[1]
+        unknown = sorted(set(changed) - set(tensors))
+        if unknown:
+            raise WeightsFileError(f"weights alias '{path}': {spec.overrides.name} names "
+                                   f"tensors its target lacks ({', '.join(unknown[:3])})")
+        tensors = {**tensors, **changed}
     if spec.delta is not None:
         try:
             tensors = delta_unpack(spec.delta.read_bytes(), tensors, spec.delta_stored)
@@ -511,20 +528,8 @@ def _codec_from(path: Path) -> Codec:
         except ValueError as exc:
             raise WeightsFileError(f"weights alias '{path}': {exc}") from None
         return _checked(path, spec, Codec.from_state(spec.config, tensors))
-    tensors = _read(spec.target)[1]  # the target's tensors, read once
-    if spec.overrides is not None:
-        changed = read_weights(spec.overrides)[1]
-        unknown = sorted(set(changed) - set(tensors))
-        if unknown:
-            raise WeightsFileError(f"weights alias '{path}': {spec.overrides.name} names "
-                                   f"tensors its target lacks ({', '.join(unknown[:3])})")
-        tensors = {**tensors, **changed}
-    if spec.delta is not None:
-        try:
-            tensors = delta_unpack(spec.delta.read_bytes(), tensors)
-        except (OSError, ValueError, lzma.LZMAError) as exc:
-            raise WeightsFileError(f"weights alias '{path}': cannot read {spec.delta.name}: "
-                                   f"{exc}") from None
+    # The target's weights (read once, cached) with the overrides or fp16 planes applied.
+    tensors = _applied(path, spec, _read(spec.target)[1], stored=False)
     return _checked(path, spec, Codec.from_state(spec.config, tensors))
 
 
