@@ -823,3 +823,43 @@ def test_refine_sweep_quick(codec, sample):
                           str(ROOT / "pywalloc" / "samples" / sample), "--run", "ten"],
                          capture_output=True, text=True, timeout=300, check=False)
     assert bad.returncode != 0 and "STEPS:LR" in bad.stderr
+
+
+@pytest.mark.parametrize("preset", ["rgb-16x", "stereo-20x"])
+def test_remeasure_quick_writes_every_measurement(tmp_path, preset):
+    """experiments/remeasure.sh QUICK=1 on a tiny picture / tiny clips: every measurement it
+    names runs on both lanes and writes its results (real byte path, finite PSNR)."""
+    import os
+
+    import numpy as np
+    import soundfile as sf
+    from PIL import Image
+
+    shared = tmp_path / "shared"
+    kodak, clip, held = shared / "kodak", shared / "stems" / "test" / "clip", tmp_path / "held"
+    for d in (kodak, clip, held):
+        d.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:64]
+    img = np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1) + rng.integers(0, 20, (48, 64, 3))
+    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(kodak / "a.png")
+    t = np.arange(8192) / 44100
+    tone = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None] * np.array([1.0, 0.8])
+    sf.write(clip / "lead.flac", tone, 44100)
+    sf.write(clip / "accomp.flac", 0.05 * rng.standard_normal((8192, 2)), 44100)
+    sf.write(held / "music.flac", tone + 0.02 * rng.standard_normal((8192, 2)), 44100)
+    out = tmp_path / "out"
+    env = dict(os.environ, PRESET=preset, QUICK="1", OUT=str(out), SHARED=str(shared),
+               HELDOUT=str(held))
+    proc = subprocess.run(["bash", str(ROOT / "experiments" / "remeasure.sh")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = (["kodak", "kodak-r30"] if preset == "rgb-16x"
+             else ["stems", "stems-r10", "stems-r20", "heldout", "heldout-r20"])
+    for name in names:
+        result = json.loads((out / name / "results.json").read_text())
+        row = next(r for r in result["summary"] if r["codec"] == preset)
+        assert math.isfinite(row["psnr"]) and row["psnr"] > 10, (name, row)
+        assert result["meta"]["refine"] == (int(name.split("-r")[1]) if "-r" in name else 0)
+    (ceiling,) = json.loads((out / "ceiling.json").read_text())
+    assert ceiling["codec"] == preset and ceiling["items"] == 1
