@@ -629,25 +629,32 @@ def test_scale_gain_scales_the_rate_and_keeps_the_linear_path(tmp_path):
     assert not (tmp_path / "c.safetensors").exists()
 
 
-def test_quant_ceiling_decodes_what_files_decode(tmp_path):
-    """experiments/quant_ceiling.py on a tiny picture and a tiny stereo clip: the decoder on
-    Codec.encode's latents scores exactly what the byte path scores (so the unrounded figure
-    beside it differs only by the rounding), and the JSON has all three figures."""
+def _tiny_picture_and_clip(kodak: Path, clip: Path):
+    """A 64x48 picture ``kodak/a.png`` and a stems piece ``clip/{lead,accomp}.flac`` (8,192
+    stereo frames at 44.1 kHz); returns the lead tone."""
     import numpy as np
     import soundfile as sf
     from PIL import Image
 
-    kodak, stems = tmp_path / "kodak", tmp_path / "stems" / "clip"
-    kodak.mkdir()
-    stems.mkdir(parents=True)
+    kodak.mkdir(parents=True)
+    clip.mkdir(parents=True)
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:48, 0:64]
     img = np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1) + rng.integers(0, 20, (48, 64, 3))
     Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(kodak / "a.png")
     t = np.arange(8192) / 44100
     tone = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None] * np.array([1.0, 0.8])
-    sf.write(stems / "lead.flac", tone, 44100)
-    sf.write(stems / "accomp.flac", 0.05 * rng.standard_normal((8192, 2)), 44100)
+    sf.write(clip / "lead.flac", tone, 44100)
+    sf.write(clip / "accomp.flac", 0.05 * rng.standard_normal((8192, 2)), 44100)
+    return tone
+
+
+def test_quant_ceiling_decodes_what_files_decode(tmp_path):
+    """experiments/quant_ceiling.py on a tiny picture and a tiny stereo clip: the decoder on
+    Codec.encode's latents scores exactly what the byte path scores (so the unrounded figure
+    beside it differs only by the rounding), and the JSON has all three figures."""
+    kodak = tmp_path / "kodak"
+    _tiny_picture_and_clip(kodak, tmp_path / "stems" / "clip")
     out = tmp_path / "q.json"
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "quant_ceiling.py"),
                            "rgb-16x", "stereo-20x", "--kodak", str(kodak), "--stems",
@@ -833,21 +840,12 @@ def test_remeasure_quick_writes_every_measurement(tmp_path, preset):
 
     import numpy as np
     import soundfile as sf
-    from PIL import Image
 
-    shared = tmp_path / "shared"
-    kodak, clip, held = shared / "kodak", shared / "stems" / "test" / "clip", tmp_path / "held"
-    for d in (kodak, clip, held):
-        d.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:48, 0:64]
-    img = np.stack([xx * 3, yy * 4, (xx + yy) * 2], -1) + rng.integers(0, 20, (48, 64, 3))
-    Image.fromarray(img.clip(0, 255).astype(np.uint8)).save(kodak / "a.png")
-    t = np.arange(8192) / 44100
-    tone = 0.3 * np.sin(2 * np.pi * 440 * t)[:, None] * np.array([1.0, 0.8])
-    sf.write(clip / "lead.flac", tone, 44100)
-    sf.write(clip / "accomp.flac", 0.05 * rng.standard_normal((8192, 2)), 44100)
-    sf.write(held / "music.flac", tone + 0.02 * rng.standard_normal((8192, 2)), 44100)
+    shared, held = tmp_path / "shared", tmp_path / "held"
+    tone = _tiny_picture_and_clip(shared / "kodak", shared / "stems" / "test" / "clip")
+    held.mkdir()
+    noise = 0.02 * np.random.default_rng(1).standard_normal(tone.shape)
+    sf.write(held / "music.flac", tone + noise, 44100)
     out = tmp_path / "out"
     env = dict(os.environ, PRESET=preset, QUICK="1", OUT=str(out), SHARED=str(shared),
                HELDOUT=str(held))
