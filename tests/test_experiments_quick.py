@@ -861,3 +861,37 @@ def test_remeasure_quick_writes_every_measurement(tmp_path, preset):
         assert result["meta"]["refine"] == (int(name.split("-r")[1]) if "-r" in name else 0)
     (ceiling,) = json.loads((out / "ceiling.json").read_text())
     assert ceiling["codec"] == preset and ceiling["items"] == 1
+
+
+def test_keep_candidate_keeps_one_loadable_candidate_per_preset(tmp_path):
+    """experiments/keep_candidate.py: the run's weights as fp16 xz named by their hash, with a
+    sidecar, loadable as an --init; a newer candidate of the preset replaces the older one; a
+    file of another preset is refused in one line, writing nothing."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    run, folder = tmp_path / "run", tmp_path / "cand"
+    run.mkdir()
+    script = [sys.executable, str(ROOT / "experiments" / "keep_candidate.py")]
+    kept = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        Codec("rgb-16x", width=8, blocks=1).save(run / "model.safetensors", half=False)
+        proc = subprocess.run([*script, "rgb-16x", str(run / "model.safetensors"), "--note",
+                               f"seed {seed}", "--folder", str(folder)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (path,) = folder.glob("rgb-16x-*.safetensors.xz")
+        codec = Codec.from_file(path)
+        assert path.name == f"rgb-16x-{codec.weight_hash}.safetensors.xz"
+        assert next(codec.parameters()).dtype == torch.float32  # fp16 stored, read as float
+        side = json.loads(path.with_name(f"rgb-16x-{codec.weight_hash}.json").read_text())
+        assert side["info"]["note"] == f"seed {seed}" and side["config"]["preset"] == "rgb-16x"
+        kept.append(codec.weight_hash)
+    assert kept[0] != kept[1] and len(list(folder.iterdir())) == 2  # the older pair is gone
+    proc = subprocess.run([*script, "rgb-4x", str(run / "model.safetensors"), "--note", "x",
+                           "--folder", str(folder)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert len(list(folder.iterdir())) == 2
