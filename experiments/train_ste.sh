@@ -16,7 +16,10 @@
 # start weights (printf pattern, %s = preset); PARALLEL=1: presets side by side (one core each);
 # RESUME=1 continues from the checkpoints.
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
-#         (add --heldout .devdata/audio/heldout-music for audio)
+#         (add --heldout /tmp/heldout-hp20 for audio: experiments/heldout_variants.py)
+# A run that beats the default without clearing the ship bar: experiments/keep_candidate.py,
+# then the next run goes on from it, on any machine, with
+# INIT_PATTERN=experiments/candidates/%s-HASH.safetensors.xz
 set -u
 IMAGES=${IMAGES:-../shared/data/train-images}
 AUDIO=${AUDIO:-.devdata/audio/train}
