@@ -47,10 +47,10 @@ def keep(preset: str, source: Path, note: str, folder: Path = FOLDER) -> Path:
                          f"{LIMIT_MB} MB a candidate may take")
     digest = zoo.file_hash(tmp)
     dst = folder / f"{preset}-{digest}.safetensors.xz"
+    tmp.replace(dst)  # in place before the older ones go: a stop in between loses nothing
     for old in folder.glob(f"{preset}-*"):
         if old.name.split(".")[0] != dst.name.split(".")[0]:
             old.unlink()
-    tmp.replace(dst)
     zoo.config_sidecar(dst).write_text(json.dumps(
         {"config": asdict(codec.config), "weights_hash": digest, "info": info}, indent=2) + "\n")
     return dst
