@@ -17,7 +17,6 @@ PRESET=${PRESET:?PRESET=rgb-16x|rgb-4x|stereo-20x|stereo-5x}
 OUT=${OUT:-/tmp/remeasure-$PRESET}
 SHARED=${SHARED:-../shared/data}
 HELDOUT=${HELDOUT:-/tmp/heldout-hp20}
-mkdir -p "$OUT"
 lim=()
 [ "${QUICK:-0}" = 1 ] && lim=(--limit 1)
 ev() {  # name, data, baselines, extra args...
@@ -60,6 +59,7 @@ case "$PRESET" in
         ;;
     *) echo "remeasure.sh: unknown preset $PRESET" >&2; exit 2 ;;
 esac
+mkdir -p "$OUT"  # only once the preset is known: a typo leaves no empty folder behind
 lane_a & a=$!
 lane_b & b=$!
 status=0
