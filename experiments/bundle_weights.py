@@ -359,8 +359,7 @@ def _save_default(new: Codec, dst: Path, info: dict, int8: bool = False) -> None
     """Write ``new`` as the default ``dst`` (fp16, xz; the decoder CNN int8 with ``int8``)
     with its JSON config and provenance."""
     new.save(dst, half=True, extra=info, int8=int8)
-    zoo.config_sidecar(dst).write_text(
-        json.dumps({"config": asdict(new.config), "info": info}, indent=2) + "\n")
+    zoo.write_sidecar(dst, asdict(new.config), info)
 
 
 def main(argv=None) -> int:
@@ -446,8 +445,7 @@ def main(argv=None) -> int:
             print(f"bundle_weights: error: {legacy} does not reproduce {old_hash}", file=sys.stderr)
             return 1
         # The config goes beside it in any case, so listing presets needs no unpacking.
-        zoo.config_sidecar(legacy).write_text(
-            json.dumps({"config": asdict(old.config), "info": old_info}, indent=2) + "\n")
+        zoo.write_sidecar(legacy, asdict(old.config), old_info)
         _save_default(new, dst, info, args.int8)
         # Another training of the same architecture: delta planes against the new default.
         best = _best_delta(legacy, [dst])

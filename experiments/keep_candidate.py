@@ -15,7 +15,6 @@ Go on from it with ``INIT_PATTERN=experiments/candidates/%s-<hash>.safetensors.x
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -51,8 +50,7 @@ def keep(preset: str, source: Path, note: str, folder: Path = FOLDER) -> Path:
     for old in folder.glob(f"{preset}-*"):
         if old.name.split(".")[0] != dst.name.split(".")[0]:
             old.unlink()
-    zoo.config_sidecar(dst).write_text(json.dumps(
-        {"config": asdict(codec.config), "weights_hash": digest, "info": info}, indent=2) + "\n")
+    zoo.write_sidecar(dst, asdict(codec.config), info, weights_hash=digest)
     return dst
 
 

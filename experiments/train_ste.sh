@@ -14,7 +14,8 @@
 # crops; audio uses the tracks that experiments/prepare_audio.py gathers (never stems/test).
 # LR / ALR: peak learning rates of the decoder and of the analysis layer; INIT_PATTERN: the
 # start weights (printf pattern, %s = preset); PARALLEL=1: presets side by side (one core each);
-# RESUME=1 continues from the checkpoints.
+# RESUME=1 continues from the checkpoints; BF16=1 adds --bf16 (the CNN's convolutions in bf16,
+# faster on CPUs with bf16 instructions: check `grep -c avx512_bf16 /proc/cpuinfo` first).
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
 #         (add --heldout /tmp/heldout-hp20 for audio: experiments/heldout_variants.py)
 # A run that beats the default without clearing the ship bar: experiments/keep_candidate.py,
@@ -34,6 +35,7 @@ PRESETS=${PRESETS:-rgb-16x}
 mkdir -p "$RUNS"
 extra=()
 [ "${RESUME:-0}" = 1 ] && extra+=(--resume)
+[ "${BF16:-0}" = 1 ] && extra+=(--bf16)
 run() {  # preset
     case "$1" in
         rgb-*|gray-*) data=(--data "$IMAGES" --flat "$FLAT" --crop 192) ;;

@@ -131,6 +131,17 @@ def config_sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+def write_sidecar(path: Path, config: dict, info: dict | None, **fields: Any) -> Path:
+    """Write ``path``'s JSON sidecar (:func:`config_sidecar`): its config, provenance ``info``
+    and any further ``fields``, whole or not at all. The one writer of sidecars."""
+    from .media import atomic_write
+
+    side = config_sidecar(path)
+    body = {"config": config, **fields, "info": info}
+    atomic_write(side, (json.dumps(body, indent=2) + "\n").encode(), "weights sidecar")
+    return side
+
+
 def read_weights(path: Path, stored: bool = False) -> tuple[dict, dict[str, torch.Tensor]]:
     """(metadata, tensors) of a ``.safetensors`` file, or of an xz-compressed one
     (``.safetensors.xz``, decompressed in memory); WeightsFileError when it cannot be read.

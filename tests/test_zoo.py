@@ -239,6 +239,20 @@ def test_bundled_legacy_weights_are_packed_with_their_config_beside_them():
         assert json.loads(alias.read_text())[key] == part.name
 
 
+def test_write_sidecar_writes_the_json_that_readers_expect(tmp_path):
+    """The one sidecar writer: the JSON beside ``x.safetensors.xz`` is ``x.json`` with the
+    config first, extra fields, then the provenance; it replaces an old one whole and leaves no
+    temporary file behind."""
+    weights = tmp_path / "rgb-16x-x.safetensors.xz"
+    side = zoo.write_sidecar(weights, {"preset": "rgb-16x"}, {"note": "old"})
+    assert side == tmp_path / "rgb-16x-x.json"
+    side = zoo.write_sidecar(weights, {"preset": "rgb-16x"}, {"note": "n"}, weights_hash="ab")
+    body = json.loads(side.read_text())
+    assert list(body) == ["config", "weights_hash", "info"]
+    assert body == {"config": {"preset": "rgb-16x"}, "weights_hash": "ab", "info": {"note": "n"}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb-16x-x.json"]
+
+
 def test_bundled_defaults_are_xz_with_their_config_beside_them():
     """Each bundled default is one ``<preset>-small.safetensors.xz`` (no plain copy beside it)
     whose config is also in the JSON beside it, and weights_path names it."""
