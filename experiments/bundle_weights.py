@@ -81,6 +81,22 @@ def _total_mb(folder: Path) -> float:
                if p.suffix in (".safetensors", ".xz", ".json")) / 1e6
 
 
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    """Every file under ``folder`` and its bytes (the bundle is tens of MB: memory is fine)."""
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _restore(folder: Path, snap: dict[Path, bytes]) -> None:
+    """Put ``folder`` back as :func:`_snapshot` saw it: new files removed, changed or removed
+    ones written again (each whole, through the atomic writer)."""
+    for p in [p for p in folder.rglob("*") if p.is_file() and p not in snap]:
+        p.unlink()
+    for p, data in snap.items():
+        if not p.is_file() or p.read_bytes() != data:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(p, data, "weights")
+
+
 def _legacy_files(legacy: Path) -> list[Path]:
     """The tensor-holding weights files in ``legacy`` (no aliases, no overrides)."""
     if not legacy.is_dir():
@@ -380,6 +396,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="print what would happen")
     ap.add_argument("--weights-dir", type=Path, default=zoo.WEIGHTS_DIR,
                     help="the bundled weights folder (default: the package's)")
+    ap.add_argument("--limit-mb", type=float, default=LIMIT_MB,
+                    help="the budget of all bundled weights: a ship that would pass it is "
+                         "undone (default %(default)s)")
     args = ap.parse_args(argv)
     folder = args.weights_dir
     if args.dedupe:
@@ -423,6 +442,7 @@ def main(argv=None) -> int:
             where += f", and point {', '.join(a.name for a in aliased)} at it"
         print(f"would move {cur.name} ({old_hash}) to {where} and bundle {args.weights}")
         return 0
+    snap = _snapshot(folder)  # a ship over the budget is undone whole (below)
     if same is not None:
         if not _write_alias(alias, asdict(old.config), cur, same, near[1], old_hash,
                             _info(cur) or None):
@@ -474,11 +494,17 @@ def main(argv=None) -> int:
         _save_default(new, dst, info, args.int8)
     shipped = Codec.from_file(dst)
     total = _total_mb(folder)
+    if total >= args.limit_mb:
+        _restore(folder, snap)
+        print(f"bundle_weights: error: with {args.weights} the bundled weights would take "
+              f"{total:.2f} MB, over the {args.limit_mb:g} MB budget; nothing replaced "
+              f"({_total_mb(folder):.2f} MB as before)", file=sys.stderr)
+        return 1
     print(f"{args.preset}: {old_hash} -> {shipped.weight_hash} ({'int8 CNN, ' if args.int8 else ''}fp16; trained {new.weight_hash}); "
           f"{f'old weights in {legacy}' if old else 'no earlier default'}; "
           f"bundled total {total:.1f} MB "
-          f"(limit {LIMIT_MB})")
-    return 0 if total < LIMIT_MB else 1
+          f"(limit {args.limit_mb:g})")
+    return 0
 
 
 if __name__ == "__main__":

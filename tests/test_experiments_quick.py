@@ -290,6 +290,38 @@ def safetensors_keys(path: Path) -> list[str]:
     return list(json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")]))
 
 
+def test_bundle_weights_undoes_a_ship_over_the_budget(tmp_path):
+    """A ship that would take the bundle past its budget (``--limit-mb``) leaves the weights
+    folder exactly as it was, byte for byte, and exits 1 with one line saying so; under the
+    budget the same command ships."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    torch.manual_seed(0)
+    Codec("rgb-16x", width=8, blocks=1).save(folder / "rgb-16x-small.safetensors")
+    trained = Codec("rgb-16x", width=8, blocks=1)
+    with torch.no_grad():
+        trained.synthesis.net[-1].weight.normal_(0, 0.01)
+    trained.save(tmp_path / "model.safetensors", half=False)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    cmd = [sys.executable, str(ROOT / "experiments" / "bundle_weights.py"), "rgb-16x",
+           str(tmp_path / "model.safetensors"), "--legacy-name", "old", "--weights-dir",
+           str(folder), "--limit-mb", "0.001"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1
+    assert "over the 0.001 MB budget; nothing replaced" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+    proc = subprocess.run(cmd[:-1] + ["60"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (folder / "legacy" / "rgb-16x-small-old.safetensors.xz").is_file()
+
+
 def test_bundle_weights_ships_a_medium_decoder_beside_the_small_one(tmp_path):
     """A medium decoder is bundled as the preset's medium default (the zoo's name for that
     size), with --int8 its CNN stored as int8; the small default, which compress uses, is
