@@ -1,10 +1,12 @@
 """Write weights with the decoder CNN stored as int8 and print what that saves.
 
     python experiments/int8_weights.py rgb-16x rgb-4x stereo-20x stereo-5x --out /tmp/int8
+        [--nearest]
 
 For each preset (its bundled default) or weights file: ``OUT/<preset>-int8.safetensors.xz``,
 written by ``Codec.save(..., int8=True)`` (``zoo.quantize_int8``: the CNN's convolutions as
-int8 with a float32 scale per output channel; everything else fp16, as the defaults are), and
+int8 with a float32 scale per output channel, rounded so that each kernel keeps its sum, or
+with ``--nearest`` each weight to its nearest step; everything else fp16, as the defaults are), and
 one line: the packed sizes of the fp16 and the int8 file, both weights hashes, and the largest
 weight change relative to its channel's largest weight. Score the written files with
 ``experiments/compare_weights.py PRESET OUT/PRESET-int8.safetensors.xz`` (the bundled
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("weights", nargs="+", help="preset names (bundled weights) or weights files")
     ap.add_argument("--out", type=Path, required=True, help="folder for the int8 files")
+    ap.add_argument("--nearest", action="store_true",
+                    help="plain rounding to the nearest step (as defaults before 2026-12-02)")
     args = ap.parse_args(argv)
     import tempfile
 
@@ -43,7 +47,7 @@ def main(argv=None) -> int:
             return 2
         name = codec.preset.name
         dst = args.out / f"{name}-int8.safetensors.xz"
-        codec.save(dst, int8=True)
+        codec.save(dst, int8=True, keep_sums=not args.nearest)
         with tempfile.TemporaryDirectory() as tmp:
             ref = Path(tmp) / f"{name}.safetensors.xz"
             codec.save(ref)  # fp16 and xz, as the defaults are stored

@@ -343,12 +343,13 @@ class Codec(nn.Module):
         return super().train(mode)
 
     def save(self, path: str | Path, half: bool = True, extra: dict | None = None,
-             int8: bool = False) -> None:
+             int8: bool = False, keep_sums: bool = True) -> None:
         """Write ``path`` (.safetensors, fp16 by default) with the config in its metadata;
         xz-compressed (``zoo.xz_pack``) when the name ends in ``.safetensors.xz``. ``int8``:
         the decoder CNN's convolution weights as int8 with a scale per output channel
         (``zoo.quantize_int8``; about half the size, and other weights than this codec's:
-        load the file to get its weights hash)."""
+        load the file to get its weights hash; ``keep_sums``: the rounding of
+        ``quantize_int8``)."""
         from safetensors.torch import save
 
         from .media import atomic_write
@@ -360,7 +361,7 @@ class Codec(nn.Module):
         if int8:
             convs = [k for k, v in tensors.items()
                      if k.startswith("synthesis.net.") and v.dim() >= 2]
-            tensors = quantize_int8(tensors, convs)
+            tensors = quantize_int8(tensors, convs, keep_sums)
             meta["quantized"] = "int8 per output channel: synthesis.net convolutions"
         if extra:
             meta["info"] = json.dumps(extra)

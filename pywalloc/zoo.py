@@ -183,12 +183,21 @@ def read_weights(path: Path, stored: bool = False) -> tuple[dict, dict[str, torc
 QSCALE_SUFFIX = ".qscale"
 
 
-def quantize_int8(tensors: dict[str, torch.Tensor], names) -> dict[str, torch.Tensor]:
+def quantize_int8(tensors: dict[str, torch.Tensor], names,
+                  keep_sums: bool = True) -> dict[str, torch.Tensor]:
     """``tensors`` with each of ``names`` stored as int8 in [-127, 127] times a float32 scale
-    per output channel (max |w| / 127 of that channel), the scale as ``name.qscale``. The
-    weights that :func:`dequantize` gives back differ from the originals by at most half a
-    step of their channel (measured on the bundled decoders' CNN weights: Kodak and stems/test
-    PSNR within 0.01 dB, docs/models.md)."""
+    per output channel (max |w| / 127 of that channel), the scale as ``name.qscale``.
+
+    Rounding keeps each kernel's sum: the taps of one (output, input) kernel are rounded to
+    the nearest step, then the ones rounded furthest down (or up) move one step until the
+    kernel's integer sum is its rounded exact sum. A convolution's response to a flat input is
+    that sum times the input, so flat areas decode as with float weights (plain rounding let
+    rgb-16x miss the flat-colour target of ``benchmarks/flat.py``: docs/models.md). The
+    weights that :func:`dequantize` gives back differ from the originals by less than one step
+    of their channel, each kernel's sum by at most half a step (a 1x1 kernel: plain rounding).
+    ``keep_sums=False``: plain rounding to the nearest step (how the defaults shipped before
+    2026-12-02 were stored), each weight within half a step.
+    """
     import torch
 
     out = dict(tensors)
@@ -197,7 +206,17 @@ def quantize_int8(tensors: dict[str, torch.Tensor], names) -> dict[str, torch.Te
         rows = w.reshape(w.shape[0], -1)
         scale = rows.abs().amax(1) / 127.0
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-        q = torch.round(rows / safe[:, None]).clamp(-127, 127)
+        x = (rows / safe[:, None]).reshape(-1, w[0, 0].numel())  # one row per kernel
+        q = torch.round(x)
+        need = torch.round(x.sum(1)) - q.sum(1)  # steps the kernel's sum is off by
+        if not keep_sums:
+            need = torch.zeros_like(need)
+        order = torch.argsort(x - q, dim=1, descending=True, stable=True)
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(x.shape[1]).expand_as(order).contiguous())
+        up = rank < need[:, None]  # the taps rounded furthest down go up one step
+        down = rank >= x.shape[1] + need[:, None]  # the ones rounded furthest up go down
+        q = (q + up.float() - down.float()).clamp(-127, 127)
         out[k] = q.to(torch.int8).reshape(w.shape).contiguous()
         out[k + QSCALE_SUFFIX] = scale.contiguous()
     return out

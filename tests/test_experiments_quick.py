@@ -784,7 +784,8 @@ def test_widen_keeps_the_function_and_breaks_the_symmetry(tmp_path, preset, bloc
 
 def test_int8_weights_writes_a_smaller_file_of_nearly_the_same_weights(tmp_path):
     """experiments/int8_weights.py: the int8 file is smaller than the fp16 one, loads to
-    weights within half a quantisation step, and a bad name is one error line."""
+    weights within one quantisation step (half a step with --nearest), and a bad name is one
+    error line."""
     import torch
 
     from pywalloc.codec import Codec
@@ -803,9 +804,17 @@ def test_int8_weights_writes_a_smaller_file_of_nearly_the_same_weights(tmp_path)
     mb = [float(x) for x in re.findall(r"([0-9.]+) MB", proc.stdout)]
     assert len(mb) == 2 and mb[1] < mb[0]
     change = float(re.search(r"largest change ([0-9.]+)", proc.stdout).group(1))
-    assert 0 < change <= 0.5 / 127 + 1e-3
+    assert 0.5 / 127 < change <= 1 / 127 + 1e-3  # kernel sums kept: some weight moves further
     q = Codec.from_file(tmp_path / "out" / "rgb-16x-int8.safetensors.xz")
     assert q.weight_hash in proc.stdout
+    near = subprocess.run([*script, str(tmp_path / "a.safetensors"), "--out",
+                           str(tmp_path / "near"), "--nearest"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert near.returncode == 0, near.stderr[-2000:]
+    change = float(re.search(r"largest change ([0-9.]+)", near.stdout).group(1))
+    assert 0 < change <= 0.5 / 127 + 1e-3
+    assert Codec.from_file(tmp_path / "near" / "rgb-16x-int8.safetensors.xz").weight_hash \
+        not in (q.weight_hash, "")
     bad = subprocess.run([*script, "nope", "--out", str(tmp_path / "out")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, check=False)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

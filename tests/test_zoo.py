@@ -479,8 +479,9 @@ def test_bundled_weights_stay_within_the_60_mb_budget():
 
 def test_int8_weights_load_as_their_dequantized_values(tmp_path):
     """Codec.save(int8=True): the decoder CNN's convolutions as int8 with a scale per output
-    channel; loading gives int8 x scale (within half a step of each original weight), the
-    same weights hash on every load, the other tensors as fp16 saves them, and a smaller
+    channel; loading gives int8 x scale (within one step of each original weight, and each
+    kernel's sum, its response to a flat input, within half a step), the same weights hash
+    on every load, the other tensors as fp16 saves them, and a smaller
     file. An int8 tensor without its scale is a WeightsFileError."""
     from safetensors.torch import load_file
 
@@ -502,9 +503,17 @@ def test_int8_weights_load_as_their_dequantized_values(tmp_path):
     for k, v in codec.state_dict().items():
         got = loaded.state_dict()[k]
         if k in convs:
+            v = half.state_dict()[k]  # what was quantised: the fp16 weights
             amax = v.reshape(v.shape[0], -1).abs().amax(1)  # step: amax / 127
             err = (got - v).reshape(v.shape[0], -1).abs().amax(1)
-            assert (err <= amax / 254 + amax * 2**-11).all(), k  # + fp16's own rounding
+            assert (err < amax / 127 * (1 + 1e-4)).all(), k
+            sums = (got - v).reshape(v.shape[0], v.shape[1], -1).sum(2).abs().amax(1)
+            assert (sums <= amax / 254 * (1 + 1e-4)).all(), k
+            if v[0, 0].numel() > 1:  # plain rounding would be off by more in some kernel
+                plain = torch.round(v.reshape(v.shape[0], -1) / (amax[:, None] / 127))
+                off = (plain * (amax[:, None] / 127) - v.reshape(v.shape[0], -1)).reshape(
+                    v.shape[0], v.shape[1], -1).sum(2).abs().amax()
+                assert off > amax.max() / 254, k
             assert not torch.equal(got, half.state_dict()[k])
         else:
             assert torch.equal(got, half.state_dict()[k]), k
