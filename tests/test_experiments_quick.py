@@ -402,6 +402,53 @@ def test_bundle_weights_keeps_aliases_of_a_default(tmp_path):
     assert not (folder / "rgb-16x-small.safetensors").exists()
 
 
+def test_bundle_weights_undoes_a_ship_whose_alias_retarget_breaks(tmp_path, monkeypatch,
+                                                                  capsys):
+    """When an alias of the replaced default would change its hash on the moved copy, the
+    ship is undone whole: the weights folder (the alias included, which the retarget had
+    already rewritten) is back byte for byte, and one error line says why."""
+    import importlib.util
+
+    import torch
+
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    folder = tmp_path / "weights"
+    (folder / "legacy").mkdir(parents=True)
+    torch.manual_seed(0)
+    Codec("rgb-16x", width=8, blocks=1, pad="replicate").save(folder / "rgb-16x-small.safetensors")
+    state = zoo.read_weights(folder / "rgb-16x-small.safetensors")[1]
+    Codec.from_state({"preset": "rgb-16x", "width": 8, "blocks": 1}, state).save(
+        folder / "legacy" / "rgb-16x-small-zero.safetensors", half=True)
+    spec = importlib.util.spec_from_file_location(
+        "bundle_weights_retarget", ROOT / "experiments" / "bundle_weights.py")
+    bw = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bw)
+    assert bw.main(["--dedupe", "--weights-dir", str(folder)]) == 0  # the alias of the default
+    alias = folder / "legacy" / "rgb-16x-small-zero.alias.json"
+    assert json.loads(alias.read_text())["tensors"] == "../rgb-16x-small.safetensors"
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    real = bw._retarget
+
+    def breaks(wants, target):  # retargets for real, then reports a changed hash
+        assert real(wants, target) is None
+        assert json.loads(alias.read_text())["tensors"] != "../rgb-16x-small.safetensors"
+        return alias.name
+
+    monkeypatch.setattr(bw, "_retarget", breaks)
+    (tmp_path / "run").mkdir()
+    Codec("rgb-16x", width=8, blocks=1, pad="replicate").save(
+        tmp_path / "run" / "model.safetensors", half=False)
+    capsys.readouterr()
+    assert bw.main(["rgb-16x", str(tmp_path / "run" / "model.safetensors"), "--legacy-name",
+                    "one", "--weights-dir", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert f"{alias.name} changes its hash" in err and "nothing replaced" in err
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_bundle_weights_stores_a_retrained_default_as_delta_planes(tmp_path):
     """A default replaced by another training of the same architecture goes to legacy/ as delta
     planes against the new default (smaller than xz), the aliases that named it follow it,
