@@ -430,7 +430,7 @@ def main(argv=None) -> int:
     same = near[0] if near else None
     info = {"source": new.weight_hash, "recipe": args.recipe}
     if args.int8:
-        info["stored"] = "decoder CNN int8 (zoo.quantize_int8)"
+        info["stored"] = "decoder CNN int8 (zoo.quantize_int8, kernel sums kept)"
     meta_path = args.weights.parent / "result.json"
     if meta_path.is_file():
         result = json.loads(meta_path.read_text())

@@ -362,7 +362,8 @@ class Codec(nn.Module):
             convs = [k for k, v in tensors.items()
                      if k.startswith("synthesis.net.") and v.dim() >= 2]
             tensors = quantize_int8(tensors, convs, keep_sums)
-            meta["quantized"] = "int8 per output channel: synthesis.net convolutions"
+            meta["quantized"] = ("int8 per output channel: synthesis.net convolutions"
+                                 + (", kernel sums kept" if keep_sums else ""))
         if extra:
             meta["info"] = json.dumps(extra)
         data = save(tensors, metadata=meta)
