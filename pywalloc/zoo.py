@@ -208,15 +208,15 @@ def quantize_int8(tensors: dict[str, torch.Tensor], names,
         safe = torch.where(scale > 0, scale, torch.ones_like(scale))
         x = (rows / safe[:, None]).reshape(-1, w[0, 0].numel())  # one row per kernel
         q = torch.round(x)
-        need = torch.round(x.sum(1)) - q.sum(1)  # steps the kernel's sum is off by
-        if not keep_sums:
-            need = torch.zeros_like(need)
-        order = torch.argsort(x - q, dim=1, descending=True, stable=True)
-        rank = torch.empty_like(order).scatter_(
-            1, order, torch.arange(x.shape[1]).expand_as(order).contiguous())
-        up = rank < need[:, None]  # the taps rounded furthest down go up one step
-        down = rank >= x.shape[1] + need[:, None]  # the ones rounded furthest up go down
-        q = (q + up.float() - down.float()).clamp(-127, 127)
+        if keep_sums:
+            need = torch.round(x.sum(1)) - q.sum(1)  # steps the kernel's sum is off by
+            order = torch.argsort(x - q, dim=1, descending=True, stable=True)
+            rank = torch.empty_like(order).scatter_(
+                1, order, torch.arange(x.shape[1]).expand_as(order).contiguous())
+            up = rank < need[:, None]  # the taps rounded furthest down go up one step
+            down = rank >= x.shape[1] + need[:, None]  # the ones rounded furthest up go down
+            q = q + up.float() - down.float()
+        q = q.clamp(-127, 127)
         out[k] = q.to(torch.int8).reshape(w.shape).contiguous()
         out[k + QSCALE_SUFFIX] = scale.contiguous()
     return out
