@@ -136,21 +136,32 @@ def size_rows(quick: bool) -> list[dict]:
 
 
 # Training stages of a bundled codec, in order: each stage's log starts at step 0.
-STAGES = ("", "-finetune", "-flat", "-flat2", "-hp", "-hp2", "-hp3", "-hp4", "-hp5", "-hp6", "-ste", "-ste2", "-ste3", "-ste4", "-ste-c3i", "-ste-c7i")
+STAGES = ("", "-finetune", "-flat", "-flat2", "-hp", "-hp2", "-hp3", "-hp4", "-hp5", "-hp6",
+          "-ste", "-ste2", "-ste3", "-ste4", "-ste-b2i", "-ste-c3i", "-ste-c7i")
 
 
-def training_summary() -> dict:
-    logs = ROOT / "docs" / "training-logs"
+def lost_stages(logs: Path) -> dict[str, dict]:
+    """Stages whose log was lost (``lost.json`` beside the logs: name without ``.csv`` ->
+    ``steps``, ``minutes`` as recorded when the run was scored, and a ``note``)."""
+    f = logs / "lost.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def training_summary(logs: Path = ROOT / "docs" / "training-logs") -> dict:
+    lost = lost_stages(logs)
     out = {}
     for name in BARS:
         steps, minutes = 0, 0.0
-        for part in (f"{name}{stage}.csv" for stage in STAGES):
-            f = logs / part
+        for stem in (f"{name}{stage}" for stage in STAGES):
+            f = logs / f"{stem}.csv"
             if f.is_file():
                 rows = list(csv.DictReader(f.open()))
                 if rows:
                     steps += int(rows[-1]["step"])
                     minutes += float(rows[-1]["minutes"])
+            elif stem in lost:
+                steps += int(lost[stem]["steps"])
+                minutes += float(lost[stem]["minutes"])
         out[name] = {"steps": steps, "minutes": minutes}
     return out
 

@@ -17,19 +17,24 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from model_card import STAGES  # benchmarks/model_card.py, beside this script
+    from model_card import STAGES, lost_stages  # benchmarks/model_card.py, beside this script
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--logs", default=str(ROOT / "docs" / "training-logs"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "training-curves.png"))
     args = ap.parse_args()
+    lost = lost_stages(Path(args.logs))
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, names in zip(axes, (("rgb-16x", "rgb-4x"), ("stereo-20x", "stereo-5x"))):
         for name in names:
             steps, psnr, offset = [], [], 0
-            for part in (f"{name}{stage}.csv" for stage in STAGES):
+            for stem in (f"{name}{stage}" for stage in STAGES):
+                part = f"{stem}.csv"
                 f = Path(args.logs) / part
                 if not f.is_file():
+                    if stem in lost:  # its steps happened, its curve is lost: a shaded gap
+                        ax.axvspan(offset, offset + lost[stem]["steps"], color="gray", alpha=0.15)
+                        offset += int(lost[stem]["steps"])
                     continue
                 rows = list(csv.DictReader(f.open()))
                 steps += [offset + int(r["step"]) for r in rows]
@@ -47,7 +52,7 @@ def main() -> None:
         ax.legend()
     # Stages differ in data, crops, batch and bottleneck (docs/models.md): each dashed line starts
     # one, and its PSNR level does not line up with the stage before.
-    axes[0].set_title("images (dashed: a fine-tuning stage starts)")
+    axes[0].set_title("images (dashed: a fine-tuning stage starts; shaded: log lost)")
     axes[1].set_title("audio (dashed: a fine-tuning stage starts)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

@@ -14,6 +14,7 @@
 # crops; audio uses the tracks that experiments/prepare_audio.py gathers (never stems/test).
 # LR / ALR: peak learning rates of the decoder and of the analysis layer; INIT_PATTERN: the
 # start weights (printf pattern, %s = preset); PARALLEL=1: presets side by side (one core each);
+# SEED: the data order's seed (default 0; a new one per link of a chain gives new crops);
 # RESUME=1 continues from the checkpoints; BF16=1 adds --bf16 (the CNN's convolutions in bf16,
 # faster on CPUs with bf16 instructions: check `grep -c avx512_bf16 /proc/cpuinfo` first).
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
@@ -32,6 +33,7 @@ ALR=${ALR:-1e-4}
 FLAT=${FLAT:-20}
 INIT_PATTERN=${INIT_PATTERN:-$INIT/%s-small.safetensors.xz}
 PRESETS=${PRESETS:-rgb-16x}
+SEED=${SEED:-0}
 mkdir -p "$RUNS"
 extra=()
 [ "${RESUME:-0}" = 1 ] && extra+=(--resume)
@@ -44,7 +46,7 @@ run() {  # preset
     nice -n 19 python3 -m pywalloc.training --preset "$1" "${data[@]}" --out "$RUNS/$1" \
         --init "$(printf "$INIT_PATTERN" "$1")" --ste --batch 8 --per-item 4 --lr "$LR" \
         --analysis-lr "$ALR" --warmup 50 --steps 1000000 --max-minutes "$MIN" --workers 1 \
-        --threads 1 --log-every 50 --ckpt-every 200 -q "${extra[@]}" 2>"$RUNS/$1.err"
+        --threads 1 --log-every 50 --ckpt-every 200 --seed "$SEED" -q "${extra[@]}" 2>"$RUNS/$1.err"
 }
 for preset in $PRESETS; do
     if [ "${PARALLEL:-0}" = 1 ]; then run "$preset" & else run "$preset"; fi

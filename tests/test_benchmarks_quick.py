@@ -30,6 +30,22 @@ def test_model_card_quick():
     assert "torch CPU capability" in out  # decode times mean little without the machine
 
 
+def test_training_totals_count_a_lost_log(tmp_path):
+    """A stage whose log was lost (lost.json) still adds its recorded steps and minutes."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import model_card
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    (tmp_path / "rgb-16x.csv").write_text("step,minutes\n5,0.5\n10,1.0\n")
+    (tmp_path / "rgb-16x-ste-c3i.csv").write_text("step,minutes\n7,2.0\n")
+    assert model_card.training_summary(tmp_path)["rgb-16x"] == {"steps": 17, "minutes": 3.0}
+    (tmp_path / "lost.json").write_text(
+        '{"rgb-16x-ste-b2i": {"steps": 100, "minutes": 4.5, "note": "lost"}}')
+    assert model_card.training_summary(tmp_path)["rgb-16x"] == {"steps": 117, "minutes": 7.5}
+    assert model_card.training_summary(tmp_path)["rgb-4x"] == {"steps": 0, "minutes": 0.0}
+
+
 def test_plot_training(tmp_path):
     pytest.importorskip("matplotlib")
     _run("benchmarks/plot_training.py", "--out", tmp_path / "c.png")
