@@ -21,6 +21,7 @@ Writes ``results/compressed_learning/classify.json`` and ``classify.md`` (``--ou
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -339,6 +340,38 @@ def combine(files: list[Path], out: Path, model: str) -> int:
     return 0
 
 
+def compare(before: Path, after: Path) -> int:
+    """Paired (same seed) change of each variant that two runs share, ``after`` minus
+    ``before``: what new codec weights did to the same classifier on the same views."""
+    parts = []
+    for f in (before, after):
+        try:
+            parts.append(json.loads(f.read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"classify: cannot read {f}: {exc}", file=sys.stderr)
+            return 2
+    keep = ("seeds", "variants", "combine", "out", "cache", "codec16", "codec4", "threads",
+            "compare")
+    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+    if same[0] != same[1]:
+        print("classify: the runs differ in settings other than the codecs", file=sys.stderr)
+        return 2
+    by = [{(r["variant"], r["seed"]): r["top1"] for r in p["runs"]} for p in parts]
+    lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
+             "| variant | before | after | change (95 % CI) | seeds |", "|---|---|---|---|---|"]
+    for v in VARIANTS:
+        seeds = sorted(s for (w, s) in by[0] if w == v and (v, s) in by[1])
+        if not seeds:
+            continue
+        a, b = [by[0][(v, s)] for s in seeds], [by[1][(v, s)] for s in seeds]
+        d = interval([y - x for x, y in zip(a, b)])
+        ci = f" [{d['lo']:+.1f}, {d['hi']:+.1f}]" if math.isfinite(d["lo"]) else ""
+        lines.append(f"| {v} | {statistics.mean(a):.1f} | {statistics.mean(b):.1f} | "
+                     f"{d['mean']:+.1f}{ci} | {len(seeds)} |")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
@@ -368,7 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
                     help="merge the results of runs made with the same settings but different "
                          "--seeds (e.g. one process per seed) into --out")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="paired change of the variants two runs (JSON files, made with other "
+                         "codec weights) share: AFTER minus BEFORE, per seed")
     args = ap.parse_args(argv)
+    if args.compare:
+        return compare(*args.compare)
     if args.combine:
         return combine(args.combine, args.out, args.model)
     if not DATA.is_dir():

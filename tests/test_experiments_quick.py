@@ -84,6 +84,37 @@ def test_classify_quick(tmp_path):
     assert c["summary"] == json.loads(json.dumps(s))
 
 
+def test_classify_compare_pairs_seeds_across_codecs(tmp_path):
+    """--compare: the per-seed change of each shared variant between runs with other codec
+    weights; other settings must match."""
+    cfg = {"model": "cnn", "epochs": 40, "codec16": "rgb-16x", "seeds": [0, 1, 2]}
+
+    def result(name, top1, **extra):
+        runs = [{"variant": v, "seed": s, "top1": t} for v, row in top1.items()
+                for s, t in enumerate(row)]
+        f = tmp_path / name
+        f.write_text(json.dumps({"config": {**cfg, **extra}, "codecs": {"rgb-16x": name},
+                                 "runs": runs}))
+        return str(f)
+
+    a = result("a.json", {"resize-28": [50, 51, 52], "rgb-16x@112": [47, 48, 46]})
+    b = result("b.json", {"resize-28": [50, 51, 52], "rgb-16x@112": [46, 46, 45]},
+               codec16="x.safetensors")
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"),
+                           "--compare", a, b], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line for line in proc.stdout.splitlines()
+            if line.startswith("| r")}
+    assert "| 47.0 | 45.7 | -1.3 [" in rows["rgb-16x@112"] and "| 3 |" in rows["rgb-16x@112"]
+    assert "+0.0 [+0.0, +0.0]" in rows["resize-28"]
+    c = result("c.json", {"resize-28": [50, 51, 52]}, epochs=20)
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"),
+                           "--compare", a, c], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_separate_quick(tmp_path):
     if not (DATA / "stems").is_dir():
