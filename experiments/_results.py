@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
+import statistics
 import sys
 from pathlib import Path
 
@@ -52,3 +54,48 @@ def combined(parts: list[dict], files: list[Path], runs: list[dict], seeds: list
             "seeds_done": sorted(seeds), "runs": runs, "summary": summary,
             "wall_seconds": max(p["wall_seconds"] for p in parts),
             "combined_from": [str(f) for f in files]}
+
+
+def interval(diffs: list[float]) -> dict:
+    """Mean, std and 95 % t interval of paired (same seed) differences (``lo`` and ``hi`` are
+    NaN for one seed)."""
+    from scipy.stats import t as student
+
+    m = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return {"mean": m, "std": 0.0, "lo": float("nan"), "hi": float("nan"), "n": len(diffs)}
+    s = statistics.stdev(diffs)
+    h = float(student.ppf(0.975, len(diffs) - 1)) * s / math.sqrt(len(diffs))
+    return {"mean": m, "std": s, "lo": m - h, "hi": m + h, "n": len(diffs)}
+
+
+def compare(files: list[Path], prog: str, keep: tuple[str, ...], metrics: dict[str, str]) -> int:
+    """``--compare BEFORE AFTER``: the paired (same seed) change, AFTER minus BEFORE, of each
+    variant the two runs share, per metric (result key -> label). The runs may differ in codec
+    weights and in the settings named in ``keep``, nothing else. Prints a Markdown table."""
+    parts = []
+    for f in files:
+        try:
+            parts.append(json.loads(Path(f).read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"{prog}: cannot read {f}: {exc}", file=sys.stderr)
+            return 2
+    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+    if same[0] != same[1]:
+        print(f"{prog}: the runs differ in settings other than the codecs", file=sys.stderr)
+        return 2
+    by = [{(r["variant"], r["seed"]): r for r in p["runs"]} for p in parts]
+    lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
+             "| variant | metric | before | after | change (95 % CI) | seeds |",
+             "|---|---|---|---|---|---|"]
+    for v in dict.fromkeys(r["variant"] for r in parts[0]["runs"]):
+        seeds = sorted(s for (w, s) in by[0] if w == v and (v, s) in by[1])
+        for key, label in metrics.items() if seeds else ():
+            a = [by[0][(v, s)][key] for s in seeds]
+            b = [by[1][(v, s)][key] for s in seeds]
+            d = interval([y - x for x, y in zip(a, b)])
+            ci = f" [{d['lo']:+.1f}, {d['hi']:+.1f}]" if math.isfinite(d["lo"]) else ""
+            lines.append(f"| {v} | {label} | {statistics.mean(a):.1f} | {statistics.mean(b):.1f}"
+                         f" | {d['mean']:+.1f}{ci} | {len(seeds)} |")
+    print("\n".join(lines))
+    return 0

@@ -21,7 +21,6 @@ Writes ``results/compressed_learning/classify.json`` and ``classify.md`` (``--ou
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -211,18 +210,6 @@ def train_eval(data: dict, ytr: torch.Tensor, yva: torch.Tensor, variant: str, s
             "params": sum(p.numel() for p in model.parameters())}
 
 
-def interval(diffs: list[float]) -> dict:
-    """Mean, std and 95 % t interval of paired (same seed) differences."""
-    from scipy.stats import t as student
-
-    m = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return {"mean": m, "std": 0.0, "lo": float("nan"), "hi": float("nan"), "n": len(diffs)}
-    s = statistics.stdev(diffs)
-    h = float(student.ppf(0.975, len(diffs) - 1)) * s / math.sqrt(len(diffs))
-    return {"mean": m, "std": s, "lo": m - h, "hi": m + h, "n": len(diffs)}
-
-
 def summarise(runs: list[dict]) -> dict:
     out: dict = {"variants": {}, "pairs": {}, "validity": {}}
     by = {(r["variant"], r["seed"]): r["top1"] for r in runs}
@@ -236,7 +223,7 @@ def summarise(runs: list[dict]) -> dict:
 
     def diff(a: str, b: str) -> dict | None:
         seeds = sorted(s for (v, s) in by if v == a and (b, s) in by)
-        return interval([by[(a, s)] - by[(b, s)] for s in seeds]) if seeds else None
+        return _results.interval([by[(a, s)] - by[(b, s)] for s in seeds]) if seeds else None
 
     for _, rv, lv in PAIRS:
         d = diff(lv, rv)
@@ -340,38 +327,6 @@ def combine(files: list[Path], out: Path, model: str) -> int:
     return 0
 
 
-def compare(before: Path, after: Path) -> int:
-    """Paired (same seed) change of each variant that two runs share, ``after`` minus
-    ``before``: what new codec weights did to the same classifier on the same views."""
-    parts = []
-    for f in (before, after):
-        try:
-            parts.append(json.loads(f.read_text()))
-        except (OSError, ValueError) as exc:
-            print(f"classify: cannot read {f}: {exc}", file=sys.stderr)
-            return 2
-    keep = ("seeds", "variants", "combine", "out", "cache", "codec16", "codec4", "threads",
-            "compare")
-    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
-    if same[0] != same[1]:
-        print("classify: the runs differ in settings other than the codecs", file=sys.stderr)
-        return 2
-    by = [{(r["variant"], r["seed"]): r["top1"] for r in p["runs"]} for p in parts]
-    lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
-             "| variant | before | after | change (95 % CI) | seeds |", "|---|---|---|---|---|"]
-    for v in VARIANTS:
-        seeds = sorted(s for (w, s) in by[0] if w == v and (v, s) in by[1])
-        if not seeds:
-            continue
-        a, b = [by[0][(v, s)] for s in seeds], [by[1][(v, s)] for s in seeds]
-        d = interval([y - x for x, y in zip(a, b)])
-        ci = f" [{d['lo']:+.1f}, {d['hi']:+.1f}]" if math.isfinite(d["lo"]) else ""
-        lines.append(f"| {v} | {statistics.mean(a):.1f} | {statistics.mean(b):.1f} | "
-                     f"{d['mean']:+.1f}{ci} | {len(seeds)} |")
-    print("\n".join(lines))
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
@@ -406,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                          "codec weights) share: AFTER minus BEFORE, per seed")
     args = ap.parse_args(argv)
     if args.compare:
-        return compare(*args.compare)
+        keep = ("seeds", "variants", "combine", "out", "cache", "codec16", "codec4", "threads",
+                "compare")
+        return _results.compare(args.compare, "classify", keep, {"top1": "top-1 %"})
     if args.combine:
         return combine(args.combine, args.out, args.model)
     if not DATA.is_dir():

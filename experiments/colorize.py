@@ -248,8 +248,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def summarise(runs: list[dict]) -> dict:
-    from scipy.stats import t as student
-
     out = {}
     for metric in ("psnr", "lpips_db"):
         if metric not in runs[0]:
@@ -258,12 +256,10 @@ def summarise(runs: list[dict]) -> dict:
         seeds = sorted(s for d, s in by if d == "latent" and ("resize", s) in by)
         row = {d: [by[(d, s)] for s in seeds] for d in ("resize", "latent")}
         diff = [a - b for a, b in zip(row["latent"], row["resize"])]
-        m = statistics.mean(diff)
-        h = (float(student.ppf(0.975, len(diff) - 1)) * statistics.stdev(diff)
-             / math.sqrt(len(diff))) if len(diff) > 1 else float("nan")
-        out[metric] = {d: {"mean": statistics.mean(v), "std": statistics.stdev(v)
-                           if len(v) > 1 else 0.0} for d, v in row.items()}
-        out[metric]["diff"] = {"mean": m, "lo": m - h, "hi": m + h}
+        d = _results.interval(diff)
+        out[metric] = {k: {"mean": statistics.mean(v), "std": statistics.stdev(v)
+                           if len(v) > 1 else 0.0} for k, v in row.items()}
+        out[metric]["diff"] = {"mean": d["mean"], "lo": d["lo"], "hi": d["hi"]}
     return out
 
 

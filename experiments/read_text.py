@@ -305,18 +305,6 @@ def run_seed(seed: int, variants: list[Variant], renderer: Renderer, test: dict,
     return runs
 
 
-def interval(diffs: list[float]) -> tuple[float, float, float, float]:
-    """mean, std, and the 95 % t interval of paired differences."""
-    from scipy.stats import t as student
-
-    m = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return m, 0.0, float("nan"), float("nan")
-    s = statistics.stdev(diffs)
-    h = student.ppf(0.975, len(diffs) - 1) * s / math.sqrt(len(diffs))
-    return m, s, m - h, m + h
-
-
 def summarise(runs: list[dict], variants: list[Variant]) -> dict:
     out = {}
     for v in variants:
@@ -336,7 +324,8 @@ def summarise(runs: list[dict], variants: list[Variant]) -> dict:
         get = {(r["variant"], r["seed"]): r for r in runs}
         for k in ("char_acc", "anls"):
             d = [get[(v.name, s)][k] - get[(rname, s)][k] for s in seeds]
-            out[v.name][f"diff_{k}"] = dict(zip(("mean", "std", "lo", "hi"), interval(d)))
+            out[v.name][f"diff_{k}"] = {k2: x for k2, x in _results.interval(d).items()
+                                        if k2 != "n"}
     return out
 
 
@@ -412,7 +401,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
                     help="merge the results (JSON files) of runs made with the same settings "
                          "but different --seeds (e.g. one process per seed) into --out")
+    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="paired change of the variants two runs (JSON files, made with other "
+                         "codec weights) share: AFTER minus BEFORE, per seed")
     args = ap.parse_args(argv)
+    if args.compare:
+        keep = ("seeds", "log_every", "combine", "out", "codecs", "threads", "compare")
+        return _results.compare(args.compare, "read_text", keep,
+                                {"char_acc": "char. accuracy %", "anls": "ANLS x 100"})
     if args.combine:
         return combine(args.combine, args.out)
     torch.set_num_threads(args.threads)

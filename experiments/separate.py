@@ -208,11 +208,8 @@ def summary(runs: list[dict]) -> dict:
         for m in ("psnr", "si_sdr"):
             diff = [by[("latent", sd)][m] - by[("wave", sd)][m] for sd in seeds]
             if len(diff) > 1:
-                from scipy.stats import t as student
-
-                mu, sd_ = statistics.mean(diff), statistics.stdev(diff)
-                h = float(student.ppf(0.975, len(diff) - 1)) * sd_ / math.sqrt(len(diff))
-                out[f"{codec}/latent"][f"{m}_diff_ci"] = [mu - h, mu + h]
+                d = _results.interval(diff)
+                out[f"{codec}/latent"][f"{m}_diff_ci"] = [d["lo"], d["hi"]]
     return out
 
 

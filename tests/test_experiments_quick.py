@@ -113,6 +113,20 @@ def test_classify_compare_pairs_seeds_across_codecs(tmp_path):
                            "--compare", a, c], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    # read_text.py shares the comparison (one helper in experiments/_results.py), per metric.
+    runs = [{"variant": "latent-rgb-16x", "seed": k, "char_acc": 60.0 + k, "anls": 50.0}
+            for k in range(2)]
+    for name, shift in (("r0.json", 0.0), ("r1.json", 2.0)):
+        (tmp_path / name).write_text(json.dumps({
+            "config": {"steps": 1000, "codecs": [name]}, "codecs": {"rgb-16x": name},
+            "runs": [dict(r, char_acc=r["char_acc"] + shift) for r in runs]}))
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "read_text.py"),
+                           "--compare", str(tmp_path / "r0.json"), str(tmp_path / "r1.json")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| latent-rgb-16x | char. accuracy % | 60.5 | 62.5 | +2.0 [+2.0, +2.0] | 2 |" in \
+        proc.stdout
+    assert "| latent-rgb-16x | ANLS x 100 | 50.0 | 50.0 | +0.0 [+0.0, +0.0] | 2 |" in proc.stdout
 
 
 @pytest.mark.slow
