@@ -80,11 +80,21 @@ def compare(files: list[Path], prog: str, keep: tuple[str, ...], metrics: dict[s
         except (OSError, ValueError) as exc:
             print(f"{prog}: cannot read {f}: {exc}", file=sys.stderr)
             return 2
-    same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+    try:
+        same = [{k: v for k, v in p["config"].items() if k not in keep} for p in parts]
+        by = [{(r["variant"], r["seed"]): r for r in p["runs"]} for p in parts]
+        if any(key not in r for b in by for r in b.values() for key in metrics):
+            raise KeyError("metric")
+    except (KeyError, TypeError, AttributeError):
+        print(f"{prog}: {' or '.join(map(str, files))} is not a {prog} result file",
+              file=sys.stderr)
+        return 2
     if same[0] != same[1]:
         print(f"{prog}: the runs differ in settings other than the codecs", file=sys.stderr)
         return 2
-    by = [{(r["variant"], r["seed"]): r for r in p["runs"]} for p in parts]
+    if not set(by[0]) & set(by[1]):
+        print(f"{prog}: the runs share no variant and seed", file=sys.stderr)
+        return 2
     lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
              "| variant | metric | before | after | change (95 % CI) | seeds |",
              "|---|---|---|---|---|---|"]

@@ -127,6 +127,16 @@ def test_classify_compare_pairs_seeds_across_codecs(tmp_path):
     assert "| latent-rgb-16x | char. accuracy % | 60.5 | 62.5 | +2.0 [+2.0, +2.0] | 2 |" in \
         proc.stdout
     assert "| latent-rgb-16x | ANLS x 100 | 50.0 | 50.0 | +0.0 [+0.0, +0.0] | 2 |" in proc.stdout
+    # A file that is not a result, or runs with nothing in common: one line, exit 2.
+    (tmp_path / "bad.json").write_text('{"config": 1}')
+    (tmp_path / "other.json").write_text(json.dumps({
+        "config": {"steps": 1000, "codecs": ["x"]}, "codecs": {}, "runs": [
+            {"variant": "latent-rgb-4x", "seed": 0, "char_acc": 1.0, "anls": 1.0}]}))
+    for second in ("bad.json", "other.json"):
+        proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "read_text.py"),
+                               "--compare", str(tmp_path / "r0.json"), str(tmp_path / second)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.slow
