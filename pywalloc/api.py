@@ -310,6 +310,10 @@ def _check_codec(header: container.Header, codec: str | Codec | None, device=Non
         except UnknownPresetError:
             raise FormatError(f"file names an unknown codec '{header.preset}'") from None
         except WeightsNotFoundError:
+            hint = zoo.retired(header.preset, header.weights_hash)
+            if hint:
+                raise WeightsMismatchError(f"file was made by {header.preset} weights {hint}"
+                                           ) from None
             raise WeightsMismatchError(
                 f"file was made by other {header.preset} weights (hash "
                 f"{header.weights_hash.hex()}, none bundled with this pywalloc has it); decode "

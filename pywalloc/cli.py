@@ -369,7 +369,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_size
-    from .zoo import available, bundled_weights
+    from .zoo import archived, available, bundled_weights
 
     if args.weights:
         rows = bundled_weights()
@@ -384,6 +384,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         total = sum(r["bytes"] for r in rows)
         print(f"{len(rows)} weights files, {total / 1e6:.1f} MB; a .wlc file decodes here when "
               f"its weights_hash (walloc info) starts one of these")
+        gone = archived()
+        if gone:
+            print(f"{len(gone)} older weights files left the package to keep it small (the "
+                  f"pywalloc repository keeps them; decode with --weights FILE):")
+            for full, e in gone.items():
+                print(f"  {e.get('preset') or '?':<11} {full}  {e.get('file')}")
         return 0
     bundled = set(available())
     if args.json:

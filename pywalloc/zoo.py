@@ -33,6 +33,13 @@ older int8 decoder is stored as small integer steps against a newer one, about h
 the file. Such an alias records the weights hash it must reproduce
 (``"weights_hash"``), checked when it loads. An alias's target may itself be an alias, to a
 depth of ``MAX_ALIAS_DEPTH``.
+
+The bundle has a size budget (60 MB). When a new default does not fit, the oldest replaced
+weights leave the package for the repository's ``weights-archive/`` folder
+(``experiments/archive_weights.py``), as plain fp16 ``.safetensors.xz`` files with the same
+hash, and ``weights/archived.json`` lists them: a file that names them then fails with a message
+that says where they are, and decodes with ``--weights`` or with their folder in
+``PYWALLOC_WEIGHTS_PATH`` (:func:`find` searches those folders after the bundled ones).
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ __all__ = [
     "WEIGHTS_DIR",
     "AliasSpec",
     "alias_spec",
+    "archived",
     "available",
     "bundled_files",
     "bundled_weights",
@@ -65,11 +73,13 @@ __all__ = [
     "delta_pack",
     "delta_unpack",
     "dequantize",
+    "extra_folders",
     "file_hash",
     "find",
     "load",
     "quantize_int8",
     "read_weights",
+    "retired",
     "stored_tensors",
     "weights_path",
     "xz_pack",
@@ -77,6 +87,11 @@ __all__ = [
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 LEGACY_DIR = WEIGHTS_DIR / "legacy"
+# Weights retired from the package (to keep it small) -> where the repository keeps them.
+ARCHIVED_INDEX = WEIGHTS_DIR / "archived.json"
+# Folders (os.pathsep-separated) that find() searches after the bundled ones: for example the
+# repository's weights-archive/, which holds the retired weights that ARCHIVED_INDEX lists.
+PATH_ENV = "PYWALLOC_WEIGHTS_PATH"
 
 # path -> ((mtime_ns, size), config, tensors): each weights file is read once per process.
 _FILES: dict[Path, tuple[tuple[int, int], dict, dict[str, Any]]] = {}
@@ -713,17 +728,65 @@ def file_hash(path: str | os.PathLike) -> str:
     return hit[1]
 
 
+def extra_folders() -> list[Path]:
+    """The folders named by the ``PYWALLOC_WEIGHTS_PATH`` environment variable (separated by
+    ``os.pathsep``), in order: where :func:`find` looks after the bundled weights."""
+    return [Path(p) for p in os.environ.get(PATH_ENV, "").split(os.pathsep) if p]
+
+
+def archived() -> dict[str, dict]:
+    """Weights retired from the package: weights hash -> ``preset``, ``file`` (its path in the
+    pywalloc repository), ``retired`` (date) and ``reason``. Empty when the index is absent."""
+    try:
+        index = json.loads(ARCHIVED_INDEX.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise WeightsFileError(f"cannot read '{ARCHIVED_INDEX}': {exc}") from None
+    return index.get("weights", {}) if isinstance(index, dict) else {}
+
+
+def retired(preset: str, weights_hash: bytes | str) -> str | None:
+    """For ``preset`` weights retired from the package whose hash starts with ``weights_hash``:
+    a sentence (the full hash onwards) that says where the repository keeps them and how to use
+    them; None for any other hash."""
+    want = weights_hash.hex() if isinstance(weights_hash, (bytes, bytearray)) else weights_hash
+    for full, entry in archived().items():
+        if full.startswith(want) and entry.get("preset") == preset:
+            return (f"{full}, retired from the package on {entry.get('retired')} "
+                    f"({entry.get('reason')}); the pywalloc repository keeps them as "
+                    f"{entry.get('file')}: pass that file with --weights (in Python, "
+                    f"pywalloc.load(FILE)), or put its folder in {PATH_ENV}")
+    return None
+
+
+def _extra_files(preset: str) -> list[Path]:
+    found: list[Path] = []
+    for folder in extra_folders():
+        if folder.is_dir():
+            found += sorted(p for p in [*folder.glob("*.safetensors"),
+                                        *folder.glob("*" + XZ_SUFFIX),
+                                        *folder.glob("*" + ALIAS_SUFFIX)]
+                            if not p.name.endswith((OVERRIDES_SUFFIX, DELTA_SUFFIX)))
+    return [p for p in found if _config_preset(p) == preset]
+
+
 def find(preset: str, weights_hash: bytes | str, device: str | torch.device = "cpu") -> Codec:
-    """The shared frozen codec of the bundled ``preset`` weights whose hash starts with
-    ``weights_hash`` (the 8 bytes a ``.wlc`` header records); WeightsNotFoundError if none."""
+    """The shared frozen codec of the ``preset`` weights whose hash starts with
+    ``weights_hash`` (the 8 bytes a ``.wlc`` header records): bundled ones first, then those in
+    the folders of ``PYWALLOC_WEIGHTS_PATH``. WeightsNotFoundError if none; for weights retired
+    from the package, its message names the repository file that holds them."""
     want = weights_hash.hex() if isinstance(weights_hash, (bytes, bytearray)) else weights_hash
     get_preset(preset)
-    for path in bundled_files(preset):
+    for path in [*bundled_files(preset), *_extra_files(preset)]:
         try:
             if file_hash(path).startswith(want):
                 return load(path, device=device, frozen=True)
         except WeightsFileError:
             continue  # an unreadable file is simply not the one asked for
+    hint = retired(preset, want)
+    if hint:
+        raise WeightsNotFoundError(f"{preset} weights {hint}")
     raise WeightsNotFoundError(
         f"no bundled {preset} weights have hash {want}; the file was made with other weights "
         "(decode it with the pywalloc version that made it, or pass those weights)")

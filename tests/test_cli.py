@@ -141,7 +141,8 @@ def test_models_weights_lists_every_bundled_file_with_the_hash_files_name(media,
     assert [r["name"] for r in rows] == [p.name for p in zoo.bundled_files()]
     assert all(r["weights_hash"] and r["error"] is None for r in rows)
     assert sorted(r["preset"] for r in rows if r["default"]) == sorted(zoo.available())
-    on_disk = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.rglob("*") if p.is_file())
+    on_disk = sum(p.stat().st_size for p in zoo.WEIGHTS_DIR.rglob("*")
+                  if p.is_file() and p != zoo.ARCHIVED_INDEX)  # the index is not weights
     assert sum(r["bytes"] for r in rows) == on_disk
     assert walloc("encode", media / "a.png", "-o", tmp_path / "a.wlc").returncode == 0
     header = json.loads(walloc("info", tmp_path / "a.wlc", "--json").stdout)
@@ -151,3 +152,28 @@ def test_models_weights_lists_every_bundled_file_with_the_hash_files_name(media,
         assert zoo.find(r["preset"], r["weights_hash"][:16]).weight_hash == r["weights_hash"]
     text = walloc("models", "--weights")
     assert text.returncode == 0 and f"{len(rows)} weights files" in text.stdout
+
+
+def test_decode_of_a_file_whose_weights_were_retired(tmp_path):
+    """A .wlc made with weights retired from the package: one line naming the repository file,
+    nonzero exit, no output; with --weights that file, or its folder in PYWALLOC_WEIGHTS_PATH, it
+    decodes."""
+    from pywalloc import zoo
+
+    root = zoo.WEIGHTS_DIR.parent.parent
+    full, entry = next(iter(zoo.archived().items()))
+    old = next((root / "tests" / "golden").glob(f"{entry['preset']}-{full}*.wlc"))
+    out = tmp_path / "old.wav"
+    env = {k: v for k, v in os.environ.items() if k != zoo.PATH_ENV}
+    res = subprocess.run([sys.executable, "-m", "pywalloc.cli", "decode", str(old), "-o",
+                          str(out)], capture_output=True, text=True, env=env, check=False)
+    _one_line_error(res)
+    assert entry["file"] in res.stderr and not out.exists()
+    res = walloc("decode", old, "-o", out, "--weights", root / entry["file"])
+    assert res.returncode == 0, res.stderr
+    assert out.stat().st_size > 0
+    out.unlink()
+    env[zoo.PATH_ENV] = str((root / entry["file"]).parent)
+    res = subprocess.run([sys.executable, "-m", "pywalloc.cli", "decode", str(old), "-o",
+                          str(out)], capture_output=True, text=True, env=env, check=False)
+    assert res.returncode == 0, res.stderr

@@ -477,6 +477,40 @@ def test_bundled_weights_stay_within_the_60_mb_budget():
     assert 0 < total < 60_000_000, f"{total / 1e6:.1f} MB"
 
 
+ROOT = zoo.WEIGHTS_DIR.parent.parent
+
+
+def test_archived_weights_are_in_the_repository_with_their_hash():
+    """Every weights file retired from the package (weights/archived.json) is in the
+    repository's weights-archive/ under its path, for its preset, with the hash files name,
+    and is no longer bundled."""
+    entries = zoo.archived()
+    assert entries, "no archived weights listed"
+    bundled = {r["weights_hash"] for r in zoo.bundled_weights()}
+    for full, entry in entries.items():
+        path = ROOT / entry["file"]
+        assert path.is_file(), entry["file"]
+        assert zoo.file_hash(path) == full
+        assert zoo.load(path).config.preset == entry["preset"]
+        assert full not in bundled
+
+
+def test_find_names_the_archive_for_retired_weights(monkeypatch):
+    """find() of a retired hash: without the archive, a WeightsNotFoundError that names the
+    file to get and how to pass it; with the archive in PYWALLOC_WEIGHTS_PATH, those weights."""
+    full, entry = next(iter(zoo.archived().items()))
+    monkeypatch.delenv(zoo.PATH_ENV, raising=False)
+    with pytest.raises(WeightsNotFoundError, match=f"retired.*{entry['file']}.*--weights"):
+        zoo.find(entry["preset"], bytes.fromhex(full))
+    monkeypatch.setenv(zoo.PATH_ENV, str((ROOT / entry["file"]).parent))
+    assert zoo.find(entry["preset"], bytes.fromhex(full)).weight_hash == full
+    # Another preset's hash is not looked up in the archive index.
+    other = "rgb-16x" if entry["preset"] != "rgb-16x" else "rgb-4x"
+    monkeypatch.delenv(zoo.PATH_ENV)
+    with pytest.raises(WeightsNotFoundError, match="no bundled"):
+        zoo.find(other, bytes.fromhex(full))
+
+
 def test_int8_weights_load_as_their_dequantized_values(tmp_path):
     """Codec.save(int8=True): the decoder CNN's convolutions as int8 with a scale per output
     channel; loading gives int8 x scale (within one step of each original weight, and each

@@ -22,6 +22,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
+# Weights retired from the package (pywalloc/weights/archived.json): older golden files name them.
+ARCHIVE = HERE.parent.parent / "weights-archive"
 sys.path.insert(0, str(HERE.parent.parent))
 
 from pywalloc import api, zoo
@@ -96,6 +99,8 @@ def load_index() -> dict:
 
 
 def main() -> int:
+    os.environ[zoo.PATH_ENV] = os.pathsep.join(
+        p for p in (os.environ.get(zoo.PATH_ENV), str(ARCHIVE)) if p)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regenerate", action="store_true", help="rewrite the golden files")
     ap.add_argument("--reason", help="why (required with --regenerate; kept in golden.json)")
