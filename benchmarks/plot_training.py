@@ -53,7 +53,7 @@ def main() -> None:
     # Stages differ in data, crops, batch and bottleneck (docs/models.md): each dashed line starts
     # one, and its PSNR level does not line up with the stage before.
     axes[0].set_title("images (dashed: a fine-tuning stage starts; shaded: log lost)")
-    axes[1].set_title("audio (dashed: a fine-tuning stage starts)")
+    axes[1].set_title("audio (dashed: a fine-tuning stage starts; shaded: log lost)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
