@@ -588,3 +588,40 @@ def test_the_weights_cache_drops_the_least_recently_used_copies(tmp_path, monkey
     zoo.read_weights(files[2])  # a third copy: over the limit, one must go
     left = set((tmp_path / "cache" / "weights").iterdir())
     assert left == {first, zoo._copy_path(files[2].read_bytes())}  # ... until read again
+
+
+def test_archive_weights_moves_a_legacy_alias_out_with_its_hash(tmp_path, monkeypatch):
+    """experiments/archive_weights.py: refuses an alias that another one is built on; moves a
+    leaf alias to an fp16 file of the same hash, lists it in the index, removes its files from
+    the (here: copied) package, and find() gets it back from the archive folder."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "archive_weights", ROOT / "experiments" / "archive_weights.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    weights, legacy = tmp_path / "weights", tmp_path / "weights" / "legacy"
+    legacy.mkdir(parents=True)
+    for name in ("rgb-4x-small.safetensors.xz", "rgb-4x-small.json"):
+        shutil.copy(zoo.WEIGHTS_DIR / name, weights / name)
+    for name in ("rgb-4x-small-groupnorm.alias.json", "rgb-4x-small-groupnorm.delta.xz",
+                 "rgb-4x-small-affine.alias.json", "rgb-4x-small-affine.overrides.safetensors"):
+        shutil.copy(zoo.LEGACY_DIR / name, legacy / name)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", weights)
+    monkeypatch.setattr(zoo, "LEGACY_DIR", legacy)
+    index, archive = weights / "archived.json", tmp_path / "archive"
+    with pytest.raises(ValueError, match="target of rgb-4x-small-affine"):
+        mod.archive("rgb-4x-small-groupnorm", "test", archive, index)
+    want = zoo.file_hash(legacy / "rgb-4x-small-affine.alias.json")
+    dst = mod.archive("rgb-4x-small-affine", "test", archive, index, today="2026-12-03")
+    assert dst == archive / f"rgb-4x-{want}.safetensors.xz" and zoo.file_hash(dst) == want
+    assert not (legacy / "rgb-4x-small-affine.alias.json").exists()
+    assert not (legacy / "rgb-4x-small-affine.overrides.safetensors").exists()
+    entry = json.loads(index.read_text())["weights"][want]
+    assert entry["preset"] == "rgb-4x" and entry["retired"] == "2026-12-03"
+    monkeypatch.setattr(zoo, "ARCHIVED_INDEX", index)
+    monkeypatch.delenv(zoo.PATH_ENV, raising=False)
+    with pytest.raises(WeightsNotFoundError, match="retired"):
+        zoo.find("rgb-4x", want)
+    monkeypatch.setenv(zoo.PATH_ENV, str(archive))
+    assert zoo.find("rgb-4x", want).weight_hash == want
