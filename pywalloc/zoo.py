@@ -672,16 +672,20 @@ def _config_preset(path: Path) -> str | None:
         return None
 
 
+def _weights_files(folder: Path) -> list[Path]:
+    """The weights files in ``folder`` (plain, xz and aliases; not an alias's parts), sorted;
+    none when it is not a folder."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in [*folder.glob("*.safetensors"), *folder.glob("*" + XZ_SUFFIX),
+                              *folder.glob("*" + ALIAS_SUFFIX)]
+                  if not p.name.endswith((OVERRIDES_SUFFIX, DELTA_SUFFIX)))
+
+
 def bundled_files(preset: str | None = None) -> list[Path]:
     """Bundled weight files (defaults first, then the others, then legacy/), optionally only
     those of one preset."""
-    found: list[Path] = []
-    for folder in (WEIGHTS_DIR, LEGACY_DIR):
-        if folder.is_dir():
-            found += sorted(p for p in [*folder.glob("*.safetensors"),
-                                        *folder.glob("*" + XZ_SUFFIX),
-                                        *folder.glob("*" + ALIAS_SUFFIX)]
-                            if not p.name.endswith((OVERRIDES_SUFFIX, DELTA_SUFFIX)))
+    found = [p for folder in (WEIGHTS_DIR, LEGACY_DIR) for p in _weights_files(folder)]
     defaults = [weights_path(n) for n in PRESETS]
     found.sort(key=lambda p: (p not in defaults, p.parent != WEIGHTS_DIR))
     if preset is not None:
@@ -761,13 +765,7 @@ def retired(preset: str, weights_hash: bytes | str) -> str | None:
 
 
 def _extra_files(preset: str) -> list[Path]:
-    found: list[Path] = []
-    for folder in extra_folders():
-        if folder.is_dir():
-            found += sorted(p for p in [*folder.glob("*.safetensors"),
-                                        *folder.glob("*" + XZ_SUFFIX),
-                                        *folder.glob("*" + ALIAS_SUFFIX)]
-                            if not p.name.endswith((OVERRIDES_SUFFIX, DELTA_SUFFIX)))
+    found = [p for folder in extra_folders() for p in _weights_files(folder)]
     return [p for p in found if _config_preset(p) == preset]
 
 
