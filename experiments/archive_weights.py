@@ -15,7 +15,7 @@ overrides file) out of the package:
 - removes the alias and its files from the package.
 
 It refuses an alias that another bundled alias is built on (re-base that one first) and a
-preset's current default. Old files then decode with ``walloc decompress --weights
+preset's current default. Old files then decode with ``walloc decode --weights
 weights-archive/FILE`` or with ``PYWALLOC_WEIGHTS_PATH=weights-archive``.
 """
 
@@ -40,12 +40,9 @@ ARCHIVE = ROOT / "weights-archive"
 
 def _dependents(alias: Path) -> list[str]:
     """Bundled aliases whose target is ``alias``."""
-    found = []
-    for folder in (zoo.WEIGHTS_DIR, zoo.LEGACY_DIR):
-        for other in folder.glob("*" + zoo.ALIAS_SUFFIX):
-            if other != alias and zoo.alias_spec(other).target.resolve() == alias.resolve():
-                found.append(other.name)
-    return sorted(found)
+    return sorted(other.name for other in zoo.bundled_files()
+                  if other.name.endswith(zoo.ALIAS_SUFFIX) and other != alias
+                  and zoo.alias_spec(other).target.resolve() == alias.resolve())
 
 
 def archive(name: str, reason: str, folder: Path = ARCHIVE,
