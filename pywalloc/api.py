@@ -309,11 +309,10 @@ def _check_codec(header: container.Header, codec: str | Codec | None, device=Non
             model = zoo.find(header.preset, header.weights_hash, device=_device(device))
         except UnknownPresetError:
             raise FormatError(f"file names an unknown codec '{header.preset}'") from None
-        except WeightsNotFoundError:
-            hint = zoo.retired(header.preset, header.weights_hash)
-            if hint:
-                raise WeightsMismatchError(f"file was made by {header.preset} weights {hint}"
-                                           ) from None
+        except WeightsNotFoundError as exc:
+            if exc.retired:
+                raise WeightsMismatchError(
+                    f"file was made by {header.preset} weights {exc.retired}") from None
             raise WeightsMismatchError(
                 f"file was made by other {header.preset} weights (hash "
                 f"{header.weights_hash.hex()}, none bundled with this pywalloc has it); decode "

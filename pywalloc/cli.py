@@ -373,7 +373,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     if args.weights:
         rows = bundled_weights()
-        if args.json:
+        gone = archived()
+        if args.json:  # bundled files, then the retired ones (bundled false, bytes null)
+            rows = [dict(r, bundled=True) for r in rows] + [
+                {"name": e.get("file"), "preset": e.get("preset"), "weights_hash": full,
+                 "error": None, "default": False, "stored": "archived", "bytes": None,
+                 "bundled": False, "retired": e.get("retired"), "reason": e.get("reason")}
+                for full, e in gone.items()]
             print(json.dumps(rows, indent=2))
             return 0
         print(f"{'codec':<11} {'weights_hash':<16}  {'role':<7}  {'stored':<10} {'MB':>5}  file")
@@ -384,7 +390,6 @@ def cmd_models(args: argparse.Namespace) -> int:
         total = sum(r["bytes"] for r in rows)
         print(f"{len(rows)} weights files, {total / 1e6:.1f} MB; a .wlc file decodes here when "
               f"its weights_hash (walloc info) starts one of these")
-        gone = archived()
         if gone:
             print(f"{len(gone)} older weights files left the package to keep it small (the "
                   f"pywalloc repository keeps them; decode with --weights FILE):")

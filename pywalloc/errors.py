@@ -44,7 +44,10 @@ class UnknownPresetError(WallocError, KeyError):
 
 class WeightsNotFoundError(WallocError, FileNotFoundError):
     """No weights for a preset/size, none bundled whose hash a file names, or a weights path
-    that does not exist."""
+    that does not exist. ``retired``: for weights retired from the package, the sentence
+    (``zoo.retired``) that says where the repository keeps them; None otherwise."""
+
+    retired: str | None = None
 
 
 class WeightsFileError(WallocError, ValueError):

@@ -138,7 +138,13 @@ def test_models_weights_lists_every_bundled_file_with_the_hash_files_name(media,
 
     res = walloc("models", "--weights", "--json")
     assert res.returncode == 0, res.stderr
-    rows = json.loads(res.stdout)
+    listed = json.loads(res.stdout)
+    rows = [r for r in listed if r["bundled"]]
+    gone = [r for r in listed if not r["bundled"]]  # retired from the package: named, not sized
+    assert {r["weights_hash"]: r["name"] for r in gone} == {
+        full: e["file"] for full, e in zoo.archived().items()}
+    assert all(r["stored"] == "archived" and r["bytes"] is None and not r["default"]
+               for r in gone)
     assert [r["name"] for r in rows] == [p.name for p in zoo.bundled_files()]
     assert all(r["weights_hash"] and r["error"] is None for r in rows)
     assert sorted(r["preset"] for r in rows if r["default"]) == sorted(zoo.available())

@@ -501,15 +501,17 @@ def test_find_names_the_archive_for_retired_weights(monkeypatch):
     file to get and how to pass it; with the archive in PYWALLOC_WEIGHTS_PATH, those weights."""
     full, entry = next(iter(zoo.archived().items()))
     monkeypatch.delenv(zoo.PATH_ENV, raising=False)
-    with pytest.raises(WeightsNotFoundError, match=f"retired.*{entry['file']}.*--weights"):
+    with pytest.raises(WeightsNotFoundError, match=f"retired.*{entry['file']}.*--weights") as info:
         zoo.find(entry["preset"], bytes.fromhex(full))
+    assert info.value.retired == zoo.retired(entry["preset"], full)
     monkeypatch.setenv(zoo.PATH_ENV, str((ROOT / entry["file"]).parent))
     assert zoo.find(entry["preset"], bytes.fromhex(full)).weight_hash == full
     # Another preset's hash is not looked up in the archive index.
     other = "rgb-16x" if entry["preset"] != "rgb-16x" else "rgb-4x"
     monkeypatch.delenv(zoo.PATH_ENV)
-    with pytest.raises(WeightsNotFoundError, match="no bundled"):
+    with pytest.raises(WeightsNotFoundError, match="no bundled") as info:
         zoo.find(other, bytes.fromhex(full))
+    assert info.value.retired is None
 
 
 def test_int8_weights_load_as_their_dequantized_values(tmp_path):
