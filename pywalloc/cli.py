@@ -391,8 +391,9 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(f"{len(rows)} weights files, {total / 1e6:.1f} MB; a .wlc file decodes here when "
               f"its weights_hash (walloc info) starts one of these")
         if gone:
-            print(f"{len(gone)} older weights files left the package to keep it small (the "
-                  f"pywalloc repository keeps them; decode with --weights FILE):")
+            print(f"{len(gone)} older weights file{'s' if len(gone) != 1 else ''} left the "
+                  "package to keep it small (the pywalloc repository keeps them; decode with "
+                  "--weights FILE):")
             for full, e in gone.items():
                 print(f"  {e.get('preset') or '?':<11} {full}  {e.get('file')}")
         return 0
