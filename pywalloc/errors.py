@@ -47,7 +47,9 @@ class WeightsNotFoundError(WallocError, FileNotFoundError):
     that does not exist. ``retired``: for weights retired from the package, the sentence
     (``zoo.retired``) that says where the repository keeps them; None otherwise."""
 
-    retired: str | None = None
+    def __init__(self, *args, retired: str | None = None):
+        super().__init__(*args)
+        self.retired = retired
 
 
 class WeightsFileError(WallocError, ValueError):

@@ -784,9 +784,7 @@ def find(preset: str, weights_hash: bytes | str, device: str | torch.device = "c
             continue  # an unreadable file is simply not the one asked for
     hint = retired(preset, want)
     if hint:
-        err = WeightsNotFoundError(f"{preset} weights {hint}")
-        err.retired = hint
-        raise err
+        raise WeightsNotFoundError(f"{preset} weights {hint}", retired=hint)
     raise WeightsNotFoundError(
         f"no bundled {preset} weights have hash {want}; the file was made with other weights "
         "(decode it with the pywalloc version that made it, or pass those weights)")
