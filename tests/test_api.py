@@ -142,12 +142,16 @@ def test_default_effort_is_the_presets(photo):
 
 
 def test_image_files_use_the_raw_entropy_coder_and_older_files_still_decode(photo):
-    """compress writes entropy id 2 for images (smaller on the bundled photo) and 1 for audio;
-    an id-1 file of the same image decodes to the same pixels."""
+    """compress writes entropy id 2 for images (smaller on the whole bundled photo) and 1 for
+    audio; an id-1 file of the same image decodes to the same pixels. (On a small crop the two
+    are within a few bytes either way, depending on the weights: the size is checked on the
+    whole 512x768 picture.)"""
     new, old = api.encode(photo, "rgb-16x"), api.encode(photo, "rgb-16x", entropy_id=1)
     assert (new.header.entropy, old.header.entropy) == (2, 1)
-    assert len(new.blob) < len(old.blob)
     assert np.array_equal(pywalloc.decompress(new.blob), pywalloc.decompress(old.blob))
+    with Image.open(SAMPLES / "kodim23.png") as im:
+        whole = np.asarray(im.convert("RGB"))
+    assert len(api.encode(whole, "rgb-16x").blob) < len(api.encode(whole, "rgb-16x", entropy_id=1).blob)
     t = np.linspace(0, 1, 4410, dtype=np.float32)
     tone = np.stack([np.sin(440 * 6.283 * t), np.sin(220 * 6.283 * t)], 1) * 0.5
     assert api.encode(tone, "stereo-20x", 44100).header.entropy == 1
