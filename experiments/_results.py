@@ -69,10 +69,29 @@ def interval(diffs: list[float]) -> dict:
     return {"mean": m, "std": s, "lo": m - h, "hi": m + h, "n": len(diffs)}
 
 
-def compare(files: list[Path], prog: str, keep: tuple[str, ...], metrics: dict[str, str]) -> int:
+def _file_and_variant(arg: str | Path) -> tuple[Path, str | None]:
+    """``FILE`` or ``FILE:VARIANT`` (a path that exists as written is always a file)."""
+    text = str(arg)
+    if Path(text).exists() or ":" not in text:
+        return Path(text), None
+    path, variant = text.rsplit(":", 1)
+    return Path(path), variant
+
+
+def compare(files: list, prog: str, keep: tuple[str, ...], metrics: dict[str, str]) -> int:
     """``--compare BEFORE AFTER``: the paired (same seed) change, AFTER minus BEFORE, of each
-    variant the two runs share, per metric (result key -> label). The runs may differ in codec
-    weights and in the settings named in ``keep``, nothing else. Prints a Markdown table."""
+    variant the two runs share, per metric (result key -> label). With ``BEFORE:VARIANT
+    AFTER:VARIANT`` it pairs the two named variants instead, e.g. the latents of a run with new
+    codec weights against resize of an older run (inputs that do not depend on the codec). The
+    runs may differ in codec weights and in the settings named in ``keep``, nothing else.
+    Prints a Markdown table."""
+    named = [_file_and_variant(f) for f in files]
+    files = [f for f, _ in named]
+    chosen = [v for _, v in named]
+    if (chosen[0] is None) != (chosen[1] is None):
+        print(f"{prog}: name a variant for both runs (FILE:VARIANT) or for neither",
+              file=sys.stderr)
+        return 2
     parts = []
     for f in files:
         try:
@@ -92,20 +111,31 @@ def compare(files: list[Path], prog: str, keep: tuple[str, ...], metrics: dict[s
     if same[0] != same[1]:
         print(f"{prog}: the runs differ in settings other than the codecs", file=sys.stderr)
         return 2
-    if not set(by[0]) & set(by[1]):
+    if chosen[0] is not None:
+        for f, v, b in zip(files, chosen, by):
+            if not any(w == v for w, _ in b):
+                print(f"{prog}: {f} has no variant {v}", file=sys.stderr)
+                return 2
+        pairs = [(chosen[0], chosen[1])]
+    else:
+        pairs = [(v, v) for v in dict.fromkeys(r["variant"] for r in parts[0]["runs"])]
+    common = {(va, vb, s) for va, vb in pairs for (w, s) in by[0]
+              if w == va and (vb, s) in by[1]}
+    if not common:
         print(f"{prog}: the runs share no variant and seed", file=sys.stderr)
         return 2
     lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
              "| variant | metric | before | after | change (95 % CI) | seeds |",
              "|---|---|---|---|---|---|"]
-    for v in dict.fromkeys(r["variant"] for r in parts[0]["runs"]):
-        seeds = sorted(s for (w, s) in by[0] if w == v and (v, s) in by[1])
+    for va, vb in pairs:
+        seeds = sorted(s for (x, y, s) in common if (x, y) == (va, vb))
+        label_v = va if va == vb else f"{vb} (after) - {va} (before)"
         for key, label in metrics.items() if seeds else ():
-            a = [by[0][(v, s)][key] for s in seeds]
-            b = [by[1][(v, s)][key] for s in seeds]
+            a = [by[0][(va, s)][key] for s in seeds]
+            b = [by[1][(vb, s)][key] for s in seeds]
             d = interval([y - x for x, y in zip(a, b)])
             ci = f" [{d['lo']:+.1f}, {d['hi']:+.1f}]" if math.isfinite(d["lo"]) else ""
-            lines.append(f"| {v} | {label} | {statistics.mean(a):.1f} | {statistics.mean(b):.1f}"
-                         f" | {d['mean']:+.1f}{ci} | {len(seeds)} |")
+            lines.append(f"| {label_v} | {label} | {statistics.mean(a):.1f} | "
+                         f"{statistics.mean(b):.1f} | {d['mean']:+.1f}{ci} | {len(seeds)} |")
     print("\n".join(lines))
     return 0

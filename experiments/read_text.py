@@ -401,9 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
                     help="merge the results (JSON files) of runs made with the same settings "
                          "but different --seeds (e.g. one process per seed) into --out")
-    ap.add_argument("--compare", type=Path, nargs=2, metavar=("BEFORE", "AFTER"),
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
                     help="paired change of the variants two runs (JSON files, made with other "
-                         "codec weights) share: AFTER minus BEFORE, per seed")
+                         "codec weights) share: AFTER minus BEFORE, per seed; FILE:VARIANT "
+                         "pairs two named variants instead (e.g. new latents against an older "
+                         "run's resize)")
     args = ap.parse_args(argv)
     if args.compare:
         keep = ("seeds", "log_every", "combine", "out", "codecs", "threads", "compare")

@@ -108,6 +108,20 @@ def test_classify_compare_pairs_seeds_across_codecs(tmp_path):
             if line.startswith("| r")}
     assert "| 47.0 | 45.7 | -1.3 [" in rows["rgb-16x@112"] and "| 3 |" in rows["rgb-16x@112"]
     assert "+0.0 [+0.0, +0.0]" in rows["resize-28"]
+    # FILE:VARIANT pairs two named variants across the runs: b's latents against a's resize
+    # (per seed 46-50, 46-51, 45-52).
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"),
+                           "--compare", a + ":resize-28", b + ":rgb-16x@112"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| r")]
+    assert len(rows) == 1 and rows[0].startswith(
+        "| rgb-16x@112 (after) - resize-28 (before) | top-1 % | 51.0 | 45.7 | -5.3 ["), rows
+    for pair in ((a + ":resize-28", b), (a + ":resize-56", b + ":rgb-16x@112")):
+        proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"),
+                               "--compare", *pair], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     c = result("c.json", {"resize-28": [50, 51, 52]}, epochs=20)
     proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "classify.py"),
                            "--compare", a, c], cwd=ROOT, capture_output=True, text=True,
