@@ -124,7 +124,9 @@ def _batch(jobs, work, label: str, quiet: bool, skip_existing: bool = False) -> 
                 raise
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
                 failed += 1
-                bar.write(f"walloc: error: {src}: {_fail_line(exc)}", file=sys.stderr)
+                msg = _fail_line(exc)  # name the file once, whether or not the message does
+                bar.write(f"walloc: error: {msg if str(src) in msg else f'{src}: {msg}'}",
+                          file=sys.stderr)
     ok = len(jobs) - failed - skipped
     if not quiet and skipped:
         print(f"skipped {skipped} file{'s' if skipped != 1 else ''} whose output exists")

@@ -99,6 +99,12 @@ def test_batch_with_a_bad_file(media, tmp_path):
 
 def test_errors_are_one_line(media, tmp_path):
     _one_line_error(walloc("encode", tmp_path / "missing.png"))
+    # The line names the file once, not once from the batch and again from the message.
+    for args in (("encode", media / "notes.txt", "-o", tmp_path / "n.wlc"),
+                 ("decode", tmp_path / "gone.wlc", "-o", tmp_path / "gone.png")):
+        res = walloc(*args)
+        _one_line_error(res)
+        assert res.stderr.count(Path(args[1]).name) == 1, res.stderr
     _one_line_error(walloc("encode", media / "notes.txt", "-o", tmp_path / "x.wlc"))
     assert not (tmp_path / "x.wlc").exists()
     out = tmp_path / "a.wlc"
