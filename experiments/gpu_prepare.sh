@@ -3,16 +3,19 @@
 # wheels of the packages its image lacks (.whl: soundfile and its cffi/pycparser, for Python 3.12)
 # and the training subset (.devdata/gpu-bundle). Everything that travels counts towards the
 # device's 64 MiB: the tracked files (the bundled weights alone are over 50 MB), the wheels and
-# the subset, so the subset gets what is left, less 1 MiB of margin.
+# the subset, so the subset gets what is left, less 1 MiB of margin. The tree counted is the one
+# `bash experiments/device_tree.sh slim` leaves for the device call (without the retired weights
+# and the kept candidates, 37 MiB that a GPU run never reads); run that just before the call
+# and `bash experiments/device_tree.sh back` after it.
 set -eu
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     "${plat[@]}" -d .whl soundfile cffi pycparser
 python3 experiments/prepare_audio.py --shared ../shared/data --out .devdata/audio
-tree=$(git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)
+tree=$(bash experiments/device_tree.sh slim-bytes)
 whl=$(du -cb .whl | tail -n 1 | cut -f1)
 budget=$(python3 -c "print(round((64 * 2**20 - $tree - $whl) / 2**20 - 1, 1))")
-echo "working tree $((tree >> 20)) MiB, wheels $((whl >> 20)) MiB: $budget MiB left for the training subset"
+echo "working tree (slim) $((tree >> 20)) MiB, wheels $((whl >> 20)) MiB: $budget MiB left for the training subset"
 python3 -c "import sys; sys.exit(0 if $budget >= 4 else 'gpu_prepare: error: under 4 MiB left for the training subset')"
 python3 experiments/make_gpu_bundle.py --shared ../shared/data --audio .devdata/audio \
     --out .devdata/gpu-bundle --max-mb "$budget"

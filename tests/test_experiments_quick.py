@@ -861,6 +861,69 @@ def test_make_gpu_bundle_takes_each_image_folder_in_turn_within_budget(tmp_path)
     assert len(list((out / "audio").glob("*.ogg"))) >= 1
 
 
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+def test_device_tree_leaves_out_the_archive_and_puts_it_back(tmp_path):
+    """experiments/device_tree.sh: slim removes the retired weights and the candidates from
+    the tree on a detached commit (the branch keeps them), back restores the branch and every
+    file; a tree with changes is refused with one line."""
+    import shutil
+
+    repo = tmp_path / "repo"
+    for rel, size in (("weights-archive/old.safetensors.xz", 3000),
+                      ("experiments/candidates/c.safetensors.xz", 2000),
+                      ("pywalloc/weights/w.safetensors.xz", 1000), ("README.md", 10)):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_bytes(bytes(size))
+    shutil.copy(ROOT / "experiments" / "device_tree.sh", repo / "experiments")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+
+    def script(*args):
+        return subprocess.run(["bash", "experiments/device_tree.sh", *args], cwd=repo,
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    total = sum(p.stat().st_size for p in repo.rglob("*") if p.is_file() and ".git" not in
+                p.relative_to(repo).parts)
+    assert int(script("slim-bytes").stdout) == total - 5000
+    (repo / "notes.txt").write_text("uncommitted")
+    res = script("slim")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    (repo / "notes.txt").unlink()
+    res = script("slim")
+    assert res.returncode == 0, res.stderr
+    assert not (repo / "weights-archive").exists()
+    assert not (repo / "experiments" / "candidates").exists()
+    assert (repo / "pywalloc" / "weights" / "w.safetensors.xz").exists()
+    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # detached
+    assert "weights-archive/old.safetensors.xz" in _git(repo, "ls-tree", "-r", "main")
+    assert "weights-archive" not in _git(repo, "ls-files")
+    assert script("slim").returncode == 2  # already slim
+    res = script("back")
+    assert res.returncode == 0, res.stderr
+    assert _git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+    assert (repo / "weights-archive" / "old.safetensors.xz").read_bytes() == bytes(3000)
+    assert (repo / "experiments" / "candidates" / "c.safetensors.xz").stat().st_size == 2000
+    assert _git(repo, "status", "--porcelain") == ""
+    assert script("back").returncode == 2
+
+
+def test_the_device_tree_fits_the_device_limit():
+    """What experiments/device_tree.sh slim leaves must fit the device call's 64 MiB with the
+    wheels (2 MiB) and the smallest training subset gpu_prepare.sh accepts (4 MiB), so that a
+    session that is lent a GPU can send it."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    res = subprocess.run(["bash", "experiments/device_tree.sh", "slim-bytes"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, check=True)
+    slim = int(res.stdout)
+    assert slim + 6 * 2**20 <= 64 * 2**20, f"the slim tree is {slim / 2**20:.1f} MiB"
+
+
 @pytest.mark.parametrize("preset, blocks", [("rgb-16x", 1), ("rgb-4x", 3), ("stereo-20x", 2)])
 def test_widen_keeps_the_function_and_breaks_the_symmetry(tmp_path, preset, blocks):
     """experiments/widen.py: a decoder twice as wide (and, for two presets, deeper) decodes
