@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Train all four presets side by side on one GPU, within MINUTES each (the device call's budget).
-# Prepared by experiments/gpu_prepare.sh; the device command (carry .devdata/gpu-bundle and .whl):
+# Prepared by experiments/gpu_prepare.sh; then `bash experiments/device_tree.sh slim` (the tree
+# must fit the device's 64 MiB), the device command (carry .devdata/gpu-bundle and .whl), and
+# `bash experiments/device_tree.sh back` once its files are fetched:
 #
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \
 #   export PYTHONPATH=/tmp/site:$PWD && MINUTES=8 SIZE=small INIT=1 BF16=1 DEST=$OUT bash experiments/train_gpu.sh
