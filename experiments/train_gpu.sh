@@ -19,7 +19,8 @@
 # STE=1 adds --ste: encoder and decoder trained on the rounded latents, the rounding's gradient
 # passed straight through (docs/models.md, "Through the rounding"); meant for fine-tuning
 # (INIT=1), where on the CPU it gave stereo-20x +0.04 dB over decoder-only training.
-# DEST receives <preset>-<size>.safetensors (fp16) and <preset>-<size>.csv (the log).
+# DEST receives <preset>-<size>.safetensors.xz (fp16; int8 CNN if fp16 is over 15 MiB) and
+# <preset>-<size>.csv (the log).
 # CPU dry run: MINUTES=0.3 BATCH=4 WORKERS=1 DEST=/tmp/gpu-dry bash experiments/train_gpu.sh
 set -u
 MINUTES=${MINUTES:-8}; SIZE=${SIZE:-small}; DEST=${DEST:-runs/gpu}
@@ -44,7 +45,16 @@ done
 wait
 for p in rgb-16x rgb-4x stereo-20x stereo-5x; do
     echo "== $p"; tail -c 400 "$RUNS/$p.err" | tr '\r' '\n' | tail -2; tail -n 2 "$RUNS/$p/log.csv"
-    python3 -c "import sys; from pywalloc.codec import Codec; Codec.from_file(sys.argv[1]).save(sys.argv[2])" \
-        "$RUNS/$p/model.safetensors" "$DEST/$p-$SIZE.safetensors"
+    # fp16, xz-compressed; a file over the 15 MiB that a device call can bring back (audio
+    # `medium` is about 21 MB in fp16) is written with its decoder CNN in int8 instead.
+    python3 - "$RUNS/$p/model.safetensors" "$DEST/$p-$SIZE.safetensors.xz" <<'PY'
+import os, sys
+from pywalloc.codec import Codec
+codec, dst = Codec.from_file(sys.argv[1]), sys.argv[2]
+codec.save(dst)
+if os.path.getsize(dst) > 15 * 2**20:
+    codec.save(dst, int8=True)
+    print(f"{dst}: over 15 MiB in fp16, written with an int8 CNN", file=sys.stderr)
+PY
     cp "$RUNS/$p/log.csv" "$DEST/$p-$SIZE.csv"
 done
