@@ -119,16 +119,15 @@ def compare(files: list, prog: str, keep: tuple[str, ...], metrics: dict[str, st
         pairs = [(chosen[0], chosen[1])]
     else:
         pairs = [(v, v) for v in dict.fromkeys(r["variant"] for r in parts[0]["runs"])]
-    common = {(va, vb, s) for va, vb in pairs for (w, s) in by[0]
-              if w == va and (vb, s) in by[1]}
-    if not common:
+    seeds_of = {(va, vb): sorted(s for (w, s) in by[0] if w == va and (vb, s) in by[1])
+                for va, vb in pairs}
+    if not any(seeds_of.values()):
         print(f"{prog}: the runs share no variant and seed", file=sys.stderr)
         return 2
     lines = [f"Codecs: {parts[0]['codecs']} -> {parts[1]['codecs']}", "",
              "| variant | metric | before | after | change (95 % CI) | seeds |",
              "|---|---|---|---|---|---|"]
-    for va, vb in pairs:
-        seeds = sorted(s for (x, y, s) in common if (x, y) == (va, vb))
+    for (va, vb), seeds in seeds_of.items():
         label_v = va if va == vb else f"{vb} (after) - {va} (before)"
         for key, label in metrics.items() if seeds else ():
             a = [by[0][(va, s)][key] for s in seeds]
