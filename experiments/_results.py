@@ -13,6 +13,18 @@ from pathlib import Path
 import torch
 
 
+def add_merge_options(ap) -> None:
+    """The ``--combine`` and ``--compare`` options that classify.py and read_text.py share."""
+    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                    help="merge the results (JSON files) of runs made with the same settings "
+                         "but different --seeds (e.g. one process per seed) into --out")
+    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="paired change of the variants two runs (JSON files, made with other "
+                         "codec weights) share: AFTER minus BEFORE, per seed; FILE:VARIANT "
+                         "pairs two named variants instead (e.g. new latents against an older "
+                         "run's resize)")
+
+
 def environment(threads: int) -> dict:
     return {"torch": torch.__version__, "threads": threads, "machine": platform.machine(),
             "cpus": os.cpu_count()}

@@ -353,14 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch threads (1 is fastest on a busy 2-core machine)")
     ap.add_argument("--cache", type=Path, default=None,
                     help="folder for the prepared views (default: OUT/cache)")
-    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
-                    help="merge the results of runs made with the same settings but different "
-                         "--seeds (e.g. one process per seed) into --out")
-    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
-                    help="paired change of the variants two runs (JSON files, made with other "
-                         "codec weights) share: AFTER minus BEFORE, per seed; FILE:VARIANT "
-                         "pairs two named variants instead (e.g. new latents against an older "
-                         "run's resize)")
+    _results.add_merge_options(ap)
     args = ap.parse_args(argv)
     if args.compare:
         keep = ("seeds", "variants", "combine", "out", "cache", "codec16", "codec4", "threads",

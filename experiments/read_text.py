@@ -398,14 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-seed", type=int, default=12345)
     ap.add_argument("--log-every", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
-                    help="merge the results (JSON files) of runs made with the same settings "
-                         "but different --seeds (e.g. one process per seed) into --out")
-    ap.add_argument("--compare", nargs=2, metavar=("BEFORE", "AFTER"),
-                    help="paired change of the variants two runs (JSON files, made with other "
-                         "codec weights) share: AFTER minus BEFORE, per seed; FILE:VARIANT "
-                         "pairs two named variants instead (e.g. new latents against an older "
-                         "run's resize)")
+    _results.add_merge_options(ap)
     args = ap.parse_args(argv)
     if args.compare:
         keep = ("seeds", "log_every", "combine", "out", "codecs", "threads", "compare")

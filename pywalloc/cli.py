@@ -459,6 +459,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, metavar="DEVICE",
                        help="where the codec runs: cpu (default), cuda or cuda:N")
 
+    def batch(p: argparse.ArgumentParser) -> None:
+        """What encode and decode share: outputs, device, memory budget, quiet."""
+        p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
+        p.add_argument("--skip-existing", action="store_true",
+                       help="leave inputs whose output exists alone (resume a batch)")
+        device(p)
+        _add_budget(p)
+        common(p, "no progress bar, summary or warnings")
+
     def refine(p: argparse.ArgumentParser) -> None:
         p.add_argument("--refine", type=steps, default=0, metavar="STEPS",
                        help="encoder-side refinement steps: slower encoding, better quality "
@@ -483,12 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "three times the bytes) instead of its gray counterpart")
     refine(p)
     weights(p, "codec weights you trained (.safetensors) instead of a bundled preset")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--skip-existing", action="store_true",
-                   help="leave inputs whose output exists alone (resume a batch)")
-    device(p)
-    _add_budget(p)
-    common(p, "no progress bar, summary or warnings")
+    batch(p)
     p.set_defaults(func=cmd_encode)
 
     p = sub.add_parser("decode", help="decompress .wlc files to PNG/WAV (or what -o names)")
@@ -499,12 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "stdout (the default for stdin input). Default: NAME.decoded.png (or .wav) "
                 "beside each input")
     weights(p, "the weights the files were made with, when they are not bundled ones")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs")
-    p.add_argument("--skip-existing", action="store_true",
-                   help="leave inputs whose output exists alone (resume a batch)")
-    device(p)
-    _add_budget(p)
-    common(p, "no progress bar, summary or warnings")
+    batch(p)
     p.set_defaults(func=cmd_decode)
 
     p = sub.add_parser("info", help="print a .wlc file's header")
