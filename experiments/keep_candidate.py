@@ -10,6 +10,11 @@ any ``--init`` reads it) and a JSON sidecar (the config, the source file's hash,
 recipe and scores), and removes older candidates of the same preset (git history keeps them), so
 the folder holds at most one per preset. It is not bundled: ``import pywalloc`` never sees it.
 Go on from it with ``INIT_PATTERN=experiments/candidates/%s-<hash>.safetensors.xz``.
+
+``--int8`` keeps the decoder CNN as int8, the form the defaults ship in (``bundle_weights.py
+--int8``, ``int8_weights.py``): about half the bytes in git, and the kept file's hash is the
+hash scored as it would ship (quantising it again gives the same weights, so a ship from it
+keeps that hash).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ FOLDER = ROOT / "experiments" / "candidates"
 LIMIT_MB = 10  # per candidate: a stereo-20x in fp16 packs to about 7 MB
 
 
-def keep(preset: str, source: Path, note: str, folder: Path = FOLDER) -> Path:
+def keep(preset: str, source: Path, note: str, folder: Path = FOLDER, int8: bool = False) -> Path:
     """Write the candidate and its sidecar, drop the preset's older ones; the new file."""
     codec = Codec.from_file(source)
     if codec.config.preset != preset:
@@ -38,7 +43,7 @@ def keep(preset: str, source: Path, note: str, folder: Path = FOLDER) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{preset}-new.safetensors.xz"
     info = {"source": str(source), "source_hash": codec.weight_hash, "note": note}
-    codec.save(tmp, half=True, extra=info)
+    codec.save(tmp, half=True, extra=info, int8=int8)
     size = tmp.stat().st_size
     if size > LIMIT_MB * 1e6:
         tmp.unlink()
@@ -60,9 +65,11 @@ def main(argv=None) -> int:
     ap.add_argument("weights", type=Path, help="the run's model.safetensors")
     ap.add_argument("--note", required=True, help="recipe and scores, for the sidecar")
     ap.add_argument("--folder", type=Path, default=FOLDER)
+    ap.add_argument("--int8", action="store_true",
+                    help="the decoder CNN as int8, as the defaults ship (half the bytes)")
     args = ap.parse_args(argv)
     try:
-        dst = keep(args.preset, args.weights, args.note, args.folder)
+        dst = keep(args.preset, args.weights, args.note, args.folder, args.int8)
     except (WallocError, OSError, ValueError) as exc:
         print(f"keep_candidate.py: {exc}", file=sys.stderr)
         return 2

@@ -1089,9 +1089,9 @@ def test_remeasure_quick_writes_every_measurement(tmp_path, preset):
 
 
 def test_keep_candidate_keeps_one_loadable_candidate_per_preset(tmp_path):
-    """experiments/keep_candidate.py: the run's weights as fp16 xz named by their hash, with a
-    sidecar, loadable as an --init; a newer candidate of the preset replaces the older one; a
-    file of another preset is refused in one line, writing nothing."""
+    """experiments/keep_candidate.py: the run's weights as fp16 (or --int8) xz named by their
+    hash, with a sidecar, loadable as an --init; a newer candidate of the preset replaces the
+    older one; a file of another preset is refused in one line, writing nothing."""
     import torch
 
     from pywalloc.codec import Codec
@@ -1120,3 +1120,19 @@ def test_keep_candidate_keeps_one_loadable_candidate_per_preset(tmp_path):
                           timeout=120, check=False)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert len(list(folder.iterdir())) == 2
+    # --int8: the form the defaults ship in; its name is the hash int8_weights.py reports,
+    # and quantising the kept file again (as bundle_weights.py --int8 does) keeps that hash.
+    proc = subprocess.run([*script, "rgb-16x", str(run / "model.safetensors"), "--note", "q",
+                           "--folder", str(folder), "--int8"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (path,) = folder.glob("rgb-16x-*.safetensors.xz")
+    shipped = tmp_path / "ship"
+    for src in (run / "model.safetensors", path):
+        proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "int8_weights.py"),
+                               str(src), "--out", str(shipped)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert Codec.from_file(shipped / "rgb-16x-int8.safetensors.xz").weight_hash == \
+            Codec.from_file(path).weight_hash
+    assert path.name != f"rgb-16x-{kept[1]}.safetensors.xz"  # not the fp16 candidate
