@@ -139,7 +139,8 @@ def size_rows(quick: bool) -> list[dict]:
 STAGES = ("", "-finetune", "-flat", "-flat2", "-hp", "-hp2", "-hp3", "-hp4", "-hp5", "-hp6",
           "-ste", "-ste2", "-ste3", "-ste4", "-ste-b2i", "-ste-c3i", "-ste-c7i", "-ste-c10i",
           "-ste-c11i", "-ste-c12i", "-ste-c13i", "-ste-c14i", "-ste-c15i", "-ste-b1", "-ste-c1",
-          "-ste-c2", "-ste-c3", "-ste-c4", "-ste-c5", "-ste-c6")
+          "-ste-c2", "-ste-c3", "-ste-c4", "-ste-c5", "-ste-c6", "-ste-c7", "-ste-c8", "-ste-c9",
+          "-ste-c10", "-ste-c11", "-ste-c12", "-ste-c13")
 
 
 def lost_stages(logs: Path) -> dict[str, dict]:
