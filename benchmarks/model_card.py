@@ -113,8 +113,14 @@ def audio_rows(shared: Path, quick: bool) -> list[dict]:
     return rows
 
 
+# Timed decodes per size (the median is reported): one decode's time varied up to 40 % between
+# back-to-back runs of this script on a 2-core machine.
+SIZE_RUNS = 5
+
+
 def size_rows(quick: bool) -> list[dict]:
-    """Parameters and CPU decode time of each preset at each size (random weights suffice)."""
+    """Parameters and CPU decode time (median of SIZE_RUNS decodes after a warm-up) of each
+    preset at each size (random weights suffice)."""
     from pywalloc.codec import Codec
     from pywalloc.presets import PRESETS, SIZES
 
@@ -127,10 +133,13 @@ def size_rows(quick: bool) -> list[dict]:
                 shape = (64, 64) if p.dims == 2 else (44100,)
             z = torch.zeros(1, p.latent_channels, *codec.latent_size(shape))
             codec.decode(z, shape)  # warm-up
-            t0 = time.perf_counter()
-            codec.decode(z, shape)
+            times = []
+            for _ in range(1 if quick else SIZE_RUNS):
+                t0 = time.perf_counter()
+                codec.decode(z, shape)
+                times.append(time.perf_counter() - t0)
             rows.append({"codec": name, "size": size, "params": codec.num_parameters(),
-                         "decode_s": time.perf_counter() - t0,
+                         "decode_s": float(np.median(times)), "runs": len(times),
                          "input": "x".join(map(str, shape))})
     return rows
 
@@ -219,7 +228,9 @@ def main() -> int:
         lines.append(f"| {r['codec']} | {r['params'] / 1e6:.2f} M | {t['steps']} | "
                      f"{t['minutes']:.1f} | {rate:.3f} | {r['psnr']:.2f} | {second} | "
                      f"{r['pca_psnr']:.2f} | {bar} | {r['decode_s']:.2f} |")
-    lines += ["", "| codec | size | params | CPU decode s | input |", "|---|---|---|---|---|"]
+    runs = sizes[0]["runs"] if sizes else 0
+    lines += ["", f"| codec | size | params | CPU decode s (median of {runs}) | input |",
+              "|---|---|---|---|---|"]
     lines += [f"| {r['codec']} | {r['size']} | {r['params'] / 1e6:.2f} M | {r['decode_s']:.2f} | "
               f"{r['input']} |" for r in sizes]
     table = "\n".join(lines)
