@@ -1136,3 +1136,40 @@ def test_keep_candidate_keeps_one_loadable_candidate_per_preset(tmp_path):
         assert Codec.from_file(shipped / "rgb-16x-int8.safetensors.xz").weight_hash == \
             Codec.from_file(path).weight_hash
     assert path.name != f"rgb-16x-{kept[1]}.safetensors.xz"  # not the fp16 candidate
+
+
+def test_train_medium_ste_widens_once_then_trains_through_the_rounding(tmp_path):
+    """experiments/train_medium_ste.sh: the small decoder named by FROM is widened to 256
+    channels once, and train_ste.sh's recipe trains the widened codec (encoder included) from
+    it; the result loads as a 256-wide codec of the same preset."""
+    import os
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import pywalloc
+    from pywalloc.codec import Codec
+
+    torch.manual_seed(0)
+    small = Codec("rgb-16x", width=8, blocks=1, norm="affine")
+    small.save(tmp_path / "small.safetensors", half=False)
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (208, 208, 3), dtype=np.uint8)).save(
+            images / f"{i}.png")
+    runs = tmp_path / "runs"
+    env = {**os.environ, "RUNS": str(runs), "FROM": str(tmp_path / "small.safetensors"),
+           "IMAGES": str(images), "MIN": "0.02", "PRESETS": "rgb-16x", "BF16": "0"}
+    proc = subprocess.run(["bash", str(ROOT / "experiments" / "train_medium_ste.sh")], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    err = (runs / "rgb-16x.err").read_text() if (runs / "rgb-16x.err").exists() else ""
+    assert proc.returncode == 0, proc.stderr[-2000:] + err[-2000:]
+    init = runs / "rgb-16x-init-w256.safetensors"
+    assert pywalloc.load(init).size_spec.width == 256
+    trained = pywalloc.load(runs / "rgb-16x" / "model.safetensors")
+    assert trained.size_spec.width == 256 and trained.preset.name == "rgb-16x"
+    assert json.loads((runs / "rgb-16x" / "train_config.json").read_text())["ste"] is True
+    assert json.loads((runs / "rgb-16x" / "result.json").read_text())["step"] >= 1
