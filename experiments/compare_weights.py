@@ -9,7 +9,9 @@ images: the 24 Kodak images (mean PSNR of 8-bit RGB, bpp from the .wlc byte coun
 Pillow's ``convert("L")``, for the one-channel presets);
 audio: the stems/test mixtures (lead + accomp; peak-1 PSNR over the whole clip, kbps) and,
 with --heldout, real music no codec trained on (experiments/prepare_audio.py's held-out
-singularity tracks) against Opus at the same kbps (one Opus encode matched per track).
+singularity tracks) against Opus at the same kbps: the nearest Opus setting per track
+(opus_psnr) and Opus's PSNR interpolated in log-kbps between the two settings that bracket
+WaLLoC's kbps (opus_psnr_at_rate; libsndfile's Opus moves in coarse bitrate steps).
 Used to decide whether a training run beats the shipped weights.
 """
 
@@ -57,7 +59,7 @@ def _audio_scores(codec: Codec, shared: Path, heldout: Path | None, effort: int,
                   limit: int | None) -> dict:
     import soundfile as sf
 
-    from pywalloc.evaluation.baselines import audio_baseline, match_audio_bitrate
+    from pywalloc.evaluation.baselines import audio_baseline, bracket_audio_bitrate
 
     res: dict = {}
     ps, kb = [], []
@@ -74,12 +76,15 @@ def _audio_scores(codec: Codec, shared: Path, heldout: Path | None, effort: int,
         for f in sorted(heldout.glob("*.flac"))[:limit]:
             a, sr = sf.read(f, dtype="float32", always_2d=True)
             s, k = _audio_clip(codec, a, effort)
-            o = match_audio_bitrate(a, sr, opus, k)
-            rows.append({"track": f.stem, "psnr": s, "kbps": k, "opus_psnr": audio_psnr(a, o.decoded),
-                         "opus_kbps": o.kbps})
+            br = bracket_audio_bitrate(a, sr, opus, k)
+            rows.append({"track": f.stem, "psnr": s, "kbps": k,
+                         "opus_psnr": audio_psnr(a, br.nearest.decoded),
+                         "opus_kbps": br.nearest.kbps,
+                         "opus_psnr_at_rate": br.at_rate(lambda y, a=a: audio_psnr(a, y))})
         res["heldout"] = rows
         res["heldout_psnr"] = float(np.mean([r["psnr"] for r in rows]))
         res["heldout_opus_psnr"] = float(np.mean([r["opus_psnr"] for r in rows]))
+        res["heldout_opus_psnr_at_rate"] = float(np.mean([r["opus_psnr_at_rate"] for r in rows]))
         res["heldout_kbps"] = float(np.mean([r["kbps"] for r in rows]))
         res["heldout_opus_kbps"] = float(np.mean([r["opus_kbps"] for r in rows]))
     return res

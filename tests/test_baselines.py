@@ -104,6 +104,36 @@ def test_audio_bitrate_matching(codec):
     assert abs(p.kbps - target) < 0.25 * target
 
 
+@pytest.mark.parametrize("codec", AUDIO_CODECS, ids=lambda c: c.name)
+def test_audio_bracket_holds_the_target(codec):
+    x = _music()
+    low = next(B.sweep_audio(x, SR, codec, levels=[codec.level_max])).kbps
+    high = next(B.sweep_audio(x, SR, codec, levels=[0.0])).kbps
+    target = low + 0.37 * (high - low)
+    br = B.bracket_audio_bitrate(x, SR, codec, target)
+    assert br.below.kbps <= target <= br.above.kbps
+    assert br.nearest.kbps in (br.below.kbps, br.above.kbps)
+    assert br.nearest.kbps == B.match_audio_bitrate(x, SR, codec, target).kbps
+    v = br.at_rate(lambda y: M.audio_psnr(x, y))
+    ends = sorted(M.audio_psnr(x, p.decoded) for p in (br.below, br.above))
+    assert ends[0] - 1e-9 <= v <= ends[1] + 1e-9
+    # Outside the codec's range nothing is extrapolated: the nearest point's figure.
+    far = B.bracket_audio_bitrate(x, SR, codec, 10 * high)
+    assert far.below is far.above is far.nearest
+    assert far.at_rate(lambda y: M.audio_psnr(x, y)) == M.audio_psnr(x, far.nearest.decoded)
+
+
+def test_log_rate_interpolation():
+    # Halfway in log-rate between 10 and 40 kbps is 20 kbps.
+    assert B.log_rate_interpolate(10.0, 30.0, 40.0, 34.0, 20.0) == pytest.approx(32.0)
+    assert B.log_rate_interpolate(40.0, 34.0, 10.0, 30.0, 20.0) == pytest.approx(32.0)
+    assert B.log_rate_interpolate(10.0, 30.0, 40.0, 34.0, 5.0) == 30.0  # clamped, not extrapolated
+    assert B.log_rate_interpolate(10.0, 30.0, 40.0, 34.0, 80.0) == 34.0
+    assert B.log_rate_interpolate(10.0, 30.0, 10.0, 31.0, 10.0) == 30.0
+    with pytest.raises(ValueError):
+        B.log_rate_interpolate(0.0, 30.0, 40.0, 34.0, 20.0)
+
+
 def test_audio_errors():
     with pytest.raises(BaselineCodecError):
         B.audio_baseline("aac")

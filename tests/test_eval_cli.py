@@ -213,7 +213,12 @@ def test_audio_eval(tmp_path):
         assert r["ssdr"] == pytest.approx(M.spatial_distortion(x, y, sr).ssdr)
     s = {(s["codec"], s["match"]): s for s in res["summary"]}
     assert s[("vorbis", "fake-audio")]["items"] == 2
+    matched = [r for r in res["items"] if r["kind"] == "matched"]
+    assert all(np.isfinite(r["psnr_at_rate"]) for r in matched)
+    assert s[("vorbis", "fake-audio")]["psnr_at_rate"] == pytest.approx(
+        np.mean([r["psnr_at_rate"] for r in matched]))
     assert "SSDR (dB)" in R.markdown_table(res)
+    assert "PSNR at rate (dB)" in R.markdown_table(res)
     assert set(res["rd"]) == {"vorbis"} and "si_sdr" in res["rd"]["vorbis"][0]
 
 

@@ -19,11 +19,14 @@ __all__ = [
     "AUDIO_BASELINES",
     "IMAGE_BASELINES",
     "AudioBaseline",
+    "AudioBracket",
     "AudioPoint",
     "ImageBaseline",
     "ImagePoint",
     "audio_baseline",
+    "bracket_audio_bitrate",
     "image_baseline",
+    "log_rate_interpolate",
     "match_audio_bitrate",
     "match_image_bpp",
     "sweep_audio",
@@ -306,12 +309,11 @@ def sweep_audio(
         yield _audio_point(codec, audio, sample_rate, min(level, codec.level_max))
 
 
-def match_audio_bitrate(
+def _bisect_audio(
     audio: np.ndarray, sample_rate: int, codec: AudioBaseline, target_kbps: float,
-    iterations: int = 7,
-) -> AudioPoint:
-    """The compression level whose real kbps is closest to ``target_kbps`` (bisection on the
-    level, which lowers the bitrate as it grows; the closest point tried is returned)."""
+    iterations: int,
+) -> list[AudioPoint]:
+    """Every point a bisection on the level tries (the level lowers the bitrate as it grows)."""
     lo, hi = 0.0, codec.level_max
     tried = [_audio_point(codec, audio, sample_rate, lv) for lv in (lo, hi)]
     for _ in range(iterations):
@@ -322,4 +324,67 @@ def match_audio_bitrate(
             lo = mid
         else:
             hi = mid
-    return min(tried, key=lambda p: abs(p.kbps - target_kbps))
+    return tried
+
+
+def match_audio_bitrate(
+    audio: np.ndarray, sample_rate: int, codec: AudioBaseline, target_kbps: float,
+    iterations: int = 7,
+) -> AudioPoint:
+    """The compression level whose real kbps is closest to ``target_kbps`` (bisection on the
+    level, which lowers the bitrate as it grows; the closest point tried is returned)."""
+    return bracket_audio_bitrate(audio, sample_rate, codec, target_kbps, iterations).nearest
+
+
+@dataclass(frozen=True)
+class AudioBracket:
+    """The points of one rate match: ``nearest`` (closest kbps), ``below`` and ``above`` (the
+    closest tried at or under and at or over the target; ``nearest`` has the kbps of one of
+    them). Outside the range the bisection reached, all three are the nearest point."""
+
+    target_kbps: float
+    nearest: AudioPoint
+    below: AudioPoint
+    above: AudioPoint
+
+    def at_rate(self, metric: Callable[[np.ndarray], float]) -> float:
+        """``metric`` of the decoded audio, interpolated linearly in log-rate between ``below``
+        and ``above`` to the target kbps (never extrapolated). Codecs with coarse bitrate
+        steps (libsndfile's Opus) then give a figure that does not jump when the target moves
+        across the midpoint between two steps."""
+        lo, hi = self.below, self.above
+        if hi.kbps <= lo.kbps:
+            return float(metric(self.nearest.decoded))
+        return log_rate_interpolate(lo.kbps, float(metric(lo.decoded)), hi.kbps,
+                                    float(metric(hi.decoded)), self.target_kbps)
+
+
+def log_rate_interpolate(rate_a: float, value_a: float, rate_b: float, value_b: float,
+                         rate: float) -> float:
+    """The value at ``rate`` on the straight line through (log rate_a, value_a) and
+    (log rate_b, value_b); ``rate`` is clamped to [rate_a, rate_b] (rates > 0)."""
+    if rate_a > rate_b:
+        rate_a, value_a, rate_b, value_b = rate_b, value_b, rate_a, value_a
+    if not (rate_a > 0 and rate_b > 0):
+        raise ValueError(f"rates must be positive, got {rate_a} and {rate_b}")
+    if rate_b == rate_a:
+        return value_a
+    t = (np.log(min(max(rate, rate_a), rate_b)) - np.log(rate_a)) / (np.log(rate_b) - np.log(rate_a))
+    return float(value_a + t * (value_b - value_a))
+
+
+def bracket_audio_bitrate(
+    audio: np.ndarray, sample_rate: int, codec: AudioBaseline, target_kbps: float,
+    iterations: int = 7,
+) -> AudioBracket:
+    """The bisection of :func:`match_audio_bitrate`, with the tried points that bracket
+    ``target_kbps`` kept (no extra encodes)."""
+    tried = _bisect_audio(audio, sample_rate, codec, target_kbps, iterations)
+    nearest = min(tried, key=lambda p: abs(p.kbps - target_kbps))
+    under = [p for p in tried if p.kbps <= target_kbps]
+    over = [p for p in tried if p.kbps >= target_kbps]
+    if not under or not over:
+        return AudioBracket(target_kbps, nearest, nearest, nearest)
+    below = max(under, key=lambda p: p.kbps)
+    above = min(over, key=lambda p: p.kbps)
+    return AudioBracket(target_kbps, nearest, below, above)

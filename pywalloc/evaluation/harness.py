@@ -257,19 +257,21 @@ def _eval_audio(api, cfg, name, x, sr, codecs, baselines, warm) -> list[dict]:
                              "seconds": seconds, "bytes": p.nbytes, "kbps": p.kbps,
                              "psnr": M.audio_psnr(x, p.decoded), "si_sdr": M.si_sdr(x, p.decoded)})
         for wrow in [r for r in rows if r["kind"] == "walloc"]:
-            p = B.match_audio_bitrate(x, sr, codec, wrow["kbps"])
+            br = B.bracket_audio_bitrate(x, sr, codec, wrow["kbps"])
+            p = br.nearest
             row = {"item": name, "codec": bname, "kind": "matched", "match": wrow["codec"],
                    "quality": p.level, "samples": frames * chans, "seconds": seconds,
                    "bytes": p.nbytes, "kbps": p.kbps, "cr": 2.0 * frames * chans / p.nbytes,
                    "enc_s": p.enc_s, "dec_s": p.dec_s}
             row.update(_audio_metrics(x, p.decoded, sr))
+            row["psnr_at_rate"] = br.at_rate(lambda y: M.audio_psnr(x, y))
             rows.append(row)
     return rows
 
 
 # ----------------------------------------------------------------------------- summaries
-_MEAN_KEYS = ("bpp", "kbps", "cr", "psnr", "ms_ssim", "ms_ssim_db", "lpips", "lpips_db",
-              "dists", "dists_db", "si_sdr", "ssdr", "srdr")
+_MEAN_KEYS = ("bpp", "kbps", "cr", "psnr", "psnr_at_rate", "ms_ssim", "ms_ssim_db", "lpips",
+              "lpips_db", "dists", "dists_db", "si_sdr", "ssdr", "srdr")
 
 
 def _mean(values: list[float]) -> float:

@@ -96,16 +96,26 @@ def markdown_table(results: dict) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         notes = list(_IMAGE_NOTES)
     else:
-        head = ["Codec", "DR", "CR", "kbps", "PSNR (dB)", "SI-SDR (dB)", "SSDR (dB)",
-                "SRDR (dB)", "Enc MSamples/s", "Dec MSamples/s"]
+        at_rate = any(r.get("psnr_at_rate") is not None for r in summary)
+        head = ["Codec", "DR", "CR", "kbps", "PSNR (dB)"]
+        head += ["PSNR at rate (dB)"] if at_rate else []
+        head += ["SI-SDR (dB)", "SSDR (dB)", "SRDR (dB)", "Enc MSamples/s", "Dec MSamples/s"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in summary:
             dr = _f(r["dr"], 1) + "×" if r["dr"] else "—"
             cells = [_label(r, rates, rate_key), dr, _f(r["cr"], 1) + "×",
-                     _f(r["kbps"], 1), _f(r["psnr"]), _f(r["si_sdr"]), _f(r["ssdr"]),
-                     _f(r["srdr"]), _f(r["enc_mps"], 1), _f(r["dec_mps"], 1)]
+                     _f(r["kbps"], 1), _f(r["psnr"])]
+            if at_rate:
+                cells += [_f(r.get("psnr_at_rate"))]
+            cells += [_f(r["si_sdr"]), _f(r["ssdr"]), _f(r["srdr"]), _f(r["enc_mps"], 1),
+                      _f(r["dec_mps"], 1)]
             lines.append("| " + " | ".join(cells) + " |")
         notes = list(_AUDIO_NOTES)
+        if at_rate:
+            notes.append("PSNR at rate: each baseline's PSNR interpolated linearly in log-kbps "
+                         "between its two tried settings that bracket the WaLLoC codec's kbps on "
+                         "that clip (never extrapolated), then averaged; steadier than the "
+                         "nearest setting where the baseline's bitrate moves in coarse steps.")
     if any(" †" in line for line in lines):
         notes.append(f"†: mean {rate_key} more than {_RATE_TOLERANCE:.0%} away from the WaLLoC "
                      "codec's: the baseline cannot reach that rate (its lowest setting is used).")
