@@ -30,6 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pywalloc.entropy import pack
+from pywalloc.evaluation.baselines import log_rate_interpolate
 from pywalloc.evaluation.metrics import mse_psnr
 from pywalloc.wavelets import BORDERS, iwpt, wpt
 
@@ -94,11 +95,10 @@ def evaluate(model: Linear, kodak: list[torch.Tensor], gain: float | None, band:
 
 def _interp(rate: float, points: list[dict], key: str) -> float:
     """PSNR at ``rate`` from (bpp, PSNR) points, linear in log-rate (nan outside the range)."""
-    pts = sorted((math.log(p["bpp"]), p[key]) for p in points)
-    lr = math.log(rate)
+    pts = sorted((p["bpp"], p[key]) for p in points)
     for (r0, p0), (r1, p1) in itertools.pairwise(pts):
-        if r0 <= lr <= r1:
-            return p0 + (p1 - p0) * (lr - r0) / (r1 - r0) if r1 > r0 else p0
+        if r0 <= rate <= r1:
+            return log_rate_interpolate(r0, p0, r1, p1, rate)
     return float("nan")
 
 
