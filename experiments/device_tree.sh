@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The device machine receives a copy of this checkout's working tree, at most 64 MiB with the
 # carried paths (the training subset and the wheels). The bundled weights take about 51 MiB of
-# it, and two folders that a GPU run never reads would take another 37: the retired weights
-# (weights-archive/) and the kept training candidates (experiments/candidates/). Around the
-# device call, leave them out of the tree, and put them back afterwards:
+# it, and three folders that a GPU run never reads take 72 more: the retired weights
+# (weights-archive/), the kept training candidates (experiments/candidates/) and the older
+# bundled weights that only decode old files (pywalloc/weights/legacy/, 32 MB; the defaults
+# stay). Around the device call, leave them out of the tree (a candidate that a run starts
+# from travels in the training subset instead), and put them back afterwards:
 #
 #   bash experiments/device_tree.sh slim    # a detached commit without DROP; the branch is kept
 #   ... the device call (experiments/train_gpu.sh) ...
@@ -17,7 +19,7 @@
 # and back checks the branch out again. If a session stops in between, `git switch main`
 # restores everything.
 set -eu
-DROP=(weights-archive experiments/candidates)
+DROP=(weights-archive experiments/candidates pywalloc/weights/legacy)
 MARK=.git/walloc-device-branch
 
 tree_bytes() {  # tracked and untracked-not-ignored files, less the paths given
