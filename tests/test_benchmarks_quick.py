@@ -91,6 +91,28 @@ def test_decoder_sizes_quick():
     assert "| 128 | 6 |" in out and "x real time" in out
 
 
+def test_device_throughput_quick(tmp_path):
+    """benchmarks/device_throughput.py on the CPU: every bundled codec plus a --weights file
+    in the table and the JSON; a CUDA request without CUDA is one error line, exit 2."""
+    import json
+
+    import torch
+
+    out = _run("benchmarks/device_throughput.py", "--quick", "--json", tmp_path / "t.json",
+               "--weights", f"rgb-16x={ROOT / 'pywalloc/weights/rgb-16x-small.safetensors.xz'}")
+    assert "rgb-4x small" in out and "stereo-5x small" in out and "end to end" in out
+    rows = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert len(rows) == 5 and all(r["encode"] > 0 and r["decode"] > 0 for r in rows.values())
+    # the extra file is the bundled rgb-16x decoder, so it reconstructs as well as it
+    extra = next(k for k in rows if k.startswith("rgb-16x rgb-16x-small"))
+    assert abs(rows[extra]["mse"] - rows["rgb-16x small"]["mse"]) < 1e-6
+    if not torch.cuda.is_available():
+        res = subprocess.run([sys.executable, "benchmarks/device_throughput.py", "--device",
+                              "cuda"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             check=False)
+        assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+
+
 def test_memory_benchmark_quick():
     out = _run("benchmarks/memory.py", "--quick")
     assert "| encode 256x256 PNG |" in out and "| decode 0.05 min stereo FLAC |" in out

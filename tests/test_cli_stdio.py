@@ -16,7 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def walloc(*args, stdin: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # the checkout first, then whatever the caller's path holds (a GPU machine's wheels
+    # travel in a --target folder on PYTHONPATH: replacing it lost soundfile there)
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     env.pop("PYTHONWARNINGS", None)
     return subprocess.run([sys.executable, "-m", "pywalloc", *map(str, args)], input=stdin,
                           capture_output=True, cwd=cwd, env=env, timeout=300, check=False)
