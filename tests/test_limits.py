@@ -182,6 +182,11 @@ def _raise(exc: BaseException):
                   "21474836480 bytes. Error code 12"), "out of memory (an allocation of 21.5 GB"),
     (MemoryError(), "out of memory"),
     (TypeError("a bug\nsecond line"), "unexpected TypeError: a bug"),
+    # a dependency missing where the CLI runs (seen on a GPU machine): what to install, not
+    # "a bug in pywalloc"
+    (ModuleNotFoundError("No module named 'soundfile'", name="soundfile"),
+     "the Python package 'soundfile' is not installed here (pip install soundfile)"),
+    (ModuleNotFoundError("No module named 'PIL.Image'", name="PIL.Image"), "(pip install Pillow)"),
 ])
 def test_cli_turns_memory_errors_and_bugs_into_one_line(exc, words, capsys) -> None:
     import argparse
