@@ -16,12 +16,15 @@
 # $OUT receives the trained weights (<preset>-<size>.safetensors.xz, at most 8 files come back)
 # and logs.tgz (the training logs, the tests' and the benchmark's output, nvidia-smi).
 # CPU dry run (a few seconds of training, no GPU):
-#   OUT=/tmp/dev-dry MINUTES=0.2 BATCH=4 IMG_WORKERS=1 AUD_WORKERS=1 bash experiments/device_run.sh
+#   OUT=/tmp/dev-dry MINUTES=0.2 BATCH=4 IMG_WORKERS=1 AUD_WORKERS=1 QUICK_BENCH=1 \
+#       bash experiments/device_run.sh
+# (DATA=DIR: another training subset with images/, audio/ and optionally init/; SKIP_TESTS=1
+# leaves out step 2; tests/test_experiments_quick.py runs it so on two bundled samples.)
 set -u
 OUT=${OUT:-/tmp/device-out}
-LOGS=/tmp/device-logs
+LOGS=${LOGS:-/tmp/device-logs}
 mkdir -p "$OUT" "$LOGS"
-pack() { tar czf "$OUT/logs.tgz" -C "$LOGS" . ; }
+pack() { tar czf "$OUT/logs.tgz" -C "$LOGS" --exclude ./runs --exclude ./dest . ; }
 if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl >"$LOGS/pip.txt" 2>&1
@@ -34,17 +37,20 @@ date -u +%FT%TZ >"$LOGS/started.txt"
 nvidia-smi >"$LOGS/nvidia-smi.txt" 2>&1
 python3 -c "import torch, soundfile, pywt; print(torch.__version__, torch.cuda.is_available())" \
     2>&1 | tee "$LOGS/versions.txt"
-timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_wavelets.py tests/test_inputs.py \
-    tests/test_cli_stdio.py -k "cuda or device" >"$LOGS/cuda-tests.txt" 2>&1
-tail -n 3 "$LOGS/cuda-tests.txt"
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+    timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_wavelets.py \
+        tests/test_inputs.py tests/test_cli_stdio.py -k "cuda or device" >"$LOGS/cuda-tests.txt" 2>&1
+    tail -n 3 "$LOGS/cuda-tests.txt"
+fi
 pack
 PLAN=${PLAN:-"rgb-16x:medium:2e-4:1e-3 rgb-4x:medium:2e-4:1e-3 stereo-20x:small:1e-4:3e-4 stereo-5x:small:2e-4:3e-4"}
 PLAN=$PLAN MINUTES=${MINUTES:-5.5} INIT=1 WIDEN=1 STE=1 BF16=1 FLAT=${FLAT:-20} \
-    IMG_WORKERS=${IMG_WORKERS:-4} AUD_WORKERS=${AUD_WORKERS:-3} DEST=/tmp/device-dest \
-    RUNS=/tmp/device-runs bash experiments/train_gpu.sh >"$LOGS/train.txt" 2>&1
+    IMG_WORKERS=${IMG_WORKERS:-4} AUD_WORKERS=${AUD_WORKERS:-3} DEST=$LOGS/dest \
+    RUNS=$LOGS/runs bash experiments/train_gpu.sh >"$LOGS/train.txt" 2>&1
 cat "$LOGS/train.txt"
-cp /tmp/device-dest/*.csv /tmp/device-runs/*.err "$LOGS/" 2>/dev/null
-cp /tmp/device-dest/*.safetensors.xz "$OUT/" 2>/dev/null
+cp "$LOGS"/dest/*.csv "$LOGS"/runs/*.err "$LOGS/" 2>/dev/null
+mv "$LOGS"/dest/*.safetensors.xz "$OUT/" 2>/dev/null
+rm -rf "$LOGS/dest" "$LOGS/runs"
 pack
 extra=()
 for f in "$OUT"/*-medium.safetensors.xz; do

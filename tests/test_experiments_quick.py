@@ -912,6 +912,45 @@ def test_device_tree_leaves_out_the_archive_and_puts_it_back(tmp_path):
     assert script("back").returncode == 2
 
 
+def test_device_run_dry_on_two_samples(tmp_path):
+    """experiments/device_run.sh, the one prepared GPU command, dry on the CPU on a training
+    subset of the two bundled samples: the four runs of its PLAN (image `medium` decoders
+    widened from the small ones, audio `small` from the bundled weights) each bring back a
+    weights file of the planned size, the logs come back in one archive, and the benchmark
+    measures the new files too."""
+    import os
+    import shutil
+    import tarfile
+
+    from pywalloc.codec import Codec
+
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "audio").mkdir()
+    shutil.copy(ROOT / "pywalloc" / "samples" / "kodim23.png", data / "images")
+    shutil.copy(ROOT / "pywalloc" / "samples" / "chimes.flac", data / "audio")
+    out, logs = tmp_path / "out", tmp_path / "logs"
+    env = {**os.environ, "OUT": str(out), "LOGS": str(logs), "DATA": str(data),
+           "MINUTES": "0.03", "BATCH": "2", "IMG_WORKERS": "0", "AUD_WORKERS": "0",
+           "THREADS": "1", "QUICK_BENCH": "1", "SKIP_TESTS": "1", "BF16": ""}
+    res = subprocess.run(["bash", "experiments/device_run.sh"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=900, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    sizes = {"rgb-16x": "medium", "rgb-4x": "medium", "stereo-20x": "small",
+             "stereo-5x": "small"}
+    for preset, size in sizes.items():
+        codec = Codec.from_file(out / f"{preset}-{size}.safetensors.xz")
+        assert codec.preset.name == preset
+        assert codec.config.size == size
+        assert codec.config.resolved()[1].width == (256 if size == "medium" else
+                                                    192 if "stereo" in preset else 128)
+    with tarfile.open(out / "logs.tgz") as tar:
+        names = {Path(n).name for n in tar.getnames()}
+    assert {"train.txt", "throughput.txt", "rgb-16x-medium.csv", "stereo-5x-small.csv"} <= names
+    bench = json.loads((logs / "throughput.json").read_text())["rows"]
+    assert "rgb-16x rgb-16x-medium" in bench and "rgb-4x rgb-4x-medium" in bench
+
+
 def test_the_device_tree_fits_the_device_limit():
     """What experiments/device_tree.sh slim leaves must fit the device call's 64 MiB with the
     wheels (2 MiB) and the smallest training subset gpu_prepare.sh accepts (4 MiB), so that a
