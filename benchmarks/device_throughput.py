@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from throughput import best_time  # the sibling script (its folder leads sys.path)
 
 import pywalloc
 from pywalloc.codec import Codec
@@ -44,16 +45,13 @@ def _sync(device: torch.device) -> None:
 
 
 def timed(device: torch.device, repeat: int, fn):
-    """Best wall time of ``repeat`` calls of fn() after one warm-up, and the last result."""
-    out = fn()
-    _sync(device)
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
+    """Best wall time of ``repeat`` calls of fn() after one warm-up, and the last result
+    (throughput.py's ``best_time``), each call ending when the device has finished."""
+    def synced():
         out = fn()
         _sync(device)
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        return out
+    return best_time(repeat, synced)
 
 
 def measure(codec: Codec, device: torch.device, batch: int, repeat: int, quick: bool) -> dict:

@@ -600,9 +600,12 @@ def run_command(args: argparse.Namespace) -> int:
         return 1
     except ModuleNotFoundError as exc:  # a dependency missing from this environment, not a bug
         name = (exc.name or "").split(".")[0]
-        hint = _PIP_NAMES.get(name, name)
-        print(f"{prefix}: error: the Python package {hint!r} is not installed here (pip install "
-              f"{hint}){' ' + _fail_line(exc) if not name else ''}", file=sys.stderr)
+        if name:
+            pip = _PIP_NAMES.get(name, name)
+            print(f"{prefix}: error: the Python package {pip!r} is not installed here (pip "
+                  f"install {pip})", file=sys.stderr)
+        else:
+            print(f"{prefix}: error: {_fail_line(exc)}", file=sys.stderr)
         return 1
     except Exception as exc:  # noqa: BLE001 - a bug must still end in one line, not a traceback
         print(f"{prefix}: error: unexpected {type(exc).__name__}: {_fail_line(exc)} (this is a "
