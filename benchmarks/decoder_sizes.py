@@ -24,22 +24,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from timing import best_time  # the sibling module (the script's folder leads sys.path)
+
 from pywalloc.codec import Codec
 
 IMAGE = [(128, 6), (160, 6), (192, 6), (192, 8), (256, 6), (256, 8), (320, 8)]
 AUDIO = [(192, 4), (256, 4), (256, 6), (320, 6), (384, 6), (512, 6)]
 QUICK_IMAGE = [(128, 6), (192, 6)]
 QUICK_AUDIO = [(192, 4), (256, 4)]
-
-
-def _best(fn, repeat: int, clock) -> float:
-    fn()  # warm-up: allocator, oneDNN primitive cache
-    times = []
-    for _ in range(repeat):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return min(times)
 
 
 def measure(preset: str, width: int, blocks: int, size: tuple[int, ...], args) -> tuple:
@@ -53,9 +45,9 @@ def measure(preset: str, width: int, blocks: int, size: tuple[int, ...], args) -
             codec.decode(z, size)
 
     torch.set_num_threads(1)
-    cpu1 = _best(run, args.repeat, time.process_time)
+    cpu1 = best_time(args.repeat, run, clock=time.process_time)[0]
     torch.set_num_threads(args.threads)
-    wall = float("nan") if args.cpu_only else _best(run, args.repeat, time.perf_counter)
+    wall = float("nan") if args.cpu_only else best_time(args.repeat, run)[0]
     return codec.num_parameters(), wall, cpu1
 
 

@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from throughput import best_time  # the sibling script (its folder leads sys.path)
+from timing import best_time  # the sibling module (the script's folder leads sys.path)
 
 import pywalloc
 from pywalloc.codec import Codec
@@ -44,14 +44,15 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(device: torch.device, repeat: int, fn):
-    """Best wall time of ``repeat`` calls of fn() after one warm-up, and the last result
-    (throughput.py's ``best_time``), each call ending when the device has finished."""
+def timed(device: torch.device, repeat: int, fn, warmup: bool = True):
+    """Best wall time of ``repeat`` calls of fn() (after one warm-up unless ``warmup`` is
+    False), and the last result (``timing.best_time``), each call ending when the device has
+    finished."""
     def synced():
         out = fn()
         _sync(device)
         return out
-    return best_time(repeat, synced)
+    return best_time(repeat, synced, warmup=warmup)
 
 
 def measure(codec: Codec, device: torch.device, batch: int, repeat: int, quick: bool) -> dict:
@@ -76,8 +77,9 @@ def measure(codec: Codec, device: torch.device, batch: int, repeat: int, quick: 
         _sync(device)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        t_enc, z = timed(device, repeat, lambda: codec.encode(x))
-        t_dec, y = timed(device, repeat, lambda: codec.decode(z, x.shape[2:]))
+        # that warm-up was both calls' warm-up
+        t_enc, z = timed(device, repeat, lambda: codec.encode(x), warmup=False)
+        t_dec, y = timed(device, repeat, lambda: codec.decode(z, x.shape[2:]), warmup=False)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
     mse = float(((y - x) ** 2).mean())
     return {"encode": units / t_enc, "decode": units / t_dec, "unit": per, "batch": batch,

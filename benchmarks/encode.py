@@ -16,7 +16,6 @@ import argparse
 import io
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from timing import best_time  # the sibling module (the script's folder leads sys.path)
 
 import pywalloc
 from pywalloc import api
@@ -62,13 +63,7 @@ def music(frames: int) -> np.ndarray:
 
 
 def best(fn, repeat: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    return best_time(repeat, fn)[0]
 
 
 def pillow(img: np.ndarray, fmt: str, **kw) -> int:

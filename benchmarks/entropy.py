@@ -32,6 +32,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from timing import best_time  # the sibling module (the script's folder leads sys.path)
+
 import pywalloc
 from pywalloc import api
 from pywalloc.entropy import DEFAULT_QUALITY, from_canvas, layout, pack, to_canvas, unpack
@@ -89,17 +91,10 @@ def coders(quick: bool) -> dict[str, tuple[Callable, Callable]]:
 
 
 def _best_time(fn: Callable[[], object], reps: int) -> tuple[float, object]:
-    """Best CPU time of ``reps`` runs; runs over 0.3 s are not repeated. CPU time, not wall
-    time: every coder here is single-threaded, and on a shared machine wall time mostly
-    measures the other jobs."""
-    best, result = math.inf, None
-    for _ in range(reps):
-        t = time.process_time()
-        result = fn()
-        best = min(best, time.process_time() - t)
-        if best > 0.3:
-            break
-    return best, result
+    """Best CPU time of ``reps`` runs, no warm-up; runs over 0.3 s are not repeated. CPU time,
+    not wall time: every coder here is single-threaded, and on a shared machine wall time
+    mostly measures the other jobs."""
+    return best_time(reps, fn, clock=time.process_time, warmup=False, cap=0.3)
 
 
 def entropy0(z: np.ndarray) -> float:

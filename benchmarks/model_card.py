@@ -25,6 +25,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from timing import median_time  # the sibling module (the script's folder leads sys.path)
+
 import pywalloc
 from pywalloc import api
 from pywalloc.evaluation import metrics as M
@@ -132,14 +134,10 @@ def size_rows(quick: bool) -> list[dict]:
             if quick:
                 shape = (64, 64) if p.dims == 2 else (44100,)
             z = torch.zeros(1, p.latent_channels, *codec.latent_size(shape))
-            codec.decode(z, shape)  # warm-up
-            times = []
-            for _ in range(1 if quick else SIZE_RUNS):
-                t0 = time.perf_counter()
-                codec.decode(z, shape)
-                times.append(time.perf_counter() - t0)
+            runs = 1 if quick else SIZE_RUNS
+            decode_s, _ = median_time(runs, codec.decode, z, shape)
             rows.append({"codec": name, "size": size, "params": codec.num_parameters(),
-                         "decode_s": float(np.median(times)), "runs": len(times),
+                         "decode_s": float(decode_s), "runs": runs,
                          "input": "x".join(map(str, shape))})
     return rows
 

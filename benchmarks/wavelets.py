@@ -10,13 +10,14 @@ import argparse
 import importlib.util
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import best_time  # the sibling module (the script's folder leads sys.path)
 
 from pywalloc import wavelets
 from pywalloc.wavelets import tune_allocator
@@ -28,17 +29,6 @@ TARGETS = {
     "2D inverse": 20.0,
     "1D inverse": 20.0,
 }
-
-
-def best_time(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls after one warm-up (the machine is shared)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def pywt_packet(data: np.ndarray, levels: int, dims: int) -> np.ndarray:
@@ -77,8 +67,8 @@ def time_pywt(data, coeffs, levels, dims, count, repeats) -> tuple[float, float]
     bands = pywt_packet(data, levels, dims)
     np.testing.assert_allclose(bands.reshape(coeffs.shape), coeffs, atol=1e-3, rtol=0)
     np.testing.assert_allclose(pywt_inverse(bands, levels, dims), data, atol=1e-3, rtol=0)
-    fwd = count / best_time(lambda: pywt_packet(data, levels, dims), repeats) / 1e6
-    inv = count / best_time(lambda: pywt_inverse(bands, levels, dims), repeats) / 1e6
+    fwd = count / best_time(repeats, pywt_packet, data, levels, dims)[0] / 1e6
+    inv = count / best_time(repeats, pywt_inverse, bands, levels, dims)[0] / 1e6
     return fwd, inv
 
 
@@ -102,8 +92,8 @@ def run_cases(quick: bool, repeats: int, with_pywt: bool, impl=wavelets):
             error = (iwpt(y, levels) - x).abs().max().item()
             if error > 1e-4:
                 raise SystemExit(f"{name}: reconstruction error {error:.2e}, refusing to time it")
-            fwd = count / best_time(lambda x=x, levels=levels: wpt(x, levels), repeats) / 1e6
-            inv = count / best_time(lambda y=y, levels=levels: iwpt(y, levels), repeats) / 1e6
+            fwd = count / best_time(repeats, wpt, x, levels)[0] / 1e6
+            inv = count / best_time(repeats, iwpt, y, levels)[0] / 1e6
             ref_fwd = ref_inv = None
             if with_pywt:
                 ref_fwd, ref_inv = time_pywt(x[0].numpy(), y[0].numpy(), levels, dims, count,

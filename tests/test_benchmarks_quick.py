@@ -22,6 +22,13 @@ def test_encode_benchmark_quick():
     assert "rgb-16x encode" in out and "JPEG q75" in out and "stereo-20x encode" in out
 
 
+def test_throughput_benchmark_quick():
+    """Every bundled RGB codec against WebP and JPEG (the gray codec, bundled since, broke it)."""
+    out = _run("benchmarks/throughput.py", "--quick")
+    assert "**WaLLoC rgb-16x**" in out and "**WaLLoC rgb-4x**" in out and "| webp |" in out
+    assert "gray-16x" not in out
+
+
 def test_model_card_quick():
     if not (SHARED / "kodak").is_dir():
         pytest.skip("../shared/data not available")
@@ -130,3 +137,39 @@ def test_train_step_benchmark_quick():
     row = next(line for line in out.splitlines() if line.startswith("| rgb-16x |"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert float(cells[1]) > 0 and float(cells[2]) > 0
+
+
+def _timing_module():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import timing
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return timing
+
+
+def test_timing_loop_counts_calls_and_reads_the_given_clock():
+    """The benchmarks' one timing loop: a warm-up call that is not timed, the clock the caller
+    gives, best and median, and the cap that stops repeating slow work."""
+    timing = _timing_module()
+    durations = iter([9.0, 3.0, 1.0, 2.0, 5.0, 4.0, 6.0, 7.0, 0.5])
+    now = [0.0]
+    calls = []
+
+    def clock():
+        return now[0]
+
+    def fn(tag):
+        calls.append(tag)
+        now[0] += next(durations)
+        return len(calls)
+
+    best, out = timing.best_time(3, fn, "a", clock=clock)
+    assert calls == ["a"] * 4 and out == 4  # the warm-up (9 s) is not among the three timed
+    assert best == 1.0
+    med, _ = timing.median_time(3, fn, "b", clock=clock, warmup=False)
+    assert med == 5.0 and len(calls) == 7  # 5, 4, 6: no warm-up this time
+    times, _ = timing.call_times(lambda: fn("c"), 5, clock=clock, warmup=False, cap=6.5)
+    assert times == [7.0] and len(calls) == 8  # 7 s > cap: not repeated
+    times, _ = timing.call_times(lambda: None, 0, clock=clock, warmup=False)
+    assert len(times) == 1  # at least one timed call
