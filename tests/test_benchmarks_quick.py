@@ -29,6 +29,11 @@ def test_throughput_benchmark_quick():
     assert "gray-16x" not in out
 
 
+def test_flat_benchmark_quick():
+    out = _run("benchmarks/flat.py", "--quick")
+    assert "rgb-16x (" in out and "| 8x8 |" in out
+
+
 def test_model_card_quick():
     if not (SHARED / "kodak").is_dir():
         pytest.skip("../shared/data not available")

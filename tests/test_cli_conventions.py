@@ -42,3 +42,13 @@ def test_required_option_given_by_neither_spelling(capsys):
 
     assert run(_parse("train", "--data", "d", "-o", "r")) == 2
     assert "required: --codec" in capsys.readouterr().err
+
+
+def test_train_help_names_every_decoder_size():
+    """`walloc train --size`'s help lists the sizes there are (it once named two of three)."""
+    from pywalloc.presets import SIZES
+
+    text = " ".join(_sub("train").format_help().split())
+    for sizes in SIZES.values():
+        for name in sizes:
+            assert name in text.rsplit("--size NAME", 1)[1].split("--val", 1)[0], name

@@ -1212,3 +1212,24 @@ def test_train_medium_ste_widens_once_then_trains_through_the_rounding(tmp_path)
     assert trained.size_spec.width == 256 and trained.preset.name == "rgb-16x"
     assert json.loads((runs / "rgb-16x" / "train_config.json").read_text())["ste"] is True
     assert json.loads((runs / "rgb-16x" / "result.json").read_text())["step"] >= 1
+
+
+def test_training_recipes_use_flags_the_trainer_knows():
+    """Every `python3 -m pywalloc.training` call in experiments/*.sh spells only options that
+    `walloc train` accepts (old spellings included), so a recipe does not rot silently when a
+    flag is renamed; the recipes themselves train for minutes to hours and are not run here."""
+    from pywalloc.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    known = set(train._option_string_actions)
+    calls = 0
+    for script in sorted((ROOT / "experiments").glob("*.sh")):
+        text = script.read_text().replace("\\\n", " ")
+        for line in text.splitlines():
+            if "-m pywalloc.training" not in line:
+                continue
+            calls += 1
+            args = line.split("-m pywalloc.training", 1)[1]
+            flags = set(re.findall(r"(?<![\w$-])(--?[a-z][a-z0-9-]*)", args))
+            assert flags <= known, f"{script.name}: {sorted(flags - known)}"
+    assert calls >= 10  # the recipes are found at all

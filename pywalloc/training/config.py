@@ -51,7 +51,7 @@ HELP = {
               "gray codecs train on the images' luma)",
     "data": "folder of training images or audio files (searched recursively)",
     "out": "run folder: log.csv, checkpoint/, model.safetensors",
-    "size": "model size: small or paper",
+    "size": "decoder size: small, medium (wider) or paper (the paper's, with attention)",
     "val": "folder of validation files (PSNR with real rounding)",
     "steps": "number of optimizer steps",
     "batch": "crops per step",
