@@ -9,7 +9,9 @@
 # the subset, so the subset gets what is left, less 1 MiB of margin. The tree counted is the one
 # `bash experiments/device_tree.sh slim` leaves for the device call (without the retired weights
 # and the kept candidates, 37 MiB that a GPU run never reads); run that just before the call
-# and `bash experiments/device_tree.sh back` after it.
+# and `bash experiments/device_tree.sh back` after it. One codec per call (what the eighteenth
+# session's GPU run suggested): IMAGE_SHARE=1 IMAGE_FOLDERS="photos bsds500" for an image
+# codec on photos only, IMAGE_SHARE=0 for an audio codec (make_gpu_bundle.py's flags).
 set -eu
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -22,7 +24,8 @@ budget=$(python3 -c "print(round((64 * 2**20 - $tree - $whl - $init) / 2**20 - 1
 echo "working tree (slim) $((tree >> 20)) MiB, wheels $((whl >> 20)) MiB, start weights $((init >> 20)) MiB: $budget MiB left for the training subset"
 python3 -c "import sys; sys.exit(0 if $budget >= 4 else 'gpu_prepare: error: under 4 MiB left for the training subset')"
 python3 experiments/make_gpu_bundle.py --shared ../shared/data --audio .devdata/audio \
-    --out .devdata/gpu-bundle --max-mb "$budget" --excerpt "${EXCERPT:-25}"
+    --out .devdata/gpu-bundle --max-mb "$budget" --excerpt "${EXCERPT:-25}" \
+    --image-share "${IMAGE_SHARE:-0.5}" --image-folders ${IMAGE_FOLDERS:-photos graphics bsds500}
 mkdir -p .devdata/gpu-bundle/init
 for f in experiments/candidates/*.safetensors.xz; do
     [ -f "$f" ] || continue

@@ -859,6 +859,17 @@ def test_make_gpu_bundle_takes_each_image_folder_in_turn_within_budget(tmp_path)
     for kind in ("images", "audio"):
         assert sum(p.stat().st_size for p in (out / kind).iterdir()) <= 0.3 * 2**20
     assert len(list((out / "audio").glob("*.ogg"))) >= 1
+    # one image codec per call: its folders only, and the whole budget
+    proc = subprocess.run([sys.executable, str(ROOT / "experiments" / "make_gpu_bundle.py"),
+                           "--shared", str(shared), "--audio", str(tmp_path / "audio"),
+                           "--out", str(out), "--max-mb", "0.6", "--max-side", "256",
+                           "--image-share", "1", "--image-folders", "photos", "bsds500"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert {n.split("-")[0] for n in images} == {"photos", "bsds500"}
+    assert 0.3 * 2**20 < sum(p.stat().st_size for p in (out / "images").iterdir()) <= 0.6 * 2**20
+    assert not list((out / "audio").iterdir())
 
 
 def _git(repo: Path, *args: str) -> str:
