@@ -356,6 +356,41 @@ def test_end_to_end_real_image_codecs(tmp_path, capsys):
     assert summary[("rgb-4x", None)]["bpp"] > summary[("rgb-16x", None)]["bpp"]
 
 
+def test_end_to_end_real_gray_codec_scores_the_luma(tmp_path, capsys):
+    """`walloc eval --codec gray-16x` on colour pictures scores the luma (it used to stop with
+    "takes gray images"); baselines code the same luma and are scored on the luma they decode;
+    gray and colour codecs in one run are one line on stderr."""
+    _real_codecs("gray-16x", "rgb-16x")
+    from pywalloc.modality import luma
+
+    imgs = _write_images(tmp_path / "data", n=2, size=(64, 96))
+    out = tmp_path / "results"
+    code = eval_cli.main(["eval", "--codec", "gray-16x", "--data", str(tmp_path / "data"),
+                          "--baselines", "jpeg", "--no-sweep", "--no-perceptual", "--out",
+                          str(out), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    data = json.loads((out / "results.json").read_text())
+    assert data["meta"]["gray"] is True
+    rows = sorted((r for r in data["items"] if r["kind"] == "walloc"), key=lambda r: r["item"])
+    for r, img in zip(rows, imgs):
+        y = luma(img)
+        blob = pywalloc.compress(y, codec="gray-16x")
+        back = np.asarray(pywalloc.decompress(blob))
+        assert back.shape == y.shape and r["bytes"] == len(blob)
+        assert r["cr"] == pytest.approx(y.size / len(blob))
+        assert r["psnr"] == pytest.approx(M.psnr(y.astype(np.float64), back.astype(np.float64),
+                                                 255.0))
+    jpeg = [r for r in data["items"] if r["codec"] == "jpeg"]
+    assert len(jpeg) == 2 and all(r["psnr"] > 20 for r in jpeg)
+    assert "raw 8-bit gray bytes" in (out / "results.md").read_text()
+    capsys.readouterr()
+    code = eval_cli.main(["eval", "--codec", "gray-16x", "--codec", "rgb-16x", "--data",
+                          str(tmp_path / "data"), "--no-sweep", "--out", str(tmp_path / "r2")])
+    err = capsys.readouterr().err
+    assert code != 0 and "gray and colour codecs" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r2").exists()
+
+
 def test_end_to_end_real_audio_codec(tmp_path):
     _real_codecs("stereo-20x")
     _write_audio(tmp_path, sr=44100, seconds=1.0)

@@ -19,7 +19,7 @@ import torch
 from .. import modality as _modality
 from ..errors import MediaError
 from ..media import iter_inputs
-from ..modality import AUDIO, IMAGE, Modality
+from ..modality import AUDIO, IMAGE, Modality, luma
 from . import EvaluationError
 from . import baselines as B
 from . import metrics as M
@@ -152,6 +152,23 @@ def _modality_of(api: ModuleType, codecs: Sequence[str]) -> tuple[Modality, dict
     return kinds.pop(), drs
 
 
+def _gray_codecs(api: ModuleType, codecs: Sequence[str]) -> bool:
+    """True when the image codecs are one-channel (gray) ones; they are scored on the images'
+    luma, so gray and colour codecs cannot share a run."""
+    gray = {getattr(api.load(name).preset, "channels", 3) == 1 for name in codecs}
+    if len(gray) != 1:
+        raise EvaluationError("gray and colour codecs in one run: evaluate them separately "
+                              "(a gray codec is scored on the images' luma)")
+    return gray.pop()
+
+
+def _three_equal(pixels: np.ndarray) -> np.ndarray:
+    """A picture's luma in three equal channels (what a gray codec is scored against: the
+    colour metrics then measure the luma alone)."""
+    y = luma(pixels) if pixels.ndim == 3 else pixels
+    return np.repeat(y[..., None], 3, axis=2)
+
+
 def _progress(items: list, enabled: bool, desc: str):
     if not enabled:
         return items
@@ -188,9 +205,15 @@ def _warm_baselines(modality: str, baselines: Sequence[str]) -> None:
 
 
 # ----------------------------------------------------------------------------- per item
-def _eval_image(api, cfg, name, img, codecs, baselines, warm) -> list[dict]:
+def _eval_image(api, cfg, name, img, codecs, baselines, warm, gray=False) -> list[dict]:
     h, w = img.shape[:2]
     pixels = h * w
+    # A gray codec codes the luma; the reference, the baselines' input and every decoded
+    # picture are that luma in three equal channels (a baseline's output as its luma).
+    src = luma(img) if gray else img
+    if gray:
+        img = _three_equal(img)
+    channels = 1 if gray else 3
     # Reference-side work (MS-SSIM statistics, LPIPS/DISTS features) is done once per image.
     msssim = M.MSSSIMScorer(img)
     scorer = None
@@ -201,16 +224,18 @@ def _eval_image(api, cfg, name, img, codecs, baselines, warm) -> list[dict]:
     rows: list[dict] = []
     for codec in codecs:
         if codec not in warm:  # first call loads weights and warms kernels: not timed
-            api.decompress(api.compress(img, codec=codec))
+            api.decompress(api.compress(src, codec=codec))
             warm.add(codec)
-        blob, t_enc = _timed(api.compress, img, codec=codec, **_refine(cfg))
+        blob, t_enc = _timed(api.compress, src, codec=codec, **_refine(cfg))
         out, t_dec = _timed(api.decompress, blob)
         out = np.asarray(out)
+        if gray and out.ndim == 2:
+            out = _three_equal(out)
         if out.shape != img.shape or out.dtype != np.uint8:
             raise EvaluationError(f"{codec} decoded {name} to {out.dtype} {out.shape}")
         row = {"item": name, "codec": codec, "kind": "walloc", "pixels": pixels,
                "bytes": len(blob), "bpp": 8.0 * len(blob) / pixels,
-               "cr": 3.0 * pixels / len(blob), "enc_s": t_enc, "dec_s": t_dec}
+               "cr": channels * pixels / len(blob), "enc_s": t_enc, "dec_s": t_dec}
         row.update(_image_metrics(img, out, msssim, scorer))
         rows.append(row)
     for bname in baselines:
@@ -219,13 +244,15 @@ def _eval_image(api, cfg, name, img, codecs, baselines, warm) -> list[dict]:
         for p in swept:
             rows.append({"item": name, "codec": bname, "kind": "sweep", "quality": p.quality,
                          "pixels": pixels, "bytes": p.nbytes, "bpp": p.bpp,
-                         **_image_metrics(img, p.decoded, msssim)})
+                         **_image_metrics(img, _three_equal(p.decoded) if gray else p.decoded,
+                                          msssim)})
         for wrow in [r for r in rows if r["kind"] == "walloc"]:
             p = B.match_image_bpp(img, codec, wrow["bpp"], known=swept)
             row = {"item": name, "codec": bname, "kind": "matched", "match": wrow["codec"],
                    "quality": p.quality, "pixels": pixels, "bytes": p.nbytes, "bpp": p.bpp,
-                   "cr": 3.0 * pixels / p.nbytes, "enc_s": p.enc_s, "dec_s": p.dec_s}
-            row.update(_image_metrics(img, p.decoded, msssim, scorer))
+                   "cr": channels * pixels / p.nbytes, "enc_s": p.enc_s, "dec_s": p.dec_s}
+            decoded = _three_equal(p.decoded) if gray else p.decoded
+            row.update(_image_metrics(img, decoded, msssim, scorer))
             rows.append(row)
     return rows
 
@@ -336,6 +363,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
 
         api = pywalloc
     modality, drs = _modality_of(api, cfg.codecs)
+    gray = modality is IMAGE and _gray_codecs(api, cfg.codecs)
     baselines = list(DEFAULT_BASELINES[modality] if cfg.baselines is None else cfg.baselines)
     lookup = B.image_baseline if modality is IMAGE else B.audio_baseline
     for b in baselines:
@@ -348,7 +376,8 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
     started = time.time()
     for name, paths in _progress(items, cfg.progress, f"eval {modality}"):
         if modality is IMAGE:
-            rows += _eval_image(api, cfg, name, load_image(paths[0]), cfg.codecs, baselines, warm)
+            rows += _eval_image(api, cfg, name, load_image(paths[0]), cfg.codecs, baselines, warm,
+                                gray)
         else:
             x, sr = load_audio(paths)
             rows += _eval_audio(api, cfg, name, x, sr, cfg.codecs, baselines, warm)
@@ -358,7 +387,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
         "pillow": _version("PIL"), "libsndfile": _version("soundfile"),
         "cpu_count": os.cpu_count(), "metrics_device": cfg.metrics_device,
-        "perceptual": cfg.perceptual and modality is IMAGE,
+        "perceptual": cfg.perceptual and modality is IMAGE, "gray": gray,
         "wall_s": time.time() - started,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **cfg.extra_meta,
     }

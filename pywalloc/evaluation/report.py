@@ -95,6 +95,11 @@ def markdown_table(results: dict) -> str:
             cells += [_f(r["enc_mps"], 1), _f(r["dec_mps"], 1)]
             lines.append("| " + " | ".join(cells) + " |")
         notes = list(_IMAGE_NOTES)
+        if meta.get("gray"):
+            notes[0] = notes[0].replace("raw 24-bit RGB bytes", "raw 8-bit gray bytes")
+            notes.insert(1, "Gray codecs: every picture is scored on its luma (Pillow's "
+                         "convert(\"L\")); the baselines code that luma as a colour picture of "
+                         "three equal channels and are scored on the luma they decode.")
     else:
         at_rate = any(r.get("psnr_at_rate") is not None for r in summary)
         head = ["Codec", "DR", "CR", "kbps", "PSNR (dB)"]
