@@ -79,7 +79,7 @@ def image_rows(shared: Path, quick: bool) -> list[dict]:
         rows.append({"codec": name, "items": len(files), "psnr": float(np.mean(ps)),
                      "ms_ssim": float(np.mean(ss)), "bpp": float(np.mean(bpps)),
                      "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
-                     "params": codec.num_parameters()})
+                     "params": codec.num_parameters(), "weights_hash": codec.weight_hash})
     return rows
 
 
@@ -111,7 +111,7 @@ def audio_rows(shared: Path, quick: bool) -> list[dict]:
         rows.append({"codec": name, "items": len(pieces), "psnr": float(np.mean(ps)),
                      "si_sdr": float(np.mean(si)), "kbps": float(np.mean(kbps)),
                      "pca_psnr": float(np.mean(pca)), "decode_s": float(np.median(dec_s)),
-                     "params": codec.num_parameters()})
+                     "params": codec.num_parameters(), "weights_hash": codec.weight_hash})
     return rows
 
 
@@ -241,7 +241,8 @@ def main() -> int:
             f"Images: {img[0]['items']} Kodak images; audio: {aud[0]['items']} stems/test "
             f"mixtures. Threads: {torch.get_num_threads()}. CPU: {cpu}.\n")
         Path(args.out).with_suffix(".json").write_text(json.dumps(
-            {"images": img, "audio": aud, "sizes": sizes, "training": train, "cpu": cpu},
+            {"images": img, "audio": aud, "sizes": sizes, "training": train, "cpu": cpu,
+             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": cmd},
             indent=2))
     return 0 if ok or args.quick else 1
 

@@ -70,6 +70,8 @@ if [ "${QUICK:-0}" != 1 ]; then
     rc=0
     python benchmarks/model_card.py > "$OUT/model_card.log" 2>&1 || rc=$?
     [ "$rc" -le 1 ] || status=1
+    # its figures into the defaults' sidecars, for `walloc models`
+    python experiments/record_metrics.py > "$OUT/record_metrics.log" 2>&1 || status=1
     python benchmarks/plot_training.py > "$OUT/plot_training.log" 2>&1 || status=1
 fi
 echo "remeasure.sh: $PRESET -> $OUT (status $status)"

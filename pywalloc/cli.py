@@ -371,7 +371,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .presets import PRESETS, get_size
-    from .zoo import archived, available, bundled_weights
+    from .zoo import archived, available, bundled_weights, measured
 
     if args.weights:
         rows = bundled_weights()
@@ -400,18 +400,29 @@ def cmd_models(args: argparse.Namespace) -> int:
                 print(f"  {e.get('preset') or '?':<11} {full}  {e.get('file')}")
         return 0
     bundled = set(available())
+    figures = {name: measured(name) for name in bundled}
     if args.json:
         print(json.dumps([{
             "codec": p.name, "modality": p.modality, "levels": p.levels,
             "latent_channels": p.latent_channels, "dimensionality_reduction": p.dr,
             "bundled": p.name in bundled, "small_width": get_size(p, "small").width,
-            "small_blocks": get_size(p, "small").blocks} for p in PRESETS.values()], indent=2))
+            "small_blocks": get_size(p, "small").blocks, "measured": figures.get(p.name)}
+            for p in PRESETS.values()], indent=2))
         return 0
     for p in PRESETS.values():
         size = get_size(p, "small")
+        m = figures.get(p.name)
+        said = ""
+        if m:
+            rate = f"{m['bpp']:.3f} bpp" if "bpp" in m else f"{m['kbps']:.1f} kbit/s"
+            said = f"  {m['data']}: {m['psnr_db']:.2f} dB at {rate}"
         print(f"{p.name:<11} {p.modality:<6} J={p.levels} C_z={p.latent_channels:<4} "
               f"DR={p.dr:<6.2f} small: width {size.width}, {size.blocks} blocks"
-              f"{'  [bundled]' if p.name in bundled else ''}")
+              f"{'  [bundled]' if p.name in bundled else ''}{said}")
+    if any(figures.values()):
+        dates = sorted({m["date"] for m in figures.values() if m and m.get("date")})
+        print(f"(PSNR measured on each default's weights by `python benchmarks/model_card.py`"
+              f"{', ' + ', '.join(dates) if dates else ''}; docs/models_figures.md)")
     return 0
 
 

@@ -119,6 +119,19 @@ def weights_path(name: str, size: str = "small") -> Path:
     return default_file(WEIGHTS_DIR, name, size)
 
 
+def measured(name: str, size: str = "small") -> dict | None:
+    """The figures measured on a preset's current default weights, as
+    ``experiments/record_metrics.py`` wrote them into its sidecar from the model card
+    (``data``, ``psnr_db``, the rate, ``weights_hash``, ``date``, ``command``...); None when
+    none were recorded for it. Reads JSON only."""
+    try:
+        body = json.loads(config_sidecar(weights_path(name, size)).read_text())
+    except (OSError, ValueError):
+        return None
+    entry = body.get("measured") if isinstance(body, dict) else None
+    return entry if isinstance(entry, dict) else None
+
+
 def available() -> list[str]:
     """Preset names that have bundled default weights."""
     return [n for n in PRESETS if weights_path(n).is_file()]

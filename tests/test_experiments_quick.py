@@ -1244,3 +1244,47 @@ def test_training_recipes_use_flags_the_trainer_knows():
             flags = set(re.findall(r"(?<![\w$-])(--?[a-z][a-z0-9-]*)", args))
             assert flags <= known, f"{script.name}: {sorted(flags - known)}"
     assert calls >= 10  # the recipes are found at all
+
+
+def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch):
+    """experiments/record_metrics.py: a model card row measured on the default's weights goes
+    into its sidecar (the weights hash unchanged) and `zoo.measured` reads it back; a row of
+    other weights is skipped."""
+    import shutil
+
+    from pywalloc import zoo
+
+    for f in (zoo.WEIGHTS_DIR).glob("rgb-16x-small.*"):
+        shutil.copy(f, tmp_path / f.name)
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    path = zoo.weights_path("rgb-16x")
+    assert path.parent == tmp_path
+    h = zoo.file_hash(path)
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import record_metrics
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    row = {"codec": "rgb-16x", "items": 24, "psnr": 29.7054, "bpp": 0.56440, "ms_ssim": 0.96967,
+           "decode_s": 0.0945, "weights_hash": "0" * 16}
+    figures = {"images": [row], "audio": [], "date": "2026-12-04 19:50 UTC",
+               "command": "python benchmarks/model_card.py", "cpu": "test CPU"}
+    lines = record_metrics.record(figures, zoo.weights_path)
+    assert "skipped" in lines[0] and zoo.measured("rgb-16x") is None
+    row["weights_hash"] = h
+    lines = record_metrics.record(figures, zoo.weights_path)
+    assert "recorded" in lines[0]
+    m = zoo.measured("rgb-16x")
+    assert m["psnr_db"] == 29.7054 and m["bpp"] == 0.5644 and m["weights_hash"] == h
+    assert m["data"] == "Kodak, 24 photos" and m["date"] == "2026-12-04 19:50 UTC"
+    from pywalloc.codec import Codec
+
+    assert Codec.from_file(path).weight_hash == h
+    # a new default written over it, with its sidecar as bundle_weights.py writes it, carries
+    # no figures
+    from dataclasses import asdict
+
+    new = Codec.from_file(path)
+    new.save(path, half=True)
+    zoo.write_sidecar(path, asdict(new.config), {"recipe": "test"})
+    assert zoo.measured("rgb-16x") is None
