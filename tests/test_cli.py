@@ -136,6 +136,26 @@ def test_models_and_version():
     assert walloc("--version").returncode == 0
 
 
+def test_models_show_figures_measured_on_the_default_weights():
+    """`walloc models` shows the model card's PSNR per bundled default, and each recorded
+    figure was measured on the weights that are the default now (stale figures would lie)."""
+    from pywalloc import zoo
+
+    res = walloc("models")
+    assert res.returncode == 0, res.stderr
+    shown = 0
+    for name in ("rgb-16x", "rgb-4x", "stereo-20x", "stereo-5x"):
+        m = zoo.measured(name)
+        assert m is not None, f"{name}: no figures (python experiments/record_metrics.py)"
+        assert m["weights_hash"] == zoo.file_hash(zoo.weights_path(name)), name
+        line = next(x for x in res.stdout.splitlines() if x.startswith(name + " "))
+        assert f"{m['psnr_db']:.2f} dB" in line
+        shown += 1
+    assert shown == 4 and "benchmarks/model_card.py" in res.stdout
+    rows = {r["codec"]: r for r in json.loads(walloc("models", "--json").stdout)}
+    assert rows["rgb-16x"]["measured"]["data"].startswith("Kodak")
+
+
 def test_models_weights_lists_every_bundled_file_with_the_hash_files_name(media, tmp_path):
     """`walloc models --weights`: every bundled weights file, each readable, one default per
     bundled preset, sizes adding up to the weights folder; a fresh file's weights_hash is the
