@@ -1259,6 +1259,10 @@ def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch
     monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
     path = zoo.weights_path("rgb-16x")
     assert path.parent == tmp_path
+    side = zoo.config_sidecar(path)  # start from a sidecar without figures
+    body = json.loads(side.read_text())
+    body.pop("measured", None)
+    side.write_text(json.dumps(body))
     h = zoo.file_hash(path)
     sys.path.insert(0, str(ROOT / "experiments"))
     try:
