@@ -61,7 +61,8 @@ def record(figures: dict, default_of: Callable[[str], Path] = zoo.weights_path) 
             fields["measured"] = entry(row, kind, figures)
             zoo.write_sidecar(path, body["config"], body.get("info"), **fields)
             if Codec.from_file(path).weight_hash != before:  # read afresh, not from a cache
-                side.write_text(json.dumps(body, indent=2) + "\n")
+                old = {k: v for k, v in body.items() if k not in ("config", "info")}
+                zoo.write_sidecar(path, body["config"], body.get("info"), **old)
                 raise SystemExit(f"record_metrics: error: writing {side} changed the weights "
                                  "hash; put back as it was")
             lines.append(f"{row['codec']}: {fields['measured']['psnr_db']} dB recorded in "

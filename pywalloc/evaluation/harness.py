@@ -139,27 +139,25 @@ def _refine(cfg: EvalConfig) -> dict[str, int]:
     return {"refine": cfg.refine} if cfg.refine else {}
 
 
-def _modality_of(api: ModuleType, codecs: Sequence[str]) -> tuple[Modality, dict[str, float]]:
+def _modality_of(api: ModuleType, codecs: Sequence[str]) -> tuple[Modality, dict[str, float], bool]:
+    """The codecs' one modality, their dimensionality reductions, and whether they are
+    one-channel (gray) image codecs: those are scored on the images' luma, so gray and colour
+    codecs cannot share a run."""
     if not codecs:
         raise EvaluationError("give at least one --codec")
-    kinds, drs = set(), {}
+    kinds, drs, gray = set(), {}, set()
     for name in codecs:
         preset = api.load(name).preset
         kinds.add(_modality.get(preset.modality))
         drs[name] = float(preset.dr)
+        gray.add(getattr(preset, "channels", 3) == 1)
     if len(kinds) != 1:
         raise EvaluationError("all --codec values must be of one modality (image or audio)")
-    return kinds.pop(), drs
-
-
-def _gray_codecs(api: ModuleType, codecs: Sequence[str]) -> bool:
-    """True when the image codecs are one-channel (gray) ones; they are scored on the images'
-    luma, so gray and colour codecs cannot share a run."""
-    gray = {getattr(api.load(name).preset, "channels", 3) == 1 for name in codecs}
-    if len(gray) != 1:
+    modality = kinds.pop()
+    if modality is IMAGE and len(gray) != 1:
         raise EvaluationError("gray and colour codecs in one run: evaluate them separately "
                               "(a gray codec is scored on the images' luma)")
-    return gray.pop()
+    return modality, drs, modality is IMAGE and gray.pop()
 
 
 def _three_equal(pixels: np.ndarray) -> np.ndarray:
@@ -212,7 +210,7 @@ def _eval_image(api, cfg, name, img, codecs, baselines, warm, gray=False) -> lis
     # picture are that luma in three equal channels (a baseline's output as its luma).
     src = luma(img) if gray else img
     if gray:
-        img = _three_equal(img)
+        img = _three_equal(src)
     channels = 1 if gray else 3
     # Reference-side work (MS-SSIM statistics, LPIPS/DISTS features) is done once per image.
     msssim = M.MSSSIMScorer(img)
@@ -362,8 +360,7 @@ def evaluate(cfg: EvalConfig, api: ModuleType | Any = None) -> dict[str, Any]:
         import pywalloc
 
         api = pywalloc
-    modality, drs = _modality_of(api, cfg.codecs)
-    gray = modality is IMAGE and _gray_codecs(api, cfg.codecs)
+    modality, drs, gray = _modality_of(api, cfg.codecs)
     baselines = list(DEFAULT_BASELINES[modality] if cfg.baselines is None else cfg.baselines)
     lookup = B.image_baseline if modality is IMAGE else B.audio_baseline
     for b in baselines:
