@@ -31,7 +31,7 @@ def entry(row: dict, kind: str, figures: dict) -> dict:
     """The ``measured`` entry of one model card row (``kind``: images or audio)."""
     if kind == "images":
         rate = {"bpp": round(row["bpp"], 4), "ms_ssim": round(row["ms_ssim"], 4)}
-        data = f"Kodak, {row['items']} photos"
+        data = f"Kodak, {row['items']} photos" + (" (luma)" if row.get("luma") else "")
     else:
         rate = {"kbps": round(row["kbps"], 2), "si_sdr_db": round(row["si_sdr"], 2)}
         data = f"stems/test, {row['items']} mixtures"
@@ -42,7 +42,8 @@ def entry(row: dict, kind: str, figures: dict) -> dict:
 
 
 def record(figures: dict, default_of: Callable[[str], Path] = zoo.weights_path) -> list[str]:
-    """Write each matching row into its default's sidecar; one line per row, said or skipped."""
+    """Write each matching row into its default's sidecar; one line per row, said or skipped.
+    Raises RuntimeError, with the sidecar put back, if writing it changed the weights hash."""
     lines = []
     for kind in ("images", "audio"):
         for row in figures.get(kind, []):
@@ -63,8 +64,8 @@ def record(figures: dict, default_of: Callable[[str], Path] = zoo.weights_path) 
             if Codec.from_file(path).weight_hash != before:  # read afresh, not from a cache
                 old = {k: v for k, v in body.items() if k not in ("config", "info")}
                 zoo.write_sidecar(path, body["config"], body.get("info"), **old)
-                raise SystemExit(f"record_metrics: error: writing {side} changed the weights "
-                                 "hash; put back as it was")
+                raise RuntimeError(f"writing {side} changed the weights hash; put back as it "
+                                   "was")
             lines.append(f"{row['codec']}: {fields['measured']['psnr_db']} dB recorded in "
                          f"{side.name} ({before})")
     return lines
@@ -80,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"record_metrics: error: cannot read {args.figures}: {exc}", file=sys.stderr)
         return 2
-    for line in record(figures):
+    try:
+        lines = record(figures)
+    except RuntimeError as exc:
+        print(f"record_metrics: error: {exc}", file=sys.stderr)
+        return 1
+    for line in lines:
         print(line)
     return 0
 

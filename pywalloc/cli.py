@@ -422,7 +422,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     if any(figures.values()):
         dates = sorted({m["date"] for m in figures.values() if m and m.get("date")})
         print(f"(PSNR measured on each default's weights by `python benchmarks/model_card.py`"
-              f"{', ' + ', '.join(dates) if dates else ''}; docs/models_figures.md)")
+              f"{', ' + ', '.join(dates) if dates else ''}; its tables are docs/models_figures.md in "
+              "the pywalloc source repository)")
     return 0
 
 

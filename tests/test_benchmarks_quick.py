@@ -39,6 +39,8 @@ def test_model_card_quick():
         pytest.skip("../shared/data not available")
     out = _run("benchmarks/model_card.py", "--quick")
     assert "rgb-16x" in out and "PCA (no quant.)" in out and "| paper |" in out
+    gray = next(x for x in out.splitlines() if x.startswith("| gray-16x | 1."))  # the Kodak row
+    assert "luma" in gray and "MISS" not in gray
     assert "torch CPU capability" in out  # decode times mean little without the machine
 
 

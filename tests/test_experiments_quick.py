@@ -1284,6 +1284,22 @@ def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch
     from pywalloc.codec import Codec
 
     assert Codec.from_file(path).weight_hash == h
+    # a sidecar write that changed the weights hash is put back as it was, and said
+    before = side.read_text()
+
+    class Changed:  # what the script reads back: other weights
+        weight_hash = "f" * 16
+
+        @classmethod
+        def from_file(cls, path):
+            return cls()
+
+    monkeypatch.setattr(record_metrics, "Codec", Changed)
+    row["psnr"] = 31.0
+    with pytest.raises(RuntimeError, match="changed the weights hash"):
+        record_metrics.record(figures, zoo.weights_path)
+    assert side.read_text() == before and zoo.measured("rgb-16x")["psnr_db"] == 29.7054
+    monkeypatch.setattr(record_metrics, "Codec", Codec)
     # a new default written over it, with its sidecar as bundle_weights.py writes it, carries
     # no figures
     from dataclasses import asdict
