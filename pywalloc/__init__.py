@@ -75,7 +75,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # the public names (tab completion), not the helpers this module imports for itself
+    return sorted(set(__all__) | set(_LAZY))
 
 
 if TYPE_CHECKING:  # pragma: no cover - static type checkers see the real names

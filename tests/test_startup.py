@@ -41,6 +41,7 @@ def test_package_import_is_lazy_but_complete():
     code = ("import sys, pywalloc\nassert 'torch' not in sys.modules\n"
             "assert callable(pywalloc.compress) and pywalloc.Codec.__name__ == 'Codec'\n"
             "assert set(pywalloc.__all__) <= set(dir(pywalloc))\n"
+            "assert not {'importlib', 'Any', 'TYPE_CHECKING'} & set(dir(pywalloc))\n"
             "import pywalloc.training as t, pywalloc.learning as l\n"
             "assert t.TrainConfig and callable(t.train) and l.LatentDataset\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
