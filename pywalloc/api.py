@@ -416,11 +416,14 @@ def _decoded(header: container.Header, model: Codec, crop: tuple[slice, ...],
 
 
 def decompress(blob: bytes, codec: str | Codec | None = None, *, device=None,
-               max_pixels: int | None = None, max_frames: int | None = None):
+               max_pixels: int | None = None, max_frames: int | None = None,
+               progress: bool = False):
     """``.wlc`` bytes → image pixels (uint8), or ``(samples [frames, channels], sample_rate)``.
     ``device``: where the bundled codec runs (``"cpu"`` by default). ``max_pixels`` /
-    ``max_frames``: decode budget (see :func:`limits.check_decode`)."""
-    out = decode_blob(blob, codec, device, max_pixels=max_pixels, max_frames=max_frames)
+    ``max_frames``: decode budget (see :func:`limits.check_decode`). ``progress``: a progress
+    bar on stderr when the decode takes more than one tile (:func:`tiling.decode_progress`)."""
+    with _progress(progress):
+        out = decode_blob(blob, codec, device, max_pixels=max_pixels, max_frames=max_frames)
     return (out.data, out.sample_rate) if out.header.modality is AUDIO else out.data
 
 
@@ -465,13 +468,29 @@ def compress_file(path: str | os.PathLike, codec: str | Codec | None = None,
 
 def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
                     codec: str | Codec | None = None, max_pixels: int | None = None,
-                    max_frames: int | None = None) -> Decoded:
-    """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio.
+                    max_frames: int | None = None, progress: bool = False) -> Decoded:
+    """Decode ``.wlc`` bytes and write the image (format by suffix) or WAV/FLAC audio
+    (``progress``: see :func:`decompress`).
 
     Long audio at 44.1 kHz (from :data:`STREAM_FRAMES` frames) and large pictures written as
     PNG (from ``media.STREAM_PIXELS`` pixels) from a position-local codec are decoded straight
     into the file, a chunk or a row of tiles at a time (the same samples and pixels); the
     returned ``data`` is then empty: read the file for them."""
+    with _progress(progress):
+        return _decompress_file(blob, out_path, device, codec, max_pixels, max_frames)
+
+
+def _progress(enabled: bool):
+    """:func:`tiling.decode_progress` when ``enabled``, else a block that does nothing."""
+    import contextlib
+
+    from .tiling import decode_progress
+
+    return decode_progress() if enabled else contextlib.nullcontext()
+
+
+def _decompress_file(blob: bytes, out_path: str | os.PathLike, device, codec,
+                     max_pixels: int | None, max_frames: int | None) -> Decoded:
     from . import media
 
     header, model, crop, z = _prepare(blob, codec, device, max_pixels, max_frames)

@@ -239,7 +239,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
             want = Path(args.output) if args.output not in (None, STDIO) else None
             # to stdout: PNG or WAV; to a file: the format its suffix names
             out = tmp / ("out" + (want.suffix if want else inspect(blob).modality.output_suffix))
-            decompress_file(blob, out, args.device, codec=codec, **_budget(args))
+            decompress_file(blob, out, args.device, codec=codec, progress=not args.quiet,
+                            **_budget(args))
             return out.read_bytes()
 
         return _stdio_job(args, convert)
@@ -258,6 +259,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     jobs = _targets(pairs, args.output, suffix_for,
                     len(pairs) > 1 or any(Path(i).is_dir() for i in args.inputs), DECODED)
     _check_targets(jobs)
+    one = len(jobs) == 1
 
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
@@ -268,7 +270,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
             raise CliError(f"'{src}': not a regular file")
         blob = src.read_bytes()
         dst.parent.mkdir(parents=True, exist_ok=True)
-        decompress_file(blob, dst, args.device, codec=codec, **_budget(args))
+        # one file: a bar over its tiles (a batch has its bar over the files)
+        decompress_file(blob, dst, args.device, codec=codec, progress=one and not args.quiet,
+                        **_budget(args))
         return inspect(blob).raw_bytes, len(blob)
 
     return _batch(jobs, work, "decode", args.quiet, args.skip_existing)

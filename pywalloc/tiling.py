@@ -12,8 +12,11 @@ synthesis.pointwise), so tiles give the same bits as the whole input.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import itertools
+import sys
 from collections.abc import Callable, Iterator
 
 import torch
@@ -22,8 +25,37 @@ from torch import nn
 
 from .wavelets import iwpt, wpt
 
-__all__ = ["TILE", "decode_tiles", "encode_tiles", "mirror_index", "receptive_radius",
-           "support"]
+__all__ = ["TILE", "decode_progress", "decode_tiles", "encode_tiles", "mirror_index",
+           "receptive_radius", "support"]
+
+# The label of the progress bar that decodes of more than one tile show (None: no bar).
+_PROGRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("pywalloc_progress",
+                                                                       default=None)
+
+
+@contextlib.contextmanager
+def decode_progress(label: str = "decode"):
+    """Within this block, a decode of more than one tile shows a progress bar on stderr (one
+    step per tile, with tqdm's time left): large pictures and long audio decode for seconds to
+    minutes on a CPU. Decodes of one tile show nothing."""
+    token = _PROGRESS.set(label)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _with_progress(items: list) -> Iterator:
+    """``items``, behind a tqdm bar when :func:`decode_progress` asks for one."""
+    label = _PROGRESS.get()
+    if label is None or len(items) < 2:
+        yield from items
+        return
+    from tqdm import tqdm
+
+    with tqdm(items, desc=label, unit="tile", file=sys.stderr, dynamic_ncols=True,
+              leave=False) as bar:
+        yield from bar
 
 # Tile side in latent positions, per number of spatial dims: 128 latents are 1024 pixels for
 # the image presets (~60 MB of decoder activations), 4096 are ~1M frames of audio.
@@ -140,7 +172,7 @@ def decode_tiles(model, y: torch.Tensor, tile: int | None = None
         out = model.synthesis(decompand(part), part)
         return out[(..., *(slice(s - a, e - a) for (s, e), a in zip(ranges, lo)))]
 
-    for spans in _tiles(grid, tile):
+    for spans in _with_progress(list(_tiles(grid, tile))):
         runs = [_runs(s - before, e + after, n) for (s, e), n in zip(spans, grid)]
         pieces = {idx: coefficients(tuple(r[i] for r, i in zip(runs, idx)))
                   for idx in itertools.product(*(range(len(r)) for r in runs))}

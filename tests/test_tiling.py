@@ -93,6 +93,31 @@ def test_api_decodes_tile_by_tile_to_the_same_pixels(monkeypatch) -> None:
     assert np.array_equal(pywalloc.decompress(gray, model), ref)
 
 
+def test_decode_progress_counts_the_tiles_and_changes_nothing(monkeypatch, capsys,
+                                                              tmp_path) -> None:
+    """``progress=True``: a bar on stderr over the tiles (a long decode is not silent), the
+    same pixels; one tile, or no progress asked, writes nothing."""
+    model = _random_decoder("rgb-16x")
+    pixels = np.random.default_rng(4).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    blob = pywalloc.compress(pixels, model)
+    whole = pywalloc.decompress(blob, model, progress=True)  # 8 x 12 latents: one tile
+    assert capsys.readouterr().err == ""
+    monkeypatch.setitem(tiling.TILE, 2, 4)  # 2 x 3 tiles
+    assert np.array_equal(pywalloc.decompress(blob, model), whole)
+    assert capsys.readouterr().err == ""
+    assert np.array_equal(pywalloc.decompress(blob, model, progress=True), whole)
+    err = capsys.readouterr().err
+    assert "decode" in err and "6/6" in err
+    from pywalloc.api import decompress_file
+
+    decompress_file(blob, tmp_path / "out.png", codec=model, progress=True)
+    assert "6/6" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out.png")), whole)
+    with tiling.decode_progress("outer"):  # the setting ends with its block
+        pass
+    assert tiling._PROGRESS.get() is None
+
+
 def test_group_norm_decoders_decode_whole() -> None:
     model = Codec("rgb-16x", norm="group").eval()
     assert not model.position_local
