@@ -112,6 +112,9 @@ class Codec(nn.Module):
         # "ste": straight-through rounding, for fine-tuning the encoder with the decoder: the
         # decoder sees the rounded latents, the encoder's gradient passes the rounding unchanged.
         self.train_bottleneck = "noise"
+        # Where the weights came from, as torchvision's weights carry it: set by
+        # ``pywalloc.load`` and :meth:`from_file` (see ``zoo.weights_meta``); empty otherwise.
+        self.meta: dict = {}
 
     # -- geometry -------------------------------------------------------------------------
     def latent_size(self, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -375,7 +378,7 @@ class Codec(nn.Module):
         its metadata) or one with a JSON config beside it (``x.json`` for ``x.safetensors``).
         ``x.safetensors.xz`` is the same file compressed with xz (how rarely used bundled
         weights are stored); its config may be in ``x.json`` too."""
-        from .zoo import config_sidecar, read_weights
+        from .zoo import config_sidecar, read_weights, weights_meta
 
         path = Path(path)
         meta, tensors = read_weights(path)
@@ -388,7 +391,9 @@ class Codec(nn.Module):
             except (OSError, ValueError, KeyError, TypeError):
                 raise WeightsFileError(f"'{path}' is not a pywalloc codec file (no config in its "
                                        f"metadata and no readable {beside.name} beside it)") from None
-        return cls.from_state(config, tensors)
+        codec = cls.from_state(config, tensors)
+        codec.meta = weights_meta(path, meta)
+        return codec
 
     @classmethod
     def from_state(cls, config: dict, tensors: dict[str, torch.Tensor]) -> Codec:

@@ -132,6 +132,43 @@ def measured(name: str, size: str = "small") -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
+def weights_meta(path: Path, metadata: dict | None = None) -> dict:
+    """What is known of a weights file besides its tensors (``Codec.meta``): ``file``, the
+    provenance ``info`` (recipe, training steps and minutes, source weights...) and the
+    ``measured`` figures that ``experiments/record_metrics.py`` wrote for a bundled default
+    (None when none were). Read from the JSON beside the file, else from the file's own
+    metadata (``metadata``, when the caller has read it). Never raises: a codec loads without
+    any of it."""
+    body: dict = {}
+    try:
+        found = json.loads(config_sidecar(path).read_text())
+        body = found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        try:
+            if metadata is None:
+                metadata = (read_weights(path)[0] if path.name.endswith(XZ_SUFFIX)
+                            else _plain_metadata(path))
+            body = {"info": json.loads(metadata["info"])}
+        except (KeyError, ValueError, TypeError, OSError, WeightsFileError):
+            pass
+    info, measured = body.get("info"), body.get("measured")
+    return {"file": str(path), "info": info if isinstance(info, dict) else {},
+            "measured": measured if isinstance(measured, dict) else None}
+
+
+def _plain_metadata(path: Path) -> dict:
+    """The header metadata of an uncompressed ``.safetensors`` file ({} for anything else)."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.name.endswith(".safetensors"):
+        return {}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError):
+        return {}
+
+
 def available() -> list[str]:
     """Preset names that have bundled default weights."""
     return [n for n in PRESETS if weights_path(n).is_file()]
@@ -661,7 +698,9 @@ def load(which: str | os.PathLike, size: str = "small", device: str | torch.devi
     from .codec import Codec
 
     config, tensors = _read(path)
-    return Codec.from_state(config, {k: v.clone() for k, v in tensors.items()}).to(device)
+    codec = Codec.from_state(config, {k: v.clone() for k, v in tensors.items()}).to(device)
+    codec.meta = weights_meta(path)
+    return codec
 
 
 def _config_preset(path: Path) -> str | None:

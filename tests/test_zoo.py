@@ -628,3 +628,23 @@ def test_archive_weights_moves_a_legacy_alias_out_with_its_hash(tmp_path, monkey
         zoo.find("rgb-4x", want)
     monkeypatch.setenv(zoo.PATH_ENV, str(archive))
     assert zoo.find("rgb-4x", want).weight_hash == want
+
+
+def test_loaded_codecs_say_where_their_weights_came_from(tmp_path):
+    """``Codec.meta`` (as torchvision's weights carry theirs): the file, its provenance and the
+    figures measured on a bundled default; a file's own metadata when no JSON is beside it."""
+    from pywalloc import zoo
+    from pywalloc.codec import Codec
+
+    c = pywalloc.load("rgb-16x")
+    assert c.meta["file"] == str(zoo.weights_path("rgb-16x"))
+    assert c.meta["info"].get("recipe") and c.meta["measured"] == zoo.measured("rgb-16x")
+    assert pywalloc.load("rgb-16x", frozen=True).meta["measured"] == zoo.measured("rgb-16x")
+    assert Codec("rgb-16x").meta == {}
+    f = tmp_path / "mine.safetensors"
+    Codec("stereo-20x").save(f, extra={"recipe": "a test", "step": 3})
+    for codec in (Codec.from_file(f), pywalloc.load(f)):
+        assert codec.meta["info"] == {"recipe": "a test", "step": 3}
+        assert codec.meta["measured"] is None
+    (tmp_path / "mine.json").write_text("not JSON")  # a broken sidecar costs the info only
+    assert Codec.from_file(f).meta["info"] == {"recipe": "a test", "step": 3}
