@@ -392,7 +392,7 @@ class Codec(nn.Module):
                 raise WeightsFileError(f"'{path}' is not a pywalloc codec file (no config in its "
                                        f"metadata and no readable {beside.name} beside it)") from None
         codec = cls.from_state(config, tensors)
-        codec.meta = weights_meta(path, meta)
+        codec.meta = weights_meta(path, lambda: codec.weight_hash, meta)
         return codec
 
     @classmethod

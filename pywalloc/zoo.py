@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -132,13 +133,14 @@ def measured(name: str, size: str = "small") -> dict | None:
     return entry if isinstance(entry, dict) else None
 
 
-def weights_meta(path: Path, metadata: dict | None = None) -> dict:
+def weights_meta(path: Path, weights_hash: Callable[[], str], metadata: dict | None = None
+                 ) -> dict:
     """What is known of a weights file besides its tensors (``Codec.meta``): ``file``, the
     provenance ``info`` (recipe, training steps and minutes, source weights...) and the
     ``measured`` figures that ``experiments/record_metrics.py`` wrote for a bundled default
-    (None when none were). Read from the JSON beside the file, else from the file's own
-    metadata (``metadata``, when the caller has read it). Never raises: a codec loads without
-    any of it."""
+    (None when none were, or when they name other weights than ``weights_hash()``, asked only
+    then). Read from the JSON beside the file, else from the file's own metadata
+    (``metadata``, when the caller has read it). Never raises: a codec loads without it."""
     body: dict = {}
     try:
         found = json.loads(config_sidecar(path).read_text())
@@ -152,8 +154,10 @@ def weights_meta(path: Path, metadata: dict | None = None) -> dict:
         except (KeyError, ValueError, TypeError, OSError, WeightsFileError):
             pass
     info, measured = body.get("info"), body.get("measured")
+    if not isinstance(measured, dict) or measured.get("weights_hash") != weights_hash():
+        measured = None  # figures of other weights (a JSON copied beside new ones) would lie
     return {"file": str(path), "info": info if isinstance(info, dict) else {},
-            "measured": measured if isinstance(measured, dict) else None}
+            "measured": measured}
 
 
 def _plain_metadata(path: Path) -> dict:
@@ -699,7 +703,7 @@ def load(which: str | os.PathLike, size: str = "small", device: str | torch.devi
 
     config, tensors = _read(path)
     codec = Codec.from_state(config, {k: v.clone() for k, v in tensors.items()}).to(device)
-    codec.meta = weights_meta(path)
+    codec.meta = weights_meta(path, lambda: file_hash(path))
     return codec
 
 

@@ -648,3 +648,8 @@ def test_loaded_codecs_say_where_their_weights_came_from(tmp_path):
         assert codec.meta["measured"] is None
     (tmp_path / "mine.json").write_text("not JSON")  # a broken sidecar costs the info only
     assert Codec.from_file(f).meta["info"] == {"recipe": "a test", "step": 3}
+    # a default's JSON copied beside other weights: its figures are not theirs, so not shown
+    body = json.loads(zoo.config_sidecar(zoo.weights_path("stereo-20x")).read_text())
+    (tmp_path / "mine.json").write_text(json.dumps(body))
+    for codec in (Codec.from_file(f), pywalloc.load(f)):
+        assert codec.meta["info"] == body["info"] and codec.meta["measured"] is None
