@@ -270,3 +270,13 @@ def test_audio_segments_retry_a_failed_seek(tmp_path, monkeypatch):
     with pytest.raises(MediaError, match="broken"):
         ds[0]
     assert len(calls) == 4 and calls[-1] == 0
+
+
+def test_training_data_errors_name_the_problem(tmp_path):
+    """A missing folder is said to be missing; an existing one without such files says so."""
+    from pywalloc.training.data import list_files
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        list_files(tmp_path / "nowhere", "image")
+    with pytest.raises(FileNotFoundError, match="no audio files under"):
+        list_files(tmp_path, "audio")

@@ -17,9 +17,11 @@ from ..modality import AUDIO, IMAGE, Modality, luma
 def list_files(root: str | Path, modality: Modality | str) -> list[Path]:
     """The training files of a modality under ``root`` (:func:`pywalloc.media.iter_inputs`);
     FileNotFoundError if there are none."""
+    if not Path(root).exists():
+        raise FileNotFoundError(f"data folder '{root}' does not exist")
     files = iter_inputs(root, modality)
     if not files:
-        raise FileNotFoundError(f"no {modality} files under {root}")
+        raise FileNotFoundError(f"no {modality} files under '{root}'")
     return files
 
 
