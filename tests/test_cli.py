@@ -144,14 +144,15 @@ def test_models_show_figures_measured_on_the_default_weights():
     res = walloc("models")
     assert res.returncode == 0, res.stderr
     shown = 0
-    for name in ("rgb-16x", "rgb-4x", "stereo-20x", "stereo-5x"):
+    for name in ("rgb-16x", "rgb-4x", "gray-16x", "stereo-20x", "stereo-5x"):
         m = zoo.measured(name)
         assert m is not None, f"{name}: no figures (python experiments/record_metrics.py)"
         assert m["weights_hash"] == zoo.file_hash(zoo.weights_path(name)), name
         line = next(x for x in res.stdout.splitlines() if x.startswith(name + " "))
         assert f"{m['psnr_db']:.2f} dB" in line
         shown += 1
-    assert shown == 4 and "benchmarks/model_card.py" in res.stdout
+    assert shown == 5 and "benchmarks/model_card.py" in res.stdout
+    assert zoo.measured("gray-16x")["data"].endswith("(luma)")
     rows = {r["codec"]: r for r in json.loads(walloc("models", "--json").stdout)}
     assert rows["rgb-16x"]["measured"]["data"].startswith("Kodak")
 
