@@ -30,7 +30,7 @@ from timing import median_time  # the sibling module (the script's folder leads 
 import pywalloc
 from pywalloc import api
 from pywalloc.evaluation import metrics as M
-from pywalloc.evaluation.harness import load_image
+from pywalloc.evaluation.harness import _three_equal, load_image
 from pywalloc.modality import luma
 from pywalloc.training.init import wpt_statistics
 from pywalloc.wavelets import iwpt, wpt
@@ -78,7 +78,7 @@ def image_rows(shared: Path, quick: bool) -> list[dict]:
             ref = torch.from_numpy(img.copy().reshape(*img.shape[:2], -1)).permute(2, 0, 1)
             ref = ref[None].float()
             ps.append(M.psnr(img, out, 255.0))
-            ss.append(M.ms_ssim(*(np.repeat(a[..., None], 3, 2) for a in (img, out))) if gray
+            ss.append(M.ms_ssim(*(_three_equal(a) for a in (img, out))) if gray
                       else M.ms_ssim(img, out))
             bpps.append(8 * len(blob) / (img.shape[0] * img.shape[1]))
             x = ref / 255 - 0.5
