@@ -49,8 +49,8 @@ MIN_GAIN = peak_gain(_FLOAT32_MAX)
 
 
 def codec_frames(frames: int, rate: int) -> int:
-    """Frames after resampling ``frames`` at ``rate`` to the codec rate (resample_poly's
-    output length)."""
+    """Frames after resampling ``frames`` at ``rate`` to the codec rate (the resampler's
+    output length, ``ceil(frames * 44100 / rate)``)."""
     g = math.gcd(CODEC_RATE, rate)
     up, down = CODEC_RATE // g, rate // g
     return -(-frames * up // down)

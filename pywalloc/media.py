@@ -350,17 +350,15 @@ def resample_factors(sr_from: int, sr_to: int) -> tuple[int, int]:
 
 
 def resample_audio(data: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
-    """Polyphase resampling along axis 0 (``scipy.signal.resample_poly``, Kaiser-windowed FIR);
+    """Polyphase resampling along axis 0 (:func:`pywalloc.resample.resample_poly`: the
+    Kaiser-windowed FIR that ``scipy.signal.resample_poly`` uses, computed in float64);
     UnsupportedInputError for rate pairs whose reduced ratio needs factors above 1000."""
     if sr_from == sr_to:
         return data
     up, down = resample_factors(sr_from, sr_to)
-    try:
-        from scipy.signal import resample_poly
-    except ImportError:  # scipy is optional: only needed when rates differ
-        raise UnsupportedInputError(f"resampling {sr_from} Hz to {sr_to} Hz needs scipy "
-                                    "(pip install scipy)") from None
-    return resample_poly(data, up, down, axis=0).astype(np.float32)
+    from .resample import resample_poly
+
+    return resample_poly(data, up, down)
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:

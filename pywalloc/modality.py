@@ -8,7 +8,6 @@ and tables keyed by name keep working, but code should call its methods rather t
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -303,10 +302,10 @@ class Audio(Modality):
         return 8.0 * nbytes / (shape[0] / sample_rate) / 1000.0
 
     def codec_frames(self, frames: int, rate: int) -> int:
-        """Frames after resampling to the codec rate (resample_poly's output length)."""
-        g = math.gcd(CODEC_RATE, rate)
-        up, down = CODEC_RATE // g, rate // g
-        return -(-frames * up // down)
+        """Frames after resampling to the codec rate (the resampler's output length)."""
+        from .limits import codec_frames
+
+        return codec_frames(frames, rate)
 
     def to_tensor(self, samples: np.ndarray, sample_rate: int) -> tuple[torch.Tensor, float]:
         """Float ``[frames, 1 or 2]`` at ``sample_rate`` -> codec input ``[1, 2, T]`` at 44.1 kHz

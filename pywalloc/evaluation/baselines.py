@@ -251,7 +251,7 @@ class AudioBaseline:
 
 
 def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
-    # The library's own polyphase resampler (scipy), so baselines and codecs resample alike.
+    # The library's own polyphase resampler, so baselines and codecs resample alike.
     from ..media import resample_audio
 
     return resample_audio(x, src, dst)

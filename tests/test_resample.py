@@ -1,0 +1,92 @@
+"""pywalloc.resample: the format's polyphase resampler, against scipy's resample_poly (the
+same filter, which the tests install) and against what a resampler must do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pywalloc import limits, resample
+from pywalloc.resample import design_filter, output_frames, resample_poly
+
+ROOT = Path(__file__).resolve().parents[1]
+signal = pytest.importorskip("scipy.signal")
+
+PAIRS = [(48000, 44100), (44100, 48000), (22050, 44100), (44100, 22050), (8000, 44100),
+         (44100, 8000), (96000, 44100), (192000, 44100), (11025, 44100), (44100, 44000),
+         (32000, 44100), (16000, 44100)]
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+@pytest.mark.parametrize("frames", [1, 2, 5, 37, 4410])
+def test_matches_scipy(pair, frames):
+    sr_from, sr_to = pair
+    g = np.gcd(sr_from, sr_to)
+    up, down = sr_to // g, sr_from // g
+    x = np.random.default_rng(frames).standard_normal((frames, 2))
+    want = signal.resample_poly(x, up, down, axis=0)  # float64 in, float64 out
+    got = resample_poly(x.astype(np.float32), up, down)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    assert got.shape[0] == output_frames(frames, up, down)
+    x32 = x.astype(np.float32).astype(np.float64)  # what the float32 input holds
+    np.testing.assert_allclose(got, signal.resample_poly(x32, up, down, axis=0), atol=2e-6)
+    if sr_to == 44100:
+        assert got.shape[0] == limits.codec_frames(frames, sr_from)
+
+
+def test_filter_is_scipys():
+    for up, down in [(147, 160), (2, 1), (441, 80)]:
+        rate = max(up, down)
+        want = signal.firwin(20 * rate + 1, 1.0 / rate, window=("kaiser", 5.0)) * up
+        np.testing.assert_allclose(design_filter(up, down), want, rtol=0, atol=1e-12)
+
+
+def test_chunks_join_exactly(monkeypatch):
+    """A long input is processed in chunks; the seams must not show."""
+    x = np.random.default_rng(0).standard_normal((20000, 2)).astype(np.float32)
+    whole = resample_poly(x, 147, 160)
+    monkeypatch.setattr(resample, "_CHUNK", 1000)
+    np.testing.assert_array_equal(resample_poly(x, 147, 160), whole)
+    up = resample_poly(x, 160, 147)
+    monkeypatch.setattr(resample, "_CHUNK", 1 << 20)
+    np.testing.assert_array_equal(resample_poly(x, 160, 147), up)
+
+
+def test_shapes_reduction_and_errors():
+    x = np.random.default_rng(1).standard_normal(999).astype(np.float32)
+    mono = resample_poly(x, 147, 160)
+    assert mono.shape == (output_frames(999, 147, 160),)
+    np.testing.assert_array_equal(resample_poly(x, 294, 320), mono)  # same ratio, unreduced
+    np.testing.assert_array_equal(resample_poly(x[:, None], 147, 160)[:, 0], mono)
+    np.testing.assert_array_equal(resample_poly(x, 3, 3), x)
+    assert resample_poly(np.zeros((0, 2), np.float32), 147, 160).shape == (0, 2)
+    with pytest.raises(ValueError, match="positive"):
+        resample_poly(x, 0, 2)
+    with pytest.raises(ValueError, match="frames"):
+        resample_poly(np.zeros((2, 2, 2)), 2, 1)
+
+
+def test_tone_keeps_pitch_and_level():
+    t = np.arange(48000) / 48000
+    x = (0.5 * np.sin(2 * np.pi * 997.0 * t)).astype(np.float32)
+    y = resample_poly(x, 147, 160)
+    spectrum = np.abs(np.fft.rfft(y[2000:-2000] * np.hanning(len(y) - 4000)))
+    assert abs(np.argmax(spectrum) * 44100 / (len(y) - 4000) - 997.0) < 2.0
+    assert abs(np.abs(y[2000:-2000]).max() - 0.5) < 0.005
+
+
+def test_encoding_48k_does_not_import_scipy(tmp_path):
+    code = ("import sys, numpy as np, pywalloc\n"
+            "x = np.random.default_rng(0).uniform(-.5, .5, (4800, 2)).astype(np.float32)\n"
+            "y, sr = pywalloc.decompress(pywalloc.compress(x, sample_rate=48000))\n"
+            "assert y.shape == (4800, 2) and sr == 48000, (y.shape, sr)\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'scipy'], 'scipy'\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, timeout=300, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert res.returncode == 0, res.stderr
