@@ -12,6 +12,7 @@ FLAC under 1.0 GB each way.
     nice -n 10 python benchmarks/memory.py      # full size (about 10 minutes on one core)
     python benchmarks/memory.py --side 4096 --minutes 10
     python benchmarks/memory.py --quick         # tiny inputs: a smoke test, targets not checked
+    python benchmarks/memory.py --only audio --rate 48000   # audio resampled both ways
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="freshly initialised codecs instead of the bundled weights")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads of the CLI runs")
     ap.add_argument("--only", choices=("image", "audio"), help="measure one modality only")
+    ap.add_argument("--rate", type=int, default=44100,
+                    help="audio sample rate (other than 44.1 kHz: resampled both ways)")
     a = ap.parse_args(argv)
     side, minutes = (256, 0.05) if a.quick else (a.side, a.minutes)
     full = not a.quick and side >= 16384 and minutes >= 60
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 Codec(preset).save(d / f"{preset}.safetensors")
                 use[kind] = ["--weights", str(d / f"{preset}.safetensors")]
         steps = {"image": lambda: image_rows(d, side, use["image"], run),
-                 "audio": lambda: audio_rows(d, minutes, use["audio"], run)}
+                 "audio": lambda: audio_rows(d, minutes, use["audio"], run, a.rate)}
         for kind in [a.only] if a.only else steps:
             steps[kind]()
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -144,17 +147,18 @@ def image_rows(d: Path, side: int, use: list[str], run) -> None:
         p.unlink()
 
 
-def audio_rows(d: Path, minutes: float, use: list[str], run) -> None:
-    """Encode and decode a stereo 44.1 kHz FLAC of this many minutes through the CLI."""
+def audio_rows(d: Path, minutes: float, use: list[str], run, rate: int = 44100) -> None:
+    """Encode and decode a stereo FLAC of this many minutes at ``rate`` through the CLI."""
     flac, awlc, aout = d / "long.flac", d / "long.wlc", d / "long.decoded.flac"
-    make_flac(flac, minutes)
-    frames = ["--max-frames", str(int(minutes * 60 * 44100) + 44100)]
-    run(f"encode {minutes:g} min stereo FLAC",
+    make_flac(flac, minutes, rate)
+    frames = ["--max-frames", str(int(minutes * 60 * max(rate, 44100)) + 2 * 44100)]
+    what = "stereo FLAC" if rate == 44100 else f"stereo FLAC at {rate / 1000:g} kHz"
+    run(f"encode {minutes:g} min {what}",
         ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames, *use],
         TARGET_AUDIO_GB)
     n = sf_frames(flac)
     flac.unlink()
-    run(f"decode {minutes:g} min stereo FLAC",
+    run(f"decode {minutes:g} min {what}",
         ["decode", str(awlc), "-o", str(aout), "-f", "-q", *frames, *use],
         TARGET_AUDIO_GB)
     if sf_frames(aout) != n:

@@ -169,29 +169,32 @@ _READ_BLOCK = 2**20  # frames per block of the streamed first pass
 
 def _streamable_audio(path: str | os.PathLike) -> bool:
     """True when :func:`_encode_audio_stream` gives the whole path's bits for this file: a long,
-    losslessly stored file at the codec rate (decoders of lossy formats may not seek exactly,
-    and resampling is done on the whole signal)."""
-    from .media import audio_info
+    losslessly stored file (decoders of lossy formats may not seek exactly) at a rate the
+    whole path accepts (the resampler computes any range of its output alike)."""
+    from .media import audio_info, resample_factors
 
     try:
         info = audio_info(path)
-    except MediaError:
+        resample_factors(info.sample_rate, CODEC_RATE)
+    except (MediaError, UnsupportedInputError):
         return False
-    return (info.frames >= STREAM_FRAMES and info.sample_rate == CODEC_RATE
-            and info.channels in (1, 2) and info.format in _STREAM_FORMATS
-            and info.subtype in _STREAM_SUBTYPES)
+    return (info.frames >= STREAM_FRAMES and info.channels in (1, 2)
+            and info.format in _STREAM_FORMATS and info.subtype in _STREAM_SUBTYPES)
 
 
 def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
                          max_frames: int | None, entropy_id: int | None = None) -> Encoded:
-    """Encode an audio file read in blocks: a first pass for the peak (the gain), then the
-    windows each latent chunk needs; the same bits as reading it whole."""
+    """Encode an audio file read in blocks: a first pass for the peak (the gain; at another
+    rate than the codec's, the peak of the resampled signal, resampled chunk by chunk), then
+    the windows each latent chunk needs; the same bits as reading it whole."""
     import soundfile as sf
 
     from .media import MAX_FRAMES, audio_info
+    from .resample import Resampler
 
     name = os.fspath(path)
     info = audio_info(name)
+    rate = int(info.sample_rate)
     model = _codec(codec, AUDIO, device)
     try:
         with sf.SoundFile(name) as fh:
@@ -207,27 +210,40 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
             if n > MAX_FRAMES:
                 raise UnsupportedInputError(f"cannot read audio '{name}': {n} frames is above "
                                             f"the limit of {MAX_FRAMES}")
-            limits.check_encode_audio(n, CODEC_RATE, max_frames)
-            gain = _modality.peak_gain(peak)
-            where = _model_device(model)
+            limits.check_encode_audio(n, rate, max_frames)
 
-            def read(a: int, b: int) -> torch.Tensor:
+            def frames(a: int, b: int) -> np.ndarray:  # the file's frames [a, b), stereo
                 fh.seek(a)
                 d = fh.read(b - a, dtype="float32", always_2d=True)
                 if d.shape[0] != b - a:
                     raise MediaError(f"cannot read audio '{name}': it ended after "
                                      f"{a + d.shape[0]} of {n} frames")
-                if d.shape[1] == 1:
-                    d = np.repeat(d, 2, axis=1)
+                return np.repeat(d, 2, axis=1) if d.shape[1] == 1 else d
+
+            size, codec_frames = n, frames
+            if rate != CODEC_RATE:  # read codec-rate frames as ranges of the resampled signal
+                resampler = Resampler(CODEC_RATE, rate, n)
+                size, peak = resampler.out_frames, 0.0
+                for k in range(resampler.chunks):
+                    peak = max(peak, float(np.abs(resampler.chunk(k, frames)).max()))
+
+                def codec_frames(a: int, b: int) -> np.ndarray:
+                    return resampler.range(frames, a, b)
+
+            gain = _modality.peak_gain(peak)
+            where = _model_device(model)
+
+            def read(a: int, b: int) -> torch.Tensor:
+                d = codec_frames(a, b)
                 return torch.from_numpy(np.ascontiguousarray(d.T)).unsqueeze(0).mul_(gain) \
                     .to(where)
 
             with torch.inference_mode():
                 z = model._encode_tiled(None, model.analysis.weight, model.analysis.bias, None,
-                                        size=(n,), read=read)[0].cpu()
+                                        size=(size,), read=read)[0].cpu()
     except (sf.SoundFileError, OSError) as exc:
         raise MediaError(f"cannot read audio '{name}': {exc}") from None
-    return _encoded(model, z, (n,), info.channels, info.subtype, (n,), CODEC_RATE, gain, effort,
+    return _encoded(model, z, (n,), info.channels, info.subtype, (size,), rate, gain, effort,
                     entropy_id)
 
 
@@ -494,7 +510,7 @@ def _decompress_file(blob: bytes, out_path: str | os.PathLike, device, codec,
     from . import media
 
     header, model, crop, z = _prepare(blob, codec, device, max_pixels, max_frames)
-    if (header.modality is AUDIO and model.position_local and header.sample_rate == CODEC_RATE
+    if (header.modality is AUDIO and model.position_local
             and header.shape[0] >= STREAM_FRAMES):
         _write_audio_stream(out_path, model, z, crop, header)
         return Decoded(np.empty((0, header.channels), np.float32), header, header.sample_rate)
@@ -547,10 +563,28 @@ def _write_audio_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,
     if fmt == "FLAC" and subtype == "FLOAT":
         subtype = "PCM_24"
     gain, (keep,) = header.gain, crop
+    frames = header.shape[0]
+    stream = None
+    if header.sample_rate != CODEC_RATE:  # resampled back chunk by chunk, as from_tensor does
+        from .resample import StreamResampler
+
+        stream = StreamResampler(header.sample_rate, CODEC_RATE, keep.stop - keep.start)
 
     def save(fh) -> None:
+        written = 0
         with sf.SoundFile(fh, "w", header.sample_rate, header.channels, subtype,
                           format=fmt) as out, torch.inference_mode():
+
+            def emit(audio: np.ndarray) -> None:
+                nonlocal written
+                audio = audio[:frames - written]
+                written += audio.shape[0]
+                if header.channels == 1:
+                    audio = audio.mean(axis=1, keepdims=True)
+                if subtype.startswith("PCM"):
+                    audio = np.clip(audio, -1.0, 1.0)
+                out.write(np.ascontiguousarray(audio, dtype=np.float32))
+
             for (where,), x in model.decode_tiles(z):
                 lo, hi = max(where.start, keep.start), min(where.stop, keep.stop)
                 if hi <= lo:
@@ -561,10 +595,8 @@ def _write_audio_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,
                     raise FormatError("the decoded output is not finite (corrupt header or "
                                       "weights)")
                 audio = ((part * gain) / gain).T.contiguous().numpy()
-                if header.channels == 1:
-                    audio = audio.mean(axis=1, keepdims=True)
-                if subtype.startswith("PCM"):
-                    audio = np.clip(audio, -1.0, 1.0)
-                out.write(np.ascontiguousarray(audio, dtype=np.float32))
+                emit(audio if stream is None else stream.push(audio))
+            if written < frames:  # from_tensor pads a short resampled signal with zeros
+                emit(np.zeros((frames - written, 2), np.float32))
 
     atomic_write(path, save, "audio")

@@ -20,10 +20,11 @@ bounded however long the input is.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["design_filter", "output_frames", "resample_poly"]
+__all__ = ["Resampler", "StreamResampler", "design_filter", "output_frames", "resample_poly"]
 
 KAISER_BETA = 5.0
 _MIN_BLOCK = 32  # input frames per block at least
@@ -65,41 +66,129 @@ def _phase_matrix(up: int, down: int, group: int) -> tuple[np.ndarray, int, int]
     return w.reshape(n_out, blocks, n_in).transpose(1, 0, 2).copy(), first, blocks
 
 
+class Resampler:
+    """Resampling of a signal of ``frames`` frames by ``up/down``, on a fixed grid of chunks:
+    every output frame is computed by the same arithmetic (the same matrix products of the
+    same shapes) whether the signal is resampled whole, by ranges (:meth:`range`) or as a
+    stream (:class:`StreamResampler`), so all three give the same bits."""
+
+    def __init__(self, up: int, down: int, frames: int) -> None:
+        if up < 1 or down < 1:
+            raise ValueError(f"resampling factors must be positive, not {up}/{down}")
+        g = math.gcd(up, down)
+        self.up, self.down, self.frames = up // g, down // g, int(frames)
+        self.out_frames = output_frames(self.frames, self.up, self.down)
+        group = -(-_MIN_BLOCK // self.down)  # small `down`: several periods per block
+        self._w, self._first, self._blocks = _phase_matrix(self.up, self.down, group)
+        self._u, self._d = self.up * group, self.down * group  # outputs, inputs per block
+        self._n_blocks = -(-self.out_frames // self._u)
+        self._step = max(1, _CHUNK // (self._d * self._blocks))  # blocks per chunk
+        self.chunks = -(-self._n_blocks // self._step)
+
+    def chunk_inputs(self, k: int) -> tuple[int, int]:
+        """Input frames ``[a, b)`` that chunk ``k`` reads (may reach outside the signal)."""
+        m0, m1 = k * self._step, min(self._n_blocks, (k + 1) * self._step)
+        a = m0 * self._d + self._first
+        return a, a + (m1 - m0 + self._blocks - 1) * self._d
+
+    def chunk_outputs(self, k: int) -> tuple[int, int]:
+        """Output frames ``[n0, n1)`` that chunk ``k`` computes."""
+        return (k * self._step * self._u,
+                min(self.out_frames, (k + 1) * self._step * self._u))
+
+    def chunk(self, k: int, read: Callable[[int, int], np.ndarray]) -> np.ndarray:
+        """Chunk ``k``'s output frames (float32 ``[n1 - n0, channels]``); ``read(lo, hi)``
+        gives input frames ``[lo, hi)`` (``0 <= lo < hi <= frames``) as ``[hi - lo,
+        channels]``; the signal is zero outside them."""
+        a, b = self.chunk_inputs(k)
+        lo, hi = max(a, 0), min(b, self.frames)
+        part = np.asarray(read(lo, hi)) if hi > lo else None
+        channels = part.shape[1] if part is not None else 1
+        seg = np.zeros((channels, b - a), dtype=np.float64)
+        if part is not None:
+            seg[:, lo - a:hi - a] = part.T
+        seg = seg.reshape(channels, -1, self._d)
+        n = seg.shape[1] - self._blocks + 1  # blocks in this chunk
+        acc = seg[:, 0:n] @ self._w[0].T  # [channels, blocks, outputs per block]
+        for j in range(1, self._blocks):
+            acc += seg[:, j:j + n] @ self._w[j].T
+        n0, n1 = self.chunk_outputs(k)
+        return acc.reshape(channels, -1)[:, :n1 - n0].T.astype(np.float32)
+
+    def range(self, read: Callable[[int, int], np.ndarray], start: int, stop: int
+              ) -> np.ndarray:
+        """Output frames ``[start, stop)`` (float32 ``[stop - start, channels]``), reading
+        only the input they depend on (through ``read``, as in :meth:`chunk`)."""
+        if not 0 <= start <= stop <= self.out_frames:
+            raise ValueError(f"output range [{start}, {stop}) is outside [0, {self.out_frames})")
+        per_chunk = self._step * self._u
+        parts = [self.chunk(k, read) for k in range(start // per_chunk, -(-stop // per_chunk))]
+        if not parts:
+            return np.zeros((0, 1), dtype=np.float32)
+        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        skip = start - (start // per_chunk) * per_chunk
+        return out[skip:skip + stop - start]
+
+
+class StreamResampler:
+    """A :class:`Resampler` fed the input in order, piece by piece (:meth:`push`), handing
+    back each chunk's output as soon as its input is in; it keeps only the input that later
+    chunks still need. The outputs, joined, equal :func:`resample_poly` of the whole input."""
+
+    def __init__(self, up: int, down: int, frames: int) -> None:
+        self.resampler = Resampler(up, down, frames)
+        self._buf: np.ndarray | None = None
+        self._buf_start = 0  # input frame of _buf[0]
+        self._fed = 0
+        self._next = 0  # the next chunk to compute
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        return self._buf[lo - self._buf_start:hi - self._buf_start]
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """Append input frames ``x`` (``[n, channels]``); returns the output frames that are
+        now complete (possibly none), in order."""
+        r = self.resampler
+        x = np.asarray(x, dtype=np.float32)
+        if self._fed + len(x) > r.frames:
+            raise ValueError(f"more than the {r.frames} input frames announced")
+        self._buf = x if self._buf is None else np.concatenate([self._buf, x])
+        self._fed += len(x)
+        out = []
+        while self._next < r.chunks and self._fed >= min(r.chunk_inputs(self._next)[1],
+                                                         r.frames):
+            out.append(r.chunk(self._next, self._read))
+            self._next += 1
+        if self._next < r.chunks:  # drop what no later chunk reads
+            keep = max(r.chunk_inputs(self._next)[0], self._buf_start)
+            self._buf = self._buf[keep - self._buf_start:]
+            self._buf_start = keep
+        if not out:
+            return np.zeros((0, x.shape[1]), dtype=np.float32)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    @property
+    def done(self) -> bool:
+        """Every output frame has been handed back."""
+        return self._next >= self.resampler.chunks
+
+
 def resample_poly(x: np.ndarray, up: int, down: int) -> np.ndarray:
     """Resample ``x`` (``[frames]`` or ``[frames, channels]``) along axis 0 by ``up/down``
     (reduced or not); float32 out, computed in float64."""
     if up < 1 or down < 1:
         raise ValueError(f"resampling factors must be positive, not {up}/{down}")
-    g = math.gcd(up, down)
-    up, down = up // g, down // g
     x = np.asarray(x)
     squeeze = x.ndim == 1
     x2 = x[:, None] if squeeze else x
     if x2.ndim != 2:
         raise ValueError(f"expected [frames] or [frames, channels], got shape {x.shape}")
-    if up == down == 1:
+    if up == down:
         out = np.array(x2, dtype=np.float32)
-        return out[:, 0] if squeeze else out
-    frames, channels = x2.shape
-    n_out = output_frames(frames, up, down)
-    group = -(-_MIN_BLOCK // down)  # small `down`: several periods per block, for fuller GEMMs
-    w, first, blocks = _phase_matrix(up, down, group)
-    up, down = up * group, down * group  # the block's outputs and inputs from here on
-    out = np.empty((n_out, channels), dtype=np.float32)
-    n_blocks = -(-n_out // up)
-    step = max(1, _CHUNK // (down * blocks))
-    for m0 in range(0, n_blocks, step):
-        m1 = min(n_blocks, m0 + step)
-        a = m0 * down + first  # the chunk's first input frame (may lie before 0)
-        b = a + (m1 - m0 + blocks - 1) * down
-        seg = np.zeros((channels, b - a), dtype=np.float64)
-        lo, hi = max(a, 0), min(b, frames)
-        if hi > lo:
-            seg[:, lo - a:hi - a] = x2[lo:hi].T
-        seg = seg.reshape(channels, -1, down)
-        acc = seg[:, 0:m1 - m0] @ w[0].T  # [channels, blocks of the chunk, up]
-        for j in range(1, blocks):
-            acc += seg[:, j:j + m1 - m0] @ w[j].T
-        n0, n1 = m0 * up, min(n_out, m1 * up)
-        out[n0:n1] = acc.reshape(channels, -1)[:, :n1 - n0].T
+    else:
+        r = Resampler(up, down, x2.shape[0])
+        out = np.empty((r.out_frames, x2.shape[1]), dtype=np.float32)
+        for k in range(r.chunks):
+            n0, n1 = r.chunk_outputs(k)
+            out[n0:n1] = r.chunk(k, lambda lo, hi: x2[lo:hi])
     return out[:, 0] if squeeze else out

@@ -46,15 +46,45 @@ def test_filter_is_scipys():
         np.testing.assert_allclose(design_filter(up, down), want, rtol=0, atol=1e-12)
 
 
-def test_chunks_join_exactly(monkeypatch):
-    """A long input is processed in chunks; the seams must not show."""
-    x = np.random.default_rng(0).standard_normal((20000, 2)).astype(np.float32)
-    whole = resample_poly(x, 147, 160)
-    monkeypatch.setattr(resample, "_CHUNK", 1000)
-    np.testing.assert_array_equal(resample_poly(x, 147, 160), whole)
-    up = resample_poly(x, 160, 147)
-    monkeypatch.setattr(resample, "_CHUNK", 1 << 20)
-    np.testing.assert_array_equal(resample_poly(x, 160, 147), up)
+@pytest.mark.parametrize(("up", "down"), [(147, 160), (160, 147), (2, 1), (80, 441)])
+def test_whole_ranges_and_stream_give_the_same_bits(monkeypatch, up, down):
+    """Long inputs go in chunks; reading ranges or feeding a stream must give the same
+    bits as the whole signal, and the chunk seams must not show."""
+    monkeypatch.setattr(resample, "_CHUNK", 1000)  # many chunks
+    x = np.random.default_rng(up).standard_normal((9001, 2)).astype(np.float32)
+    whole = resample_poly(x, up, down)
+    r = resample.Resampler(up, down, len(x))
+    assert r.chunks > 5
+    np.testing.assert_allclose(whole, signal.resample_poly(x.astype(np.float64), up, down,
+                                                           axis=0), atol=2e-6)
+    reads = []
+
+    def read(lo, hi):
+        reads.append((lo, hi))
+        return x[lo:hi]
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = int(rng.integers(0, r.out_frames))
+        b = int(rng.integers(a, min(r.out_frames, a + 3000) + 1))
+        reads.clear()
+        np.testing.assert_array_equal(r.range(read, a, b), whole[a:b])
+        span = sum(hi - lo for lo, hi in reads)
+        lo0, hi0 = r.chunk_inputs(0)
+        assert span <= 2 * (b - a) * down / up + 3 * (hi0 - lo0)  # about what it needs
+    s = resample.StreamResampler(up, down, len(x))
+    parts, pos = [], 0
+    while pos < len(x):
+        n = int(rng.integers(1, 2500))
+        parts.append(s.push(x[pos:pos + n]))
+        pos += n
+        if pos < len(x):
+            assert not s.done
+        assert len(s._buf) <= 2500 + 3 * resample._CHUNK  # bounded buffer
+    assert s.done
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+    with pytest.raises(ValueError, match="announced"):
+        s.push(x[:1])
 
 
 def test_shapes_reduction_and_errors():

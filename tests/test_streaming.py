@@ -15,8 +15,8 @@ import pytest
 import soundfile as sf
 from PIL import Image
 
-from pywalloc import api, media, pngstrips, tiling
-from pywalloc.errors import MediaError
+from pywalloc import api, media, pngstrips, resample, tiling
+from pywalloc.errors import MediaError, UnsupportedInputError
 
 
 def _picture(mode: str, h: int = 37, w: int = 53) -> Image.Image:
@@ -129,31 +129,37 @@ def test_png_written_in_strips_holds_the_pixels(gray, tmp_path, monkeypatch) -> 
 
 
 def _flac(path: Path, frames: int, channels: int, subtype: str = "PCM_16",
-          fmt: str = "FLAC") -> None:
+          fmt: str = "FLAC", rate: int = 44100) -> None:
     rng = np.random.default_rng(frames + channels)
-    t = np.arange(frames) / 44100
+    t = np.arange(frames) / rate
     data = 0.4 * np.sin(2 * np.pi * 440 * t)[:, None] + 0.05 * rng.standard_normal(
         (frames, channels))
-    with sf.SoundFile(path, "w", 44100, channels, subtype, format=fmt) as fh:
+    with sf.SoundFile(path, "w", rate, channels, subtype, format=fmt) as fh:
         for start in range(0, frames, 10000):  # written in blocks, as large files must be
             fh.write(data[start:start + 10000].astype(np.float32))
 
 
 @pytest.fixture
 def tiny_chunks(monkeypatch):
-    """Stream from 1 frame up, in chunks of 40 latents (10240 frames)."""
+    """Stream from 1 frame up, in chunks of 40 latents (10240 frames); resample in chunks of
+    about 2,000 frames."""
     monkeypatch.setitem(tiling.TILE, 1, 40)
     monkeypatch.setattr(api, "_READ_BLOCK", 3000)
+    monkeypatch.setattr(resample, "_CHUNK", 2000)
     return lambda on: monkeypatch.setattr(api, "STREAM_FRAMES", 1 if on else 2**40)
 
 
-@pytest.mark.parametrize(("channels", "subtype", "fmt", "suffix"),
-                         [(2, "PCM_16", "FLAC", ".flac"), (1, "PCM_24", "FLAC", ".flac"),
-                          (2, "FLOAT", "WAV", ".wav")])
-def test_streamed_audio_equals_whole_audio_both_ways(channels, subtype, fmt, suffix, tmp_path,
-                                                     tiny_chunks) -> None:
+@pytest.mark.parametrize(("channels", "subtype", "fmt", "suffix", "rate"),
+                         [(2, "PCM_16", "FLAC", ".flac", 44100),
+                          (1, "PCM_24", "FLAC", ".flac", 44100),
+                          (2, "FLOAT", "WAV", ".wav", 44100),
+                          (2, "PCM_16", "WAV", ".wav", 48000),
+                          (1, "FLOAT", "WAV", ".wav", 22050),
+                          (2, "PCM_24", "FLAC", ".flac", 8000)])
+def test_streamed_audio_equals_whole_audio_both_ways(channels, subtype, fmt, suffix, rate,
+                                                     tmp_path, tiny_chunks) -> None:
     src = tmp_path / f"in{suffix}"
-    _flac(src, 51_000, channels, subtype, fmt)  # 200 latents, not a multiple of 256
+    _flac(src, 51_000, channels, subtype, fmt, rate)  # at 44.1 kHz 200 latents, not 256k
     tiny_chunks(False)
     assert not api._streamable_audio(src)
     whole = api.encode_file(src, "stereo-20x")
@@ -169,7 +175,7 @@ def test_streamed_audio_equals_whole_audio_both_ways(channels, subtype, fmt, suf
     assert a.data.shape == (51_000, channels) and b.data.size == 0
     x, rx = sf.read(tmp_path / f"whole{suffix}", dtype="float64", always_2d=True)
     y, ry = sf.read(tmp_path / f"streamed{suffix}", dtype="float64", always_2d=True)
-    assert rx == ry == 44100 and x.shape == (51_000, channels) and np.array_equal(x, y)
+    assert rx == ry == rate and x.shape == (51_000, channels) and np.array_equal(x, y)
     assert sf.info(str(tmp_path / f"streamed{suffix}")).subtype == \
         sf.info(str(tmp_path / f"whole{suffix}")).subtype
 
@@ -182,10 +188,15 @@ def test_streamed_audio_refuses_what_the_whole_path_refuses(tmp_path, tiny_chunk
     sf.write(nan, data, 44100, subtype="FLOAT")
     with pytest.raises(MediaError, match=r"nan\.wav.*NaN"):
         api.encode_file(nan, "stereo-20x")
-    # Other rates and lossy formats are read whole (resampling needs the whole signal).
-    other = tmp_path / "other.wav"
-    sf.write(other, np.zeros((5000, 2), np.float32), 48000)
+    # Lossy formats, and rates the whole path refuses, are read whole (which refuses them).
+    other = tmp_path / "other.ogg"
+    sf.write(other, np.zeros((5000, 2), np.float32), 48000, format="OGG")
     assert not api._streamable_audio(other)
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, np.zeros((5000, 2), np.float32), 44099)
+    assert not api._streamable_audio(odd)
+    with pytest.raises(UnsupportedInputError, match="44099"):
+        api.encode_file(odd, "stereo-20x")
 
 
 @pytest.mark.parametrize("kind", ["rgb", "gray", "gray-as-rgb"])
