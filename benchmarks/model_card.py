@@ -1,6 +1,7 @@
 """Measure the bundled codecs against the issue's quality bars and the best linear decoders.
 
     python benchmarks/model_card.py [--shared ../shared/data] [--quick] [--out docs/models_figures.md]
+    python benchmarks/model_card.py --codecs stereo-20x    # re-measure one codec, keep the rest
 
 Images: mean over Kodak of PSNR (8-bit RGB), MS-SSIM and bpp from the real .wlc byte count.
 Audio: the mixtures (lead + accomp) of stems/test, PSNR with peak 1 over the whole clip, SI-SDR
@@ -8,6 +9,11 @@ Audio: the mixtures (lead + accomp) of stems/test, PSNR with peak 1 over the who
 Baseline: PCA of the wavelet channels fitted on the training data (BSDS500; music-train and
 stems/train mixtures), no quantisation. Also parameter counts, CPU decode time and the
 training logs' steps and minutes. Exit status 1 if a quality bar is missed (unless --quick).
+
+``--codecs A,B`` measures only those codecs' rows (after one of their defaults changed, in
+about a fifth of the time) and keeps the other rows, and the decode times per size (which
+depend on the architecture, not the weights), from the previous figures (``--out``'s JSON);
+every row carries its own date and CPU, and the page says when rows were measured apart.
 """
 
 from __future__ import annotations
@@ -40,6 +46,36 @@ BARS = {  # (min PSNR dB, max bpp) from the issue; audio has no rate bar; gray h
     "stereo-20x": (29.0, None), "stereo-5x": (40.0, None),
 }
 IMAGE_CODECS = ("rgb-16x", "rgb-4x", "gray-16x")  # gray: measured on the pictures' luma
+AUDIO_CODECS = ("stereo-20x", "stereo-5x")
+
+
+def merge(previous: dict, new: dict, codecs: set[str]) -> dict:
+    """The figures of a partial run (``new``, only ``codecs`` measured) joined with the
+    ``previous`` full figures: measured rows replace theirs, the other rows and the size table
+    are kept, each kept row with the date and CPU it was measured on."""
+    out = dict(new)
+    for kind, order in (("images", IMAGE_CODECS), ("audio", AUDIO_CODECS)):
+        fresh = {r["codec"]: r for r in new.get(kind, [])}
+        old = {r["codec"]: {"date": previous.get("date"), "cpu": previous.get("cpu"),
+                            "command": previous.get("command"), **r}
+               for r in previous.get(kind, [])}
+        out[kind] = [fresh[c] if c in codecs else old[c] for c in order
+                     if (c in fresh if c in codecs else c in old)]
+    out["sizes"] = previous.get("sizes", [])
+    return out
+
+
+def when_measured(figures: dict) -> str:
+    """One sentence on when (and on what CPU) the rows were measured."""
+    rows = figures.get("images", []) + figures.get("audio", [])
+    stamps = {(r.get("date", figures.get("date")), r.get("cpu", figures.get("cpu")))
+              for r in rows}
+    if len(stamps) <= 1:
+        return f"Measured {figures.get('date')}. CPU: {figures.get('cpu')}."
+    parts = "; ".join(f"{r['codec']} {r.get('date', figures.get('date'))}" for r in rows)
+    cpus = sorted({cpu for _, cpu in stamps if cpu})
+    return (f"Rows measured apart (`--codecs`): {parts}. Size table: "
+            f"{figures.get('sizes_date', figures.get('date'))}. CPU: {' / '.join(cpus)}.")
 
 
 def _pca(mean, cov, k):
@@ -55,12 +91,12 @@ def _project(coeffs, top, mu):
     return rec.reshape(coeffs.shape)
 
 
-def image_rows(shared: Path, quick: bool) -> list[dict]:
+def image_rows(shared: Path, quick: bool, only: set[str] | None = None) -> list[dict]:
     files = sorted((shared / "kodak").glob("*.png"))[: 3 if quick else None]
     train = shared / "train-images" / "bsds500"
     rows = []
     for name in IMAGE_CODECS:
-        if name not in pywalloc.available():
+        if name not in pywalloc.available() or (only is not None and name not in only):
             continue
         codec = pywalloc.load(name)
         gray = codec.preset.channels == 1
@@ -92,13 +128,15 @@ def image_rows(shared: Path, quick: bool) -> list[dict]:
     return rows
 
 
-def audio_rows(shared: Path, quick: bool) -> list[dict]:
+def audio_rows(shared: Path, quick: bool, only: set[str] | None = None) -> list[dict]:
     import soundfile as sf
 
     pieces = sorted(p for p in (shared / "stems" / "test").iterdir() if p.is_dir())
     pieces = pieces[: 2 if quick else None]
     rows = []
-    for name in ("stereo-20x", "stereo-5x"):
+    for name in AUDIO_CODECS:
+        if only is not None and name not in only:
+            continue
         codec = pywalloc.load(name)
         mean, cov = wpt_statistics(codec, shared / "music-train", max_files=2 if quick else 200)
         top, mu = _pca(mean, cov, codec.preset.latent_channels)
@@ -205,21 +243,58 @@ def cpu_description() -> str:
     return f"{name}, torch CPU capability {isa}"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "data"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "models_figures.md"))
     ap.add_argument("--quick", action="store_true", help="few items, no bar check, no docs")
-    args = ap.parse_args()
+    ap.add_argument("--codecs", help="comma-separated codecs to re-measure; the other rows "
+                    "are kept from the previous figures (the JSON beside --out)")
+    args = ap.parse_args(argv)
+    only, previous = None, None
+    if args.codecs:
+        only = {c.strip() for c in args.codecs.split(",") if c.strip()}
+        unknown = sorted(only - set(BARS))
+        if unknown or not only:
+            print(f"model_card: error: unknown codec(s) {', '.join(unknown) or '(none)'}; "
+                  f"choose from {', '.join(BARS)}", file=sys.stderr)
+            return 2
+        if not args.quick:
+            try:
+                previous = json.loads(Path(args.out).with_suffix(".json").read_text())
+            except (OSError, ValueError) as exc:
+                print(f"model_card: error: --codecs keeps the other rows from a previous full "
+                      f"run, and cannot read them: {exc}", file=sys.stderr)
+                return 2
     torch.set_num_threads(2)
     shared = Path(args.shared)
     if not (shared / "kodak").is_dir():
         print(f"shared data not found at {shared}", file=sys.stderr)
         return 2
+    cpu = cpu_description()
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cmd = "python benchmarks/model_card.py" + (f" --codecs {args.codecs}" if args.codecs else "")
     with torch.inference_mode():
-        img, aud = image_rows(shared, args.quick), audio_rows(shared, args.quick)
-        sizes = size_rows(args.quick)
+        img, aud = image_rows(shared, args.quick, only), audio_rows(shared, args.quick, only)
+        sizes = size_rows(args.quick) if only is None else []
+    for r in img + aud:
+        r.update(date=date, cpu=cpu, command=cmd)
     train = training_summary()
+    figures = {"images": img, "audio": aud, "sizes": sizes, "training": train, "cpu": cpu,
+               "date": date, "command": cmd, "sizes_date": date}
+    if previous is not None:
+        figures = merge(previous, figures, only)
+        figures["sizes_date"] = previous.get("sizes_date", previous.get("date"))
+        from pywalloc import zoo
+
+        for r in figures["images"] + figures["audio"]:
+            path = zoo.weights_path(r["codec"])
+            now = zoo.file_hash(path) if path.is_file() else None
+            if r["codec"] not in only and now != r.get("weights_hash"):
+                print(f"model_card: warning: the kept {r['codec']} row was measured on "
+                      f"{r.get('weights_hash')}, the default is now {now}; re-measure it with "
+                      f"--codecs {r['codec']}", file=sys.stderr)
+    img, aud, sizes = figures["images"], figures["audio"], figures["sizes"]
     head = ("| codec | params | train steps | train min | bpp / kbps | PSNR dB | MS-SSIM / SI-SDR "
             "| PCA (no quant.) dB | bar | CPU decode s |")
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
@@ -242,23 +317,20 @@ def main() -> int:
                      f"{minutes} | {rate:.3f} | {r['psnr']:.2f} | {second} | "
                      f"{r['pca_psnr']:.2f} | {bar} | {r['decode_s']:.2f} |")
     runs = sizes[0]["runs"] if sizes else 0
-    lines += ["", f"| codec | size | params | CPU decode s (median of {runs}) | input |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r['codec']} | {r['size']} | {r['params'] / 1e6:.2f} M | {r['decode_s']:.2f} | "
-              f"{r['input']} |" for r in sizes]
+    if sizes:
+        lines += ["", f"| codec | size | params | CPU decode s (median of {runs}) | input |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['codec']} | {r['size']} | {r['params'] / 1e6:.2f} M | "
+                  f"{r['decode_s']:.2f} | {r['input']} |" for r in sizes]
     table = "\n".join(lines)
-    cpu = cpu_description()
     print(table + f"\n\nCPU: {cpu}")
     if not args.quick:
-        cmd = "python benchmarks/model_card.py"
+        items = (f"Images: {img[0]['items']} Kodak images; " if img else "") + \
+            (f"audio: {aud[0]['items']} stems/test mixtures. " if aud else "")
         Path(args.out).write_text(
             f"<!-- generated by `{cmd}`; do not edit -->\n\n{table}\n\n"
-            f"Images: {img[0]['items']} Kodak images; audio: {aud[0]['items']} stems/test "
-            f"mixtures. Threads: {torch.get_num_threads()}. CPU: {cpu}.\n")
-        Path(args.out).with_suffix(".json").write_text(json.dumps(
-            {"images": img, "audio": aud, "sizes": sizes, "training": train, "cpu": cpu,
-             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": cmd},
-            indent=2))
+            f"{items}Threads: {torch.get_num_threads()}. {when_measured(figures)}\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(figures, indent=2))
     return 0 if ok or args.quick else 1
 
 

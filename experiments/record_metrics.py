@@ -6,7 +6,8 @@
 Reads ``docs/models_figures.json`` (written by ``benchmarks/model_card.py``). For each codec row
 whose weights hash is the bundled default's, that default's sidecar
 (``pywalloc/weights/<preset>-small.json``) gets a ``measured`` entry: the data, PSNR, rate, the
-second metric, the CPU decode time, the weights hash, and the model card's date, command and CPU.
+second metric, the CPU decode time, the weights hash, and the date, command and CPU of the model
+card run that measured the row (``--codecs`` runs keep older rows with their own).
 A row measured on other weights is skipped with a line: figures of other weights are never
 recorded. Replacing a default (``experiments/bundle_weights.py``) writes a new sidecar, without
 figures, until this runs again. The weights hash of each file is checked unchanged.
@@ -37,8 +38,7 @@ def entry(row: dict, kind: str, figures: dict) -> dict:
         data = f"stems/test, {row['items']} mixtures"
     return {"data": data, "psnr_db": round(row["psnr"], 4), **rate,
             "decode_s": round(row["decode_s"], 3), "weights_hash": row["weights_hash"],
-            "date": figures.get("date"), "command": figures.get("command"),
-            "cpu": figures.get("cpu")}
+            **{k: row.get(k, figures.get(k)) for k in ("date", "command", "cpu")}}
 
 
 def record(figures: dict, default_of: Callable[[str], Path] = zoo.weights_path) -> list[str]:

@@ -9,7 +9,9 @@
 #   the held-out music (HELDOUT, the 20 Hz high-passed copies of experiments/heldout_variants.py)
 #   plain and --refine 20, the rounding ceiling, source separation (3 seeds, stereo-20x).
 # rgb-16x / rgb-4x: Kodak against WebP and JPEG, plain and --refine 30 (rgb-16x), the ceiling.
-# Then, with the CPU free: the model card (decode times) and the training curves.
+# Then, with the CPU free: the model card's row of PRESET (`--codecs`: the other rows are kept,
+# each with its own date; a full `python benchmarks/model_card.py` re-measures them all) and the
+# training curves.
 # SHARED: the folder that holds kodak/ and stems/test/ (default ../shared/data).
 # QUICK=1: the first item of each set only, no separation, no model card (a smoke run).
 set -eu
@@ -68,7 +70,7 @@ wait $b || status=1
 if [ "${QUICK:-0}" != 1 ]; then
     # The model card exits 1 when a quality bar is missed (some are): only 2+ is a failure.
     rc=0
-    python benchmarks/model_card.py > "$OUT/model_card.log" 2>&1 || rc=$?
+    python benchmarks/model_card.py --codecs "$PRESET" > "$OUT/model_card.log" 2>&1 || rc=$?
     [ "$rc" -le 1 ] || status=1
     # its figures into the defaults' sidecars, for `walloc models`
     python experiments/record_metrics.py > "$OUT/record_metrics.log" 2>&1 || status=1

@@ -44,6 +44,50 @@ def test_model_card_quick():
     assert "torch CPU capability" in out  # decode times mean little without the machine
 
 
+def _model_card():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import model_card
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return model_card
+
+
+def test_model_card_partial_run_keeps_the_other_rows():
+    mc = _model_card()
+    previous = {"date": "D0", "cpu": "C0", "command": "full",
+                "images": [{"codec": "rgb-16x", "psnr": 1.0}, {"codec": "rgb-4x", "psnr": 2.0}],
+                "audio": [{"codec": "stereo-20x", "psnr": 3.0}, {"codec": "stereo-5x",
+                                                                 "psnr": 4.0}],
+                "sizes": [{"codec": "rgb-16x", "size": "small"}]}
+    new = {"date": "D1", "cpu": "C1", "command": "partial", "sizes": [],
+           "images": [], "audio": [{"codec": "stereo-20x", "psnr": 3.5, "date": "D1",
+                                    "cpu": "C1"}]}
+    out = mc.merge(previous, new, {"stereo-20x"})
+    assert [r["codec"] for r in out["images"] + out["audio"]] == \
+        ["rgb-16x", "rgb-4x", "stereo-20x", "stereo-5x"]
+    assert [r["psnr"] for r in out["images"] + out["audio"]] == [1.0, 2.0, 3.5, 4.0]
+    assert out["audio"][1]["date"] == "D0" and out["audio"][1]["cpu"] == "C0"
+    assert out["sizes"] == previous["sizes"] and out["date"] == "D1"
+    said = mc.when_measured(out)
+    assert "measured apart" in said and "stereo-20x D1" in said and "rgb-16x D0" in said
+    assert "C0 / C1" in said
+    assert mc.when_measured(previous) == "Measured D0. CPU: C0."
+    # a codec the partial run was asked for but could not measure is not kept from before
+    assert [r["codec"] for r in mc.merge(previous, {**new, "audio": []},
+                                         {"stereo-20x"})["audio"]] == ["stereo-5x"]
+
+
+def test_model_card_partial_run_errors(tmp_path):
+    for args, said in ((["--codecs", "rgb-99x"], "unknown codec(s) rgb-99x"),
+                       (["--codecs", "rgb-16x", "--out", str(tmp_path / "none.md")],
+                        "cannot read them")):
+        res = subprocess.run([sys.executable, "benchmarks/model_card.py", *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert res.returncode == 2 and said in res.stderr
+        assert res.stderr.strip().count("\n") == 0 and not (tmp_path / "none.md").exists()
+
+
 def test_training_totals_count_a_lost_log(tmp_path):
     """A stage whose log was lost (lost.json) still adds its recorded steps and minutes."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
