@@ -13,6 +13,7 @@ FLAC under 1.0 GB each way.
     python benchmarks/memory.py --side 4096 --minutes 10
     python benchmarks/memory.py --quick         # tiny inputs: a smoke test, targets not checked
     python benchmarks/memory.py --only audio --rate 48000   # audio resampled both ways
+    python benchmarks/memory.py --only audio --format ogg   # lossy: spooled, then streamed
 """
 
 from __future__ import annotations
@@ -67,13 +68,18 @@ def make_png(path: Path, side: int) -> None:
         write_png(fh, side, side, False, strips(), level=1)
 
 
-def make_flac(path: Path, minutes: float, rate: int = 44100) -> None:
+AUDIO_FORMATS = {"flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"),
+                 "mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+def make_flac(path: Path, minutes: float, rate: int = 44100, fmt: str = "flac") -> None:
     """Stereo music-like tones with noise, written block by block."""
     import soundfile as sf
 
     frames = int(minutes * 60 * rate)
     rng = np.random.default_rng(0)
-    with sf.SoundFile(path, "w", rate, 2, "PCM_16", format="FLAC") as fh:
+    major, subtype = AUDIO_FORMATS[fmt]
+    with sf.SoundFile(path, "w", rate, 2, subtype, format=major) as fh:
         for start in range(0, frames, rate * 10):
             t = np.arange(start, min(frames, start + rate * 10)) / rate
             left = 0.3 * np.sin(2 * np.pi * 220 * t) + 0.2 * np.sin(2 * np.pi * 331 * t)
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("image", "audio"), help="measure one modality only")
     ap.add_argument("--rate", type=int, default=44100,
                     help="audio sample rate (other than 44.1 kHz: resampled both ways)")
+    ap.add_argument("--format", choices=tuple(AUDIO_FORMATS), default="flac",
+                    help="audio file format (ogg, mp3: lossy, spooled to a temporary file)")
     a = ap.parse_args(argv)
     side, minutes = (256, 0.05) if a.quick else (a.side, a.minutes)
     full = not a.quick and side >= 16384 and minutes >= 60
@@ -120,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 Codec(preset).save(d / f"{preset}.safetensors")
                 use[kind] = ["--weights", str(d / f"{preset}.safetensors")]
         steps = {"image": lambda: image_rows(d, side, use["image"], run),
-                 "audio": lambda: audio_rows(d, minutes, use["audio"], run, a.rate)}
+                 "audio": lambda: audio_rows(d, minutes, use["audio"], run, a.rate,
+                                             a.format)}
         for kind in [a.only] if a.only else steps:
             steps[kind]()
     print(f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
@@ -147,12 +156,14 @@ def image_rows(d: Path, side: int, use: list[str], run) -> None:
         p.unlink()
 
 
-def audio_rows(d: Path, minutes: float, use: list[str], run, rate: int = 44100) -> None:
-    """Encode and decode a stereo FLAC of this many minutes at ``rate`` through the CLI."""
-    flac, awlc, aout = d / "long.flac", d / "long.wlc", d / "long.decoded.flac"
-    make_flac(flac, minutes, rate)
+def audio_rows(d: Path, minutes: float, use: list[str], run, rate: int = 44100,
+               fmt: str = "flac") -> None:
+    """Encode and decode a stereo file (``fmt``) of this many minutes at ``rate`` through the
+    CLI (decoded into FLAC)."""
+    flac, awlc, aout = d / f"long.{fmt}", d / "long.wlc", d / "long.decoded.flac"
+    make_flac(flac, minutes, rate, fmt)
     frames = ["--max-frames", str(int(minutes * 60 * max(rate, 44100)) + 2 * 44100)]
-    what = "stereo FLAC" if rate == 44100 else f"stereo FLAC at {rate / 1000:g} kHz"
+    what = f"stereo {fmt.upper()}" + ("" if rate == 44100 else f" at {rate / 1000:g} kHz")
     run(f"encode {minutes:g} min {what}",
         ["encode", str(flac), "-o", str(awlc), "-f", "-q", *frames, *use],
         TARGET_AUDIO_GB)

@@ -167,37 +167,76 @@ _STREAM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", 
 _READ_BLOCK = 2**20  # frames per block of the streamed first pass
 
 
-def _streamable_audio(path: str | os.PathLike) -> bool:
-    """True when :func:`_encode_audio_stream` gives the whole path's bits for this file: a long,
-    losslessly stored file (decoders of lossy formats may not seek exactly) at a rate the
-    whole path accepts (the resampler computes any range of its output alike)."""
+def _streamable_audio(path: str | os.PathLike) -> str | None:
+    """How :func:`_encode_audio_stream` can give the whole path's bits for a long file at a
+    rate the whole path accepts (the resampler computes any range of its output alike):
+    ``"seek"`` for a losslessly stored file, read where the tiles need it; ``"spool"`` for
+    others (lossy formats, whose decoders may not seek exactly), decoded once, in order, into
+    a temporary float32 file that is then read like the first kind; None for short files."""
     from .media import audio_info, resample_factors
 
     try:
         info = audio_info(path)
         resample_factors(info.sample_rate, CODEC_RATE)
     except (MediaError, UnsupportedInputError):
-        return False
-    return (info.frames >= STREAM_FRAMES and info.channels in (1, 2)
-            and info.format in _STREAM_FORMATS and info.subtype in _STREAM_SUBTYPES)
+        return None
+    if info.frames < STREAM_FRAMES or info.channels not in (1, 2):
+        return None
+    lossless = info.format in _STREAM_FORMATS and info.subtype in _STREAM_SUBTYPES
+    return "seek" if lossless else "spool"
+
+
+def _spool(path: str | os.PathLike, folder: str) -> str:
+    """Decode an audio file once, block by block and in order, into a float32 W64 file in
+    ``folder``: the samples a whole read gives, now seekable."""
+    import soundfile as sf
+
+    name, out = os.fspath(path), os.path.join(folder, "spool.w64")
+    try:
+        with sf.SoundFile(name) as fh, sf.SoundFile(out, "w", fh.samplerate, fh.channels,
+                                                    "FLOAT", format="W64") as dst:
+            for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
+                dst.write(block)
+    except (sf.SoundFileError, OSError, RuntimeError) as exc:
+        raise MediaError(f"cannot read audio '{name}': {exc}") from None
+    return out
 
 
 def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
-                         max_frames: int | None, entropy_id: int | None = None) -> Encoded:
-    """Encode an audio file read in blocks: a first pass for the peak (the gain; at another
-    rate than the codec's, the peak of the resampled signal, resampled chunk by chunk), then
-    the windows each latent chunk needs; the same bits as reading it whole."""
+                         max_frames: int | None, entropy_id: int | None = None,
+                         kind: str = "seek") -> Encoded:
+    """Encode a long audio file without holding it whole, as :func:`_streamable_audio` said
+    (``kind``); the same bits as reading it whole."""
+    if kind != "spool":
+        return _encode_audio_seek(path, codec, effort, device, max_frames, entropy_id)
+    import tempfile
+
+    from .media import audio_info
+
+    subtype = audio_info(path).subtype  # the source's, as the whole path records it
+    with tempfile.TemporaryDirectory(prefix="pywalloc-") as folder:
+        return _encode_audio_seek(_spool(path, folder), codec, effort, device, max_frames,
+                                  entropy_id, shown=os.fspath(path), subtype=subtype)
+
+
+def _encode_audio_seek(path: str | os.PathLike, codec, effort, device,
+                       max_frames: int | None, entropy_id: int | None = None, *,
+                       shown: str | None = None, subtype: str | None = None) -> Encoded:
+    """Encode a seekable audio file read in blocks: a first pass for the peak (the gain; at
+    another rate than the codec's, the peak of the resampled signal, resampled chunk by
+    chunk), then the windows each latent chunk needs. ``shown``: the name for messages;
+    ``subtype``: the source's sample format to record (default: this file's)."""
     import soundfile as sf
 
     from .media import MAX_FRAMES, audio_info
     from .resample import Resampler
 
-    name = os.fspath(path)
-    info = audio_info(name)
+    info = audio_info(path)
+    name = shown or os.fspath(path)
     rate = int(info.sample_rate)
     model = _codec(codec, AUDIO, device)
     try:
-        with sf.SoundFile(name) as fh:
+        with sf.SoundFile(os.fspath(path)) as fh:
             n, peak = 0, 0.0
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
@@ -243,8 +282,8 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
                                         size=(size,), read=read)[0].cpu()
     except (sf.SoundFileError, OSError) as exc:
         raise MediaError(f"cannot read audio '{name}': {exc}") from None
-    return _encoded(model, z, (n,), info.channels, info.subtype, (size,), rate, gain, effort,
-                    entropy_id)
+    return _encoded(model, z, (n,), info.channels, subtype or info.subtype, (size,), rate, gain,
+                    effort, entropy_id)
 
 
 def compress_image(pixels, codec: str | Codec | None = None,
@@ -462,8 +501,9 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
             raise UnsupportedInputError(f"'{os.fspath(path)}' holds {modality}; codec "
                                         f"{preset.name} is for {preset.modality}")
     limits.check_file(path, modality, max_pixels, max_frames)
-    if modality is AUDIO and not refine and _streamable_audio(path):  # refine reads it whole
-        return _encode_audio_stream(path, codec, effort, device, max_frames, entropy_id)
+    kind = _streamable_audio(path) if modality is AUDIO and not refine else None
+    if kind:  # refine reads it whole
+        return _encode_audio_stream(path, codec, effort, device, max_frames, entropy_id, kind)
     data, extra = modality.read(path)
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}

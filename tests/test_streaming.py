@@ -188,15 +188,42 @@ def test_streamed_audio_refuses_what_the_whole_path_refuses(tmp_path, tiny_chunk
     sf.write(nan, data, 44100, subtype="FLOAT")
     with pytest.raises(MediaError, match=r"nan\.wav.*NaN"):
         api.encode_file(nan, "stereo-20x")
-    # Lossy formats, and rates the whole path refuses, are read whole (which refuses them).
-    other = tmp_path / "other.ogg"
-    sf.write(other, np.zeros((5000, 2), np.float32), 48000, format="OGG")
-    assert not api._streamable_audio(other)
+    # Rates the whole path refuses are read whole (which refuses them).
     odd = tmp_path / "odd.wav"
     sf.write(odd, np.zeros((5000, 2), np.float32), 44099)
     assert not api._streamable_audio(odd)
     with pytest.raises(UnsupportedInputError, match="44099"):
         api.encode_file(odd, "stereo-20x")
+
+
+@pytest.mark.parametrize(("fmt", "subtype", "rate", "channels"),
+                         [("OGG", "VORBIS", 44100, 2), ("OGG", "OPUS", 48000, 2),
+                          ("MP3", "MPEG_LAYER_III", 44100, 1)])
+def test_lossy_audio_is_spooled_with_the_whole_paths_bits(fmt, subtype, rate, channels, tmp_path,
+                                                          tiny_chunks, monkeypatch) -> None:
+    """Lossy files may not seek exactly: long ones are decoded once, in order, into a temporary
+    float32 file, and encoded from it: the same bytes as the whole read, and nothing left."""
+    src = tmp_path / f"in.{fmt.lower()}"
+    try:
+        _flac(src, 51_000, channels, subtype, fmt, rate)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        pytest.skip(f"this libsndfile cannot write {fmt}/{subtype}: {exc}")
+    tiny_chunks(False)
+    assert api._streamable_audio(src) is None
+    whole = api.encode_file(src, "stereo-20x")
+    tiny_chunks(True)
+    assert api._streamable_audio(src) == "spool"
+    spooled, real = [], api._spool
+
+    def spool(path, folder):
+        spooled.append(folder)
+        return real(path, folder)
+
+    monkeypatch.setattr(api, "_spool", spool)
+    streamed = api.encode_file(src, "stereo-20x")
+    assert len(spooled) == 1 and not Path(spooled[0]).exists()  # the temporary file is gone
+    assert streamed.blob == whole.blob
+    assert streamed.header.mode == subtype and streamed.header.sample_rate == rate
 
 
 @pytest.mark.parametrize("kind", ["rgb", "gray", "gray-as-rgb"])
