@@ -107,10 +107,11 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
            entropy_id: int | None = None, refine_lr: float | None = None) -> Encoded:
     """Like :func:`compress`, returning the bytes with their header (and rate figures).
     ``max_pixels`` / ``max_frames``: budgets (see :mod:`pywalloc.limits`). ``refine``:
-    encoder-side refinement steps (see :mod:`pywalloc.refine`), with a progress bar on stderr
-    when ``progress``, and ``refine_lr`` its step size (None: the preset's,
-    :data:`pywalloc.refine.LEARNING_RATE`). ``entropy_id``: the payload's entropy coder (None: the preset's,
-    ``Preset.entropy``; 1 writes files as pywalloc did before id 2 existed)."""
+    encoder-side refinement steps (see :mod:`pywalloc.refine`), ``refine_lr`` their step size
+    (None: the preset's, :data:`pywalloc.refine.LEARNING_RATE`). ``progress``: progress bars
+    on stderr for an encode of more than one tile and for the refinement. ``entropy_id``: the
+    payload's entropy coder (None: the preset's, ``Preset.entropy``; 1 writes files as
+    pywalloc did before id 2 existed)."""
     from .inputs import audio_samples, image_pixels, is_path, sample_rate_int
 
     if is_path(data) and sample_rate is None:
@@ -123,7 +124,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         model = _image_codec(codec, pixels.ndim == 2, as_rgb, device)
         x, mode = IMAGE.to_tensor(pixels, model.preset.channels)
         x = x.to(_model_device(model))
-        with torch.inference_mode():
+        with torch.inference_mode(), _progress(progress, "encode"):
             z = model.encode_uint8(x)
         z = _refined(model, x, z, refine, progress, refine_lr)
         shape = padded = tuple(x.shape[2:])
@@ -135,7 +136,7 @@ def encode(data, codec: str | Codec | None = None, sample_rate: float | None = N
         model = _codec(codec, AUDIO, device)
         x, gain = AUDIO.to_tensor(samples, rate)
         x = x.to(_model_device(model))
-        with torch.inference_mode():
+        with torch.inference_mode(), _progress(progress, "encode"):
             z = model.encode(x)
         z = _refined(model, x, z, refine, progress, refine_lr)
         shape, channels, mode, padded = (samples.shape[0],), samples.shape[1], subtype, \
@@ -503,7 +504,9 @@ def encode_file(path: str | os.PathLike, codec: str | Codec | None = None,
     limits.check_file(path, modality, max_pixels, max_frames)
     kind = _streamable_audio(path) if modality is AUDIO and not refine else None
     if kind:  # refine reads it whole
-        return _encode_audio_stream(path, codec, effort, device, max_frames, entropy_id, kind)
+        with _progress(progress, "encode"):
+            return _encode_audio_stream(path, codec, effort, device, max_frames, entropy_id,
+                                        kind)
     data, extra = modality.read(path)
     if modality is IMAGE:
         extra = {**extra, "as_rgb": as_rgb}
@@ -536,13 +539,13 @@ def decompress_file(blob: bytes, out_path: str | os.PathLike, device=None, *,
         return _decompress_file(blob, out_path, device, codec, max_pixels, max_frames)
 
 
-def _progress(enabled: bool):
-    """:func:`tiling.decode_progress` when ``enabled``, else a block that does nothing."""
+def _progress(enabled: bool, label: str = "decode"):
+    """:func:`tiling.coding_progress` when ``enabled``, else a block that does nothing."""
     import contextlib
 
-    from .tiling import decode_progress
+    from .tiling import coding_progress
 
-    return decode_progress() if enabled else contextlib.nullcontext()
+    return coding_progress(label) if enabled else contextlib.nullcontext()
 
 
 def _decompress_file(blob: bytes, out_path: str | os.PathLike, device, codec,

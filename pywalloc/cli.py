@@ -216,12 +216,14 @@ def cmd_encode(args: argparse.Namespace) -> int:
                     any(Path(i).is_dir() for i in args.inputs))
     _check_targets(jobs)
 
+    one = len(jobs) == 1  # one file: bars over its tiles (and refinement); a batch: over files
+
     def work(src: Path, dst: Path):
         if dst.exists() and not args.force:
             raise CliError(f"'{dst}' exists (use --force to overwrite)")
         enc = encode_file(src, codec, args.effort, device=args.device,  # any modality
                           as_rgb=args.as_rgb, refine=args.refine,
-                          progress=not args.quiet, **_budget(args))
+                          progress=one and not args.quiet, **_budget(args))
         _write(dst, enc.blob, args.force)
         return enc.raw_bytes, len(enc.blob)
 

@@ -25,19 +25,19 @@ from torch import nn
 
 from .wavelets import iwpt, wpt
 
-__all__ = ["TILE", "decode_progress", "decode_tiles", "encode_tiles", "mirror_index",
+__all__ = ["TILE", "coding_progress", "decode_progress", "decode_tiles", "encode_tiles", "mirror_index",
            "receptive_radius", "support"]
 
-# The label of the progress bar that decodes of more than one tile show (None: no bar).
+# The label of the progress bar that tiled encodes and decodes show (None: no bar).
 _PROGRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("pywalloc_progress",
                                                                        default=None)
 
 
 @contextlib.contextmanager
-def decode_progress(label: str = "decode"):
-    """Within this block, a decode of more than one tile shows a progress bar on stderr (one
-    step per tile, with tqdm's time left): large pictures and long audio decode for seconds to
-    minutes on a CPU. Decodes of one tile show nothing."""
+def coding_progress(label: str):
+    """Within this block, a tiled encode or decode of more than one tile shows a progress bar
+    labelled ``label`` on stderr (one step per tile, with tqdm's time left): large pictures
+    and long audio take seconds to minutes on a CPU. One tile shows nothing."""
     token = _PROGRESS.set(label)
     try:
         yield
@@ -45,8 +45,13 @@ def decode_progress(label: str = "decode"):
         _PROGRESS.reset(token)
 
 
+def decode_progress(label: str = "decode"):
+    """:func:`coding_progress` for decodes (the bar says ``decode``)."""
+    return coding_progress(label)
+
+
 def _with_progress(items: list) -> Iterator:
-    """``items``, behind a tqdm bar when :func:`decode_progress` asks for one."""
+    """``items``, behind a tqdm bar when :func:`coding_progress` asks for one."""
     label = _PROGRESS.get()
     if label is None or len(items) < 2:
         yield from items
@@ -236,7 +241,7 @@ def encode_tiles(model, x: torch.Tensor | None, size: tuple[int, ...], weight: t
     layer.weight, layer.bias = weight, bias
 
     like = weight.new_zeros(1, model.preset.channels, 1)
-    for spans in _tiles(grid, tile):
+    for spans in _with_progress(list(_tiles(grid, tile))):
         t = x
         if not mirror:  # audio: zeros after the end, periodic wrap; slices, not a gather
             (s, e), = spans

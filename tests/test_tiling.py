@@ -118,6 +118,34 @@ def test_decode_progress_counts_the_tiles_and_changes_nothing(monkeypatch, capsy
     assert tiling._PROGRESS.get() is None
 
 
+def test_encode_progress_counts_the_tiles_and_changes_nothing(monkeypatch, capsys,
+                                                              tmp_path) -> None:
+    """A long encode is not silent either: ``progress=True`` (``walloc encode`` unless -q)
+    shows a bar over the tiles, for arrays, image files and streamed audio files alike."""
+    pixels = np.random.default_rng(5).integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    one = pywalloc.api.encode(pixels, "rgb-16x", progress=True)
+    assert capsys.readouterr().err == ""  # one tile: nothing
+    monkeypatch.setitem(tiling.TILE, 2, 4)  # 2 x 3 tiles
+    assert pywalloc.api.encode(pixels, "rgb-16x").blob == one.blob
+    assert capsys.readouterr().err == ""
+    assert pywalloc.api.encode(pixels, "rgb-16x", progress=True).blob == one.blob
+    err = capsys.readouterr().err
+    assert "encode" in err and "0/6" in err
+    Image.fromarray(pixels).save(tmp_path / "p.png")
+    assert pywalloc.api.encode_file(tmp_path / "p.png", "rgb-16x", progress=True).blob == one.blob
+    assert "0/6" in capsys.readouterr().err
+    import soundfile as sf
+
+    from pywalloc import api
+
+    monkeypatch.setattr(api, "STREAM_FRAMES", 1)
+    monkeypatch.setitem(tiling.TILE, 1, 40)  # 51,000 frames: 200 latents in 5 tiles
+    sf.write(tmp_path / "a.flac", np.random.default_rng(6).uniform(-.3, .3, (51_000, 2)), 44100)
+    api.encode_file(tmp_path / "a.flac", "stereo-20x", progress=True)
+    assert "0/5" in capsys.readouterr().err
+    assert tiling._PROGRESS.get() is None
+
+
 def test_group_norm_decoders_decode_whole() -> None:
     model = Codec("rgb-16x", norm="group").eval()
     assert not model.position_local
