@@ -199,7 +199,8 @@ def _spool(path: str | os.PathLike, folder: str) -> str:
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
                 dst.write(block)
     except (sf.SoundFileError, OSError, RuntimeError) as exc:
-        raise MediaError(f"cannot read audio '{name}': {exc}") from None
+        raise MediaError(f"cannot decode audio '{name}' into a temporary file in {folder}: "
+                         f"{exc}") from None
     return out
 
 
@@ -639,6 +640,8 @@ def _write_audio_stream(path: str | os.PathLike, model: Codec, z: torch.Tensor,
                                       "weights)")
                 audio = ((part * gain) / gain).T.contiguous().numpy()
                 emit(audio if stream is None else stream.push(audio))
+            if stream is not None and not stream.done:  # every tile was pushed: cannot be
+                raise RuntimeError("the resampling stream did not finish")  # (a bug if so)
             if written < frames:  # from_tensor pads a short resampled signal with zeros
                 emit(np.zeros((frames - written, 2), np.float32))
 
