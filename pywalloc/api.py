@@ -160,7 +160,8 @@ def _encoded(model: Codec, z: torch.Tensor, shape: tuple[int, ...], channels: in
 
 
 # Audio files from this many frames up are encoded from, and decoded to, the file in chunks
-# when the format allows it (lossless; any rate the resampler accepts): memory stays near one chunk.
+# (at any rate the resampler accepts; lossy files through a temporary float32 copy): memory
+# stays near one chunk.
 STREAM_FRAMES = 2**22
 _STREAM_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "W64", "RF64", "AIFF", "CAF"})
 _STREAM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT",
