@@ -44,17 +44,19 @@ def test_model_card_quick():
     assert "torch CPU capability" in out  # decode times mean little without the machine
 
 
-def _model_card():
+def _bench(name: str):
+    """A module of benchmarks/, imported as its scripts import each other."""
+    import importlib
+
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
-        import model_card
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
-    return model_card
 
 
 def test_model_card_partial_run_keeps_the_other_rows():
-    mc = _model_card()
+    mc = _bench("model_card")
     previous = {"date": "D0", "cpu": "C0", "command": "full",
                 "images": [{"codec": "rgb-16x", "psnr": 1.0}, {"codec": "rgb-4x", "psnr": 2.0}],
                 "audio": [{"codec": "stereo-20x", "psnr": 3.0}, {"codec": "stereo-5x",
@@ -90,11 +92,7 @@ def test_model_card_partial_run_errors(tmp_path):
 
 def test_training_totals_count_a_lost_log(tmp_path):
     """A stage whose log was lost (lost.json) still adds its recorded steps and minutes."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import model_card
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    model_card = _bench("model_card")
     (tmp_path / "rgb-16x.csv").write_text("step,minutes\n5,0.5\n10,1.0\n")
     (tmp_path / "rgb-16x-ste-c3i.csv").write_text("step,minutes\n7,2.0\n")
     assert model_card.training_summary(tmp_path)["rgb-16x"] == {"steps": 17, "minutes": 3.0}
@@ -193,19 +191,10 @@ def test_train_step_benchmark_quick():
     assert float(cells[1]) > 0 and float(cells[2]) > 0
 
 
-def _timing_module():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import timing
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return timing
-
-
 def test_timing_loop_counts_calls_and_reads_the_given_clock():
     """The benchmarks' one timing loop: a warm-up call that is not timed, the clock the caller
     gives, best and median, and the cap that stops repeating slow work."""
-    timing = _timing_module()
+    timing = _bench("timing")
     durations = iter([9.0, 3.0, 1.0, 2.0, 5.0, 4.0, 6.0, 7.0, 0.5])
     now = [0.0]
     calls = []
