@@ -226,13 +226,13 @@ def _encode_audio_seek(path: str | os.PathLike, codec, effort, device,
                        max_frames: int | None, entropy_id: int | None = None, *,
                        shown: str | None = None, subtype: str | None = None) -> Encoded:
     """Encode a seekable audio file read in blocks: a first pass for the peak (the gain; at
-    another rate than the codec's, the peak of the resampled signal, resampled chunk by
-    chunk), then the windows each latent chunk needs. ``shown``: the name for messages;
+    another rate than the codec's, the peak of the resampled signal, resampled as a stream
+    in that pass), then the windows each latent chunk needs. ``shown``: the name for messages;
     ``subtype``: the source's sample format to record (default: this file's)."""
     import soundfile as sf
 
     from .media import MAX_FRAMES, audio_info
-    from .resample import Resampler
+    from .resample import Resampler, StreamResampler
 
     info = audio_info(path)
     name = shown or os.fspath(path)
@@ -240,13 +240,25 @@ def _encode_audio_seek(path: str | os.PathLike, codec, effort, device,
     model = _codec(codec, AUDIO, device)
     try:
         with sf.SoundFile(os.fspath(path)) as fh:
+            def stereo(d: np.ndarray) -> np.ndarray:
+                return np.repeat(d, 2, axis=1) if d.shape[1] == 1 else d
+
+            # At another rate the gain needs the peak of the resampled signal: resampled here,
+            # in this same pass, as a stream over the frames the header announces.
+            stream = (StreamResampler(CODEC_RATE, rate, info.frames) if rate != CODEC_RATE
+                      else None)
             n, peak = 0, 0.0
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
                 if not np.isfinite(block).all():
                     raise UnsupportedInputError(f"cannot read audio '{name}': it contains NaN or "
                                                 "infinite samples")
-                peak = max(peak, float(np.abs(block).max()))
                 n += block.shape[0]
+                if stream is None:
+                    peak = max(peak, float(np.abs(block).max()))
+                elif n <= info.frames:
+                    out = stream.push(stereo(block))
+                    if out.size:
+                        peak = max(peak, float(np.abs(out).max()))
             if n == 0:
                 raise UnsupportedInputError(f"cannot read audio '{name}': it contains no samples")
             if n > MAX_FRAMES:
@@ -260,14 +272,16 @@ def _encode_audio_seek(path: str | os.PathLike, codec, effort, device,
                 if d.shape[0] != b - a:
                     raise MediaError(f"cannot read audio '{name}': it ended after "
                                      f"{a + d.shape[0]} of {n} frames")
-                return np.repeat(d, 2, axis=1) if d.shape[1] == 1 else d
+                return stereo(d)
 
             size, codec_frames = n, frames
             if rate != CODEC_RATE:  # read codec-rate frames as ranges of the resampled signal
                 resampler = Resampler(CODEC_RATE, rate, n)
-                size, peak = resampler.out_frames, 0.0
-                for k in range(resampler.chunks):
-                    peak = max(peak, float(np.abs(resampler.chunk(k, frames)).max()))
+                size = resampler.out_frames
+                if n != info.frames or not stream.done:  # the header miscounted: once more
+                    peak = 0.0
+                    for k in range(resampler.chunks):
+                        peak = max(peak, float(np.abs(resampler.chunk(k, frames)).max()))
 
                 def codec_frames(a: int, b: int) -> np.ndarray:
                     return resampler.range(frames, a, b)

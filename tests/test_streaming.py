@@ -4,6 +4,7 @@ path. Thresholds and chunk sizes are made tiny here so that small inputs take th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import struct
 import warnings
@@ -178,6 +179,24 @@ def test_streamed_audio_equals_whole_audio_both_ways(channels, subtype, fmt, suf
     assert rx == ry == rate and x.shape == (51_000, channels) and np.array_equal(x, y)
     assert sf.info(str(tmp_path / f"streamed{suffix}")).subtype == \
         sf.info(str(tmp_path / f"whole{suffix}")).subtype
+
+
+def test_streamed_audio_at_another_rate_survives_a_miscounting_header(tmp_path, tiny_chunks,
+                                                                      monkeypatch) -> None:
+    """The resampled peak is taken in the first pass over the frames the header announces;
+    if the file holds another count, it is taken again over the real ones: same bytes."""
+    src = tmp_path / "in.wav"
+    data = 0.1 * np.random.default_rng(7).standard_normal((51_000, 2))
+    data[-50] = 0.9  # the peak lies in the frames a miscounted stream would miss
+    sf.write(src, data.astype(np.float32), 48000, subtype="PCM_16")
+    tiny_chunks(False)
+    whole = api.encode_file(src, "stereo-20x")
+    tiny_chunks(True)
+    real = media.audio_info
+    for wrong in (-700, 700):
+        monkeypatch.setattr(media, "audio_info", lambda p, real=real, wrong=wrong: dataclasses
+                            .replace(real(p), frames=real(p).frames + wrong))
+        assert api.encode_file(src, "stereo-20x").blob == whole.blob
 
 
 def test_streamed_audio_refuses_what_the_whole_path_refuses(tmp_path, tiny_chunks) -> None:
