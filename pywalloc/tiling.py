@@ -25,8 +25,8 @@ from torch import nn
 
 from .wavelets import iwpt, wpt
 
-__all__ = ["TILE", "coding_progress", "decode_progress", "decode_tiles", "encode_tiles", "mirror_index",
-           "receptive_radius", "support"]
+__all__ = ["TILE", "coding_progress", "decode_progress", "decode_tiles", "encode_tiles",
+           "mirror_index", "receptive_radius", "support"]
 
 # The label of the progress bar that tiled encodes and decodes show (None: no bar).
 _PROGRESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("pywalloc_progress",
