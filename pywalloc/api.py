@@ -283,8 +283,8 @@ def _encode_audio_seek(path: str | os.PathLike, codec, effort, device,
                     for k in range(resampler.chunks):
                         peak = max(peak, float(np.abs(resampler.chunk(k, frames)).max()))
 
-                def codec_frames(a: int, b: int) -> np.ndarray:
-                    return resampler.range(frames, a, b)
+                # The tiles' windows overlap and share chunks: each chunk is computed once.
+                codec_frames = resampler.ranges(frames)
 
             gain = _modality.peak_gain(peak)
             where = _model_device(model)

@@ -20,6 +20,7 @@ bounded however long the input is.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
@@ -119,15 +120,40 @@ class Resampler:
               ) -> np.ndarray:
         """Output frames ``[start, stop)`` (float32 ``[stop - start, channels]``), reading
         only the input they depend on (through ``read``, as in :meth:`chunk`)."""
+        return self._range(lambda k: self.chunk(k, read), start, stop)
+
+    def ranges(self, read: Callable[[int, int], np.ndarray], keep: int = 3
+               ) -> Callable[[int, int], np.ndarray]:
+        """:meth:`range` as a function of ``(start, stop)`` that keeps the last ``keep``
+        chunks it computed: overlapping or neighbouring ranges asked in order (the windows of
+        a tiled encoder) compute each chunk once. Same bits as :meth:`range`."""
+        cache: OrderedDict[int, np.ndarray] = OrderedDict()
+
+        def chunk(k: int) -> np.ndarray:
+            if k in cache:
+                cache.move_to_end(k)
+            else:
+                cache[k] = self.chunk(k, read)
+                if len(cache) > keep:
+                    cache.popitem(last=False)
+            return cache[k]
+
+        return lambda start, stop: self._range(chunk, start, stop, copy=True)
+
+    def _range(self, chunk: Callable[[int], np.ndarray], start: int, stop: int,
+               copy: bool = False) -> np.ndarray:
+        # copy: hand back no view of a kept chunk, which a caller could write to
         if not 0 <= start <= stop <= self.out_frames:
             raise ValueError(f"output range [{start}, {stop}) is outside [0, {self.out_frames})")
         per_chunk = self._step * self._u
-        parts = [self.chunk(k, read) for k in range(start // per_chunk, -(-stop // per_chunk))]
+        parts = [chunk(k) for k in range(start // per_chunk, -(-stop // per_chunk))]
         if not parts:
             return np.zeros((0, 1), dtype=np.float32)
-        out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        joined = len(parts) > 1
+        out = np.concatenate(parts) if joined else parts[0]
         skip = start - (start // per_chunk) * per_chunk
-        return out[skip:skip + stop - start]
+        out = out[skip:skip + stop - start]
+        return out.copy() if copy and not joined else out
 
 
 class StreamResampler:

@@ -87,6 +87,34 @@ def test_whole_ranges_and_stream_give_the_same_bits(monkeypatch, up, down):
         s.push(x[:1])
 
 
+@pytest.mark.parametrize(("up", "down"), [(147, 160), (160, 147)])
+def test_ranges_compute_each_chunk_once_for_windows_in_order(monkeypatch, up, down):
+    """The tiled encoder's windows overlap and go in order, with a wrap to the end first;
+    ``ranges`` keeps recent chunks so each is computed about once, with the same bits."""
+    monkeypatch.setattr(resample, "_CHUNK", 1000)
+    x = np.random.default_rng(down).standard_normal((20001, 2)).astype(np.float32)
+    whole = resample_poly(x, up, down)
+    r = resample.Resampler(up, down, len(x))
+    computed = []
+    real_chunk = r.chunk
+    monkeypatch.setattr(r, "chunk", lambda k, read: computed.append(k) or real_chunk(k, read))
+    get = r.ranges(lambda lo, hi: x[lo:hi])
+    n, tile, halo = r.out_frames, 1500, 200
+    got = get(n - halo, n)  # the first window's wrap
+    np.testing.assert_array_equal(got, whole[n - halo:])
+    got[:] = 0  # the caller owns what it gets: the kept chunk is untouched
+    np.testing.assert_array_equal(get(n - halo, n), whole[n - halo:])
+    for s in range(0, n, tile):
+        a, b = max(0, s - halo), min(n, s + tile + halo)
+        np.testing.assert_array_equal(get(a, b), whole[a:b])
+    assert len(computed) <= r.chunks + 2  # the chunks the wrap read come again at the end
+    assert sorted(set(computed)) == list(range(r.chunks))
+    computed.clear()
+    for s in range(0, n, tile):  # the uncached range computes shared chunks again
+        r.range(lambda lo, hi: x[lo:hi], max(0, s - halo), min(n, s + tile + halo))
+    assert len(computed) > r.chunks + 1
+
+
 def test_shapes_reduction_and_errors():
     x = np.random.default_rng(1).standard_normal(999).astype(np.float32)
     mono = resample_poly(x, 147, 160)
