@@ -200,8 +200,8 @@ def _spool(path: str | os.PathLike, folder: str) -> str:
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
                 dst.write(block)
     except (sf.SoundFileError, OSError, RuntimeError) as exc:
-        raise MediaError(f"cannot decode audio '{name}' into a temporary file in {folder}: "
-                         f"{exc}") from None
+        raise MediaError(f"cannot decode audio '{name}' into a temporary file in {folder} "
+                         f"(is it full? TMPDIR chooses the folder): {exc}") from None
     return out
 
 
@@ -212,11 +212,23 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
     (``kind``); the same bits as reading it whole."""
     if kind != "spool":
         return _encode_audio_seek(path, codec, effort, device, max_frames, entropy_id)
+    import shutil
     import tempfile
 
     from .media import audio_info
 
-    subtype = audio_info(path).subtype  # the source's, as the whole path records it
+    info = audio_info(path)
+    subtype = info.subtype  # the source's, as the whole path records it
+    where = tempfile.gettempdir()
+    need = info.frames * info.channels * 4 + (1 << 20)  # float32 samples, a header's room
+    free = shutil.disk_usage(where).free
+    if free < need:
+        def size(n: int) -> str:
+            return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+        raise MediaError(f"cannot encode audio '{os.fspath(path)}': reading it in bounded "
+                         f"memory decodes it into a temporary file of {size(need)}, and "
+                         f"{where} has {size(free)} free (set TMPDIR to a folder with room)")
     with tempfile.TemporaryDirectory(prefix="pywalloc-") as folder:
         return _encode_audio_seek(_spool(path, folder), codec, effort, device, max_frames,
                                   entropy_id, shown=os.fspath(path), subtype=subtype)

@@ -245,6 +245,35 @@ def test_lossy_audio_is_spooled_with_the_whole_paths_bits(fmt, subtype, rate, ch
     assert streamed.header.mode == subtype and streamed.header.sample_rate == rate
 
 
+def test_spooling_checks_the_temporary_folders_room_first(tmp_path, tiny_chunks,
+                                                          monkeypatch) -> None:
+    """A long lossy file needs a temporary float32 copy: without the room for it the encode
+    stops before writing anything, and says where the room is missing and what to set."""
+    import shutil
+    import tempfile
+
+    src = tmp_path / "in.ogg"
+    try:
+        _flac(src, 51_000, 2, "VORBIS", "OGG", 44100)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        pytest.skip(f"this libsndfile cannot write OGG/VORBIS: {exc}")
+    tiny_chunks(True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    real = shutil.disk_usage
+    room = {"free": 51_000 * 2 * 4}  # the samples, without the header's margin
+    monkeypatch.setattr(shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=room["free"]))
+    with pytest.raises(MediaError, match=r"in\.ogg.*temporary file of 1 MiB.*"
+                                         rf"{scratch.name} has 0 MiB free.*TMPDIR"):
+        api.encode_file(src, "stereo-20x")
+    assert list(scratch.iterdir()) == []
+    room["free"] = 51_000 * 2 * 4 + (1 << 20)
+    assert api.encode_file(src, "stereo-20x").header.sample_rate == 44100
+    assert list(scratch.iterdir()) == []
+
+
 @pytest.mark.parametrize("kind", ["rgb", "gray", "gray-as-rgb"])
 def test_picture_decoded_into_png_by_bands_equals_whole_decode(kind, tmp_path,
                                                                monkeypatch) -> None:
