@@ -35,6 +35,7 @@ __all__ = [
     "OutputExistsError",
     "atomic_write",
     "audio_info",
+    "check_output",
     "detect_modality",
     "iter_inputs",
     "read_audio",
@@ -301,6 +302,13 @@ def _suffix_format(path: str | os.PathLike, table: dict, what: str) -> object:
         raise MediaError(f"cannot write {what} '{os.fspath(path)}': unsupported suffix "
                          f"'{suffix}' (use {', '.join(table)})")
     return table[suffix]
+
+
+def check_output(path: str | os.PathLike, what: str) -> None:
+    """Raise :class:`MediaError` unless ``path``'s suffix names a format that
+    :func:`write_image` (``what="image"``) or :func:`write_audio` (``"audio"``) writes: checked
+    before a decode, so that a wrong name does not waste it."""
+    _suffix_format(path, IMAGE_SUFFIXES if what == "image" else AUDIO_SUFFIXES, what)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -> None:

@@ -9,7 +9,7 @@ from PIL import Image
 
 import pywalloc
 from pywalloc import api, container
-from pywalloc.errors import FormatError, UnsupportedInputError, WeightsMismatchError
+from pywalloc.errors import FormatError, MediaError, UnsupportedInputError, WeightsMismatchError
 
 SAMPLES = Path(pywalloc.__file__).parent / "samples"
 
@@ -121,6 +121,23 @@ def test_files(tmp_path, photo):
     api.decompress_file(blob, tmp_path / "a_out.wav")
     data, rate = sf.read(tmp_path / "a_out.wav", always_2d=True)
     assert rate == 22050 and data.shape == (5000, 1)
+
+
+def test_a_wrong_output_suffix_fails_before_the_decode(tmp_path, photo, monkeypatch):
+    """Audio decodes to WAV/FLAC, pictures to image formats: a name outside them is refused
+    before any decoding work, and nothing is written."""
+    image = api.compress(photo)
+    audio = api.compress(np.zeros((5000, 2), np.float32), sample_rate=44100)
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("decoded before the suffix was checked")
+
+    monkeypatch.setattr(api, "_prepare", no_decode)
+    for blob, name, allowed in [(audio, "a.ogg", r"\.wav, \.flac"), (audio, "a.png", "wav"),
+                                (image, "p.wav", r"\.png"), (image, "p", "png")]:
+        with pytest.raises(MediaError, match=rf"cannot write .*{name}.*{allowed}"):
+            api.decompress_file(blob, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_effort_changes_size_not_pixels(photo):
