@@ -1138,6 +1138,57 @@ def test_remeasure_quick_writes_every_measurement(tmp_path, preset):
     assert ceiling["codec"] == preset and ceiling["items"] == 1
 
 
+def test_soup_weights_averages_links_and_keeps_the_rate(tmp_path):
+    """experiments/soup_weights.py: the average of two links of one chain, float tensors
+    averaged by --mix, analysis rows back at the links' norms (the same bit rate); another
+    rate or another architecture is refused in one line, writing nothing."""
+    import torch
+
+    from pywalloc.codec import Codec
+
+    torch.manual_seed(0)
+    start = Codec("stereo-20x", width=8, blocks=1)
+    norms = start.analysis_row_norms()
+    links = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        link = Codec("stereo-20x", width=8, blocks=1)
+        link.load_state_dict(start.state_dict())
+        with torch.no_grad():
+            for q in link.parameters():
+                q.add_(torch.randn_like(q) * 0.05)
+        link.constrain_rate(norms)
+        path = tmp_path / f"link{seed}.safetensors"
+        link.save(path, half=False)
+        links.append((path, link))
+    script = [sys.executable, str(ROOT / "experiments" / "soup_weights.py")]
+    out = tmp_path / "soup" / "model.safetensors"
+    proc = subprocess.run([*script, *(str(p) for p, _ in links), "--out", str(out), "--mix",
+                           "0.25", "0.75"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    soup = Codec.from_file(out)
+    assert soup.weight_hash in proc.stdout
+    a, b = (c.state_dict() for _, c in links)
+    for name, v in soup.state_dict().items():
+        if not name.startswith("analysis.weight"):
+            torch.testing.assert_close(v, 0.25 * a[name] + 0.75 * b[name])
+    torch.testing.assert_close(soup.analysis_row_norms(), norms, rtol=1e-5, atol=0)
+    mean = 0.25 * a["analysis.weight"] + 0.75 * b["analysis.weight"]
+    assert soup.analysis_row_norms().sum() > mean.flatten(1).norm(dim=1).sum()  # lengthened
+    other = Codec("stereo-20x", width=8, blocks=1)  # another start: other norms
+    other.save(tmp_path / "other.safetensors", half=False)
+    wide = Codec("stereo-20x", width=16, blocks=1)
+    wide.save(tmp_path / "wide.safetensors", half=False)
+    for bad in ("other", "wide"):
+        dst = tmp_path / f"bad-{bad}.safetensors"
+        proc = subprocess.run([*script, str(links[0][0]), str(tmp_path / f"{bad}.safetensors"),
+                               "--out", str(dst)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120, check=False)
+        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not dst.exists()
+
+
 def test_keep_candidate_keeps_one_loadable_candidate_per_preset(tmp_path):
     """experiments/keep_candidate.py: the run's weights as fp16 (or --int8) xz named by their
     hash, with a sidecar, loadable as an --init; a newer candidate of the preset replaces the
