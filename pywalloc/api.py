@@ -582,7 +582,7 @@ def _decompress_file(blob: bytes, out_path: str | os.PathLike, device, codec,
 
     declared = container.peek_modality(bytes(blob[:12]))
     if declared is not None:  # a wrong suffix fails before the decode, not after it
-        media.check_output(out_path, declared.name)
+        media.check_output(out_path, declared)
     header, model, crop, z = _prepare(blob, codec, device, max_pixels, max_frames)
     if (header.modality is AUDIO and model.position_local
             and header.shape[0] >= STREAM_FRAMES):

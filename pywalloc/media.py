@@ -304,11 +304,12 @@ def _suffix_format(path: str | os.PathLike, table: dict, what: str) -> object:
     return table[suffix]
 
 
-def check_output(path: str | os.PathLike, what: str) -> None:
+def check_output(path: str | os.PathLike, modality) -> None:
     """Raise :class:`MediaError` unless ``path``'s suffix names a format that
-    :func:`write_image` (``what="image"``) or :func:`write_audio` (``"audio"``) writes: checked
-    before a decode, so that a wrong name does not waste it."""
-    _suffix_format(path, IMAGE_SUFFIXES if what == "image" else AUDIO_SUFFIXES, what)
+    :func:`write_image` or :func:`write_audio` writes for this modality (``IMAGE``/``AUDIO``):
+    checked before a decode, so that a wrong name does not waste it."""
+    table, what = modality.output_formats()
+    _suffix_format(path, table, what)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -> None:

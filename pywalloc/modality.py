@@ -101,6 +101,11 @@ class Modality(str):
     def rate(self, nbytes: int, shape: tuple[int, ...], sample_rate: int = 0) -> float:
         raise NotImplementedError  # pragma: no cover
 
+    def output_formats(self) -> tuple[dict, str]:
+        """The suffixes decoded files may take (a table of :mod:`pywalloc.media`), and a word
+        for messages."""
+        raise NotImplementedError  # pragma: no cover
+
 
 def is_gray(pixels: np.ndarray) -> bool:
     """True when ``H x W x 3`` pixels have three equal channels."""
@@ -248,6 +253,12 @@ class Image(Modality):
         pixels, info = read_image(path)
         return (pixels[:, :, 0] if info.mode == "L" else pixels), {}
 
+    def output_formats(self) -> tuple[dict, str]:
+        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`), and a word."""
+        from .media import IMAGE_SUFFIXES
+
+        return IMAGE_SUFFIXES, "image"
+
     def write(self, path: str | os.PathLike, data: np.ndarray, header: Any) -> None:
         """Write decoded pixels in the form the header recorded (format by suffix)."""
         from .media import write_image
@@ -361,6 +372,12 @@ class Audio(Modality):
         samples, rate, info = read_audio(path)
         data = samples[:, :1] if info.channels == 1 else samples
         return data, {"sample_rate": rate, "subtype": info.subtype}
+
+    def output_formats(self) -> tuple[dict, str]:
+        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`), and a word."""
+        from .media import AUDIO_SUFFIXES
+
+        return AUDIO_SUFFIXES, "audio"
 
     def write(self, path: str | os.PathLike, data: np.ndarray, header: Any) -> None:
         """WAV or FLAC by suffix, in the source's sample format when it can hold it."""
