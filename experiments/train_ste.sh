@@ -19,6 +19,9 @@
 # faster on CPUs with bf16 instructions: check `grep -c avx512_bf16 /proc/cpuinfo` first).
 # Scores: python experiments/compare_weights.py PRESET $RUNS/PRESET/model.safetensors
 #         (add --heldout /tmp/heldout-hp20 for audio: experiments/heldout_variants.py)
+# Two links side by side from one start (other seeds or rates): also score their average,
+#         python experiments/soup_weights.py RUNS_A/PRESET/model.safetensors \
+#             RUNS_B/PRESET/model.safetensors --out /tmp/soup/model.safetensors
 # A run that beats the default without clearing the ship bar: experiments/keep_candidate.py,
 # then the next run goes on from it, on any machine, with
 # INIT_PATTERN=experiments/candidates/%s-HASH.safetensors.xz
