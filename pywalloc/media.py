@@ -308,8 +308,7 @@ def check_output(path: str | os.PathLike, modality) -> None:
     """Raise :class:`MediaError` unless ``path``'s suffix names a format that
     :func:`write_image` or :func:`write_audio` writes for this modality (``IMAGE``/``AUDIO``):
     checked before a decode, so that a wrong name does not waste it."""
-    table, what = modality.output_formats()
-    _suffix_format(path, table, what)
+    _suffix_format(path, modality.output_formats(), modality.name)
 
 
 def write_image(path: str | os.PathLike, array: np.ndarray, mode: str = "RGB") -> None:

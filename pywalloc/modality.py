@@ -101,9 +101,8 @@ class Modality(str):
     def rate(self, nbytes: int, shape: tuple[int, ...], sample_rate: int = 0) -> float:
         raise NotImplementedError  # pragma: no cover
 
-    def output_formats(self) -> tuple[dict, str]:
-        """The suffixes decoded files may take (a table of :mod:`pywalloc.media`), and a word
-        for messages."""
+    def output_formats(self) -> dict:
+        """The suffixes decoded files may take (a table of :mod:`pywalloc.media`)."""
         raise NotImplementedError  # pragma: no cover
 
 
@@ -253,11 +252,11 @@ class Image(Modality):
         pixels, info = read_image(path)
         return (pixels[:, :, 0] if info.mode == "L" else pixels), {}
 
-    def output_formats(self) -> tuple[dict, str]:
-        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`), and a word."""
+    def output_formats(self) -> dict:
+        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`)."""
         from .media import IMAGE_SUFFIXES
 
-        return IMAGE_SUFFIXES, "image"
+        return IMAGE_SUFFIXES
 
     def write(self, path: str | os.PathLike, data: np.ndarray, header: Any) -> None:
         """Write decoded pixels in the form the header recorded (format by suffix)."""
@@ -373,11 +372,11 @@ class Audio(Modality):
         data = samples[:, :1] if info.channels == 1 else samples
         return data, {"sample_rate": rate, "subtype": info.subtype}
 
-    def output_formats(self) -> tuple[dict, str]:
-        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`), and a word."""
+    def output_formats(self) -> dict:
+        """The suffixes :meth:`write` takes (a table of :mod:`pywalloc.media`)."""
         from .media import AUDIO_SUFFIXES
 
-        return AUDIO_SUFFIXES, "audio"
+        return AUDIO_SUFFIXES
 
     def write(self, path: str | os.PathLike, data: np.ndarray, header: Any) -> None:
         """WAV or FLAC by suffix, in the source's sample format when it can hold it."""
