@@ -72,17 +72,15 @@ def main(argv=None) -> int:
     ap.add_argument("--mix", type=float, nargs="+", help="weight of each file (sum 1)")
     args = ap.parse_args(argv)
     mix = args.mix or [1 / len(args.weights)] * len(args.weights)
+    from pywalloc.errors import WallocError
+
     try:
         if len(args.weights) < 2:
             raise SoupError("give two or more weights files")
         if len(mix) != len(args.weights) or abs(sum(mix) - 1) > 1e-6 or min(mix) < 0:
             raise SoupError(f"--mix needs {len(args.weights)} non-negative weights summing to 1")
-        from pywalloc.errors import WallocError
-        try:
-            codec, stretch = soup(args.weights, mix)
-        except WallocError as exc:
-            raise SoupError(str(exc)) from None
-    except SoupError as exc:
+        codec, stretch = soup(args.weights, mix)
+    except (SoupError, WallocError) as exc:
         print(f"soup_weights: error: {exc}", file=sys.stderr)
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
