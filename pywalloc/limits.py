@@ -51,9 +51,10 @@ MIN_GAIN = peak_gain(_FLOAT32_MAX)
 def codec_frames(frames: int, rate: int) -> int:
     """Frames after resampling ``frames`` at ``rate`` to the codec rate (the resampler's
     output length, ``ceil(frames * 44100 / rate)``)."""
+    from .resample import output_frames
+
     g = math.gcd(CODEC_RATE, rate)
-    up, down = CODEC_RATE // g, rate // g
-    return -(-frames * up // down)
+    return output_frames(frames, CODEC_RATE // g, rate // g)
 
 
 def _check_rate(rate: int, exc: type[Exception], what: str) -> None:
