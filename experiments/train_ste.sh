@@ -22,6 +22,8 @@
 # Two links side by side from one start (other seeds or rates): also score their average,
 #         python experiments/soup_weights.py RUNS_A/PRESET/model.safetensors \
 #             RUNS_B/PRESET/model.safetensors --out /tmp/soup/model.safetensors
+#         (experiments/score_links.sh scores both links and their soup as they would ship,
+#         side by side, and applies the chain's rules: experiments/judge_entries.py)
 # A run that beats the default without clearing the ship bar: experiments/keep_candidate.py,
 # then the next run goes on from it, on any machine, with
 # INIT_PATTERN=experiments/candidates/%s-HASH.safetensors.xz

@@ -1359,3 +1359,44 @@ def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch
     new.save(path, half=True)
     zoo.write_sidecar(path, asdict(new.config), {"recipe": "test"})
     assert zoo.measured("rgb-16x") is None
+
+
+def test_judge_entries_applies_the_chain_rules(tmp_path, capsys):
+    """experiments/judge_entries.py: the ship bar needs +0.100 dB on both sets; the candidate
+    rule takes a held-out lead of +0.010 within 0.100 dB on stems/test, or a stems/test gain
+    with +0.005 held-out; ties at a printed threshold pass; the highest held-out entry wins."""
+    sys.path.insert(0, str(ROOT / "experiments"))
+    try:
+        import judge_entries as j
+    finally:
+        sys.path.remove(str(ROOT / "experiments"))
+    default, cand = (33.684, 34.308), (34.001, 34.401)
+
+    def one(s, h):
+        return j.judge([{"name": "x", "stems_psnr": s, "heldout_psnr": h}], default, cand)
+
+    assert one(33.784, 34.408)["ship"] == "x"              # exactly at the bar
+    assert one(33.784, 34.4079)["ship"] is None            # held-out short of it
+    assert one(33.7839, 34.5)["ship"] is None              # stems/test short of it
+    assert one(33.901, 34.411)["candidate"] == "x"         # lead, at the slack's edge
+    assert one(33.900, 34.411)["candidate"] is None        # lead, but too far below on stems
+    assert one(34.002, 34.406)["candidate"] == "x"         # stems gain, held-out edge
+    assert one(34.001, 34.406)["candidate"] is None        # no stems gain, under the lead
+    assert one(34.002, 34.405)["candidate"] is None        # stems gain, held-out under edge
+    both = j.judge([{"name": "a", "stems_psnr": 33.95, "heldout_psnr": 34.412},
+                    {"name": "b", "stems_psnr": 33.95, "heldout_psnr": 34.420},
+                    {"name": "c", "stems_psnr": 34.20, "heldout_psnr": 34.390}], default, cand)
+    assert both["candidate"] == "b" and both["ship"] == "b"
+    assert [r["qualifies"] for r in both["rows"]] == [True, True, False]
+    score = tmp_path / "score-soup-x.json"
+    score.write_text(json.dumps([{"hash": "ab" * 8, "stems_psnr": 33.8, "heldout_psnr": 34.41}]))
+    bare = tmp_path / "score-bare.json"
+    bare.write_text(json.dumps([{"hash": "cd" * 8, "stems_psnr": 33.8}]))
+    assert j.main([str(score), "--default", *map(str, default), "--candidate",
+                   *map(str, cand), "--json", str(tmp_path / "v.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| soup-x | `abababababababab` | 33.800 dB (-0.201" in out
+    assert out.strip().endswith("verdict: ship soup-x")
+    assert json.loads((tmp_path / "v.json").read_text())["ship"] == "soup-x"
+    assert j.main([str(bare), "--default", "1", "2", "--candidate", "1", "2"]) == 2
+    assert "no held-out figure" in capsys.readouterr().err
