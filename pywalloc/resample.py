@@ -11,10 +11,13 @@ input position ``n * down / up``:
 This is the same operation as ``scipy.signal.resample_poly(x, up, down)`` with its default
 window (scipy computes float32 input in float32, this in float64); the tests compare the
 two. The sum runs in blocks: ``up`` consecutive outputs draw on a window of inputs that moves
-by ``down`` frames per block, so every block is the same small matrix product (the taps laid
-out as an ``up x blocks*down`` matrix, mostly zeros, which BLAS runs about as fast as scipy's
-direct polyphase loop). Long inputs go through in chunks, so the float64 work space stays
-bounded however long the input is.
+by ``down`` frames per block, so every block is the same small matrix product, the taps laid
+out as an ``up x blocks*down`` matrix. That matrix is mostly zeros (each output reads about
+``20 * max(up, down) / up`` inputs), so it is cut into bands of consecutive outputs, each
+with only the input columns its outputs read, and each band is one BLAS product over all
+blocks of a chunk (the input read in place, rows ``down`` frames apart): for 48 -> 44.1 kHz,
+about 52 multiply-adds per output instead of 320. Long inputs go through in chunks, so the
+float64 work space stays bounded however long the input is.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 __all__ = ["Resampler", "StreamResampler", "design_filter", "output_frames", "resample_poly"]
 
 KAISER_BETA = 5.0
 _MIN_BLOCK = 32  # input frames per block at least
 _CHUNK = 1 << 20  # input frames per chunk: bounds the float64 work space (a few MB per channel)
+_BAND = 32  # outputs per band of the block matrix (fastest of 8-64 for 48 <-> 44.1 kHz)
 
 
 def output_frames(frames: int, up: int, down: int) -> int:
@@ -46,11 +51,14 @@ def design_filter(up: int, down: int) -> np.ndarray:
     return h * (up / h.sum())
 
 
-def _phase_matrix(up: int, down: int, group: int) -> tuple[np.ndarray, int, int]:
+def _phase_matrix(up: int, down: int, group: int
+                  ) -> tuple[list[tuple[int, int, np.ndarray]], int, int]:
     """The filter rearranged for block processing, ``group`` periods of the phase pattern per
     block (``U = group*up`` outputs from ``D = group*down`` inputs): output block ``m``
-    (outputs ``m*U .. m*U + U - 1``) is ``W @ x[m*D + first : m*D + first + blocks*D]``.
-    Returns ``(W [blocks, U, D], first, blocks)``."""
+    (outputs ``m*U .. m*U + U - 1``) is ``W @ x[m*D + first : m*D + first + blocks*D]``, with
+    ``W`` of ``U x blocks*D``, cut into bands of :data:`_BAND` outputs. Returns ``(bands,
+    first, blocks)``, each band ``(r, c, M)``: outputs ``r .. r + M.shape[1] - 1`` of a block
+    are ``x[m*D + first + c : ... + M.shape[0]] @ M`` (the columns of ``W`` they read)."""
     h = design_filter(up, down)
     half = (len(h) - 1) // 2
     first = -(half // up)  # ceil(-half / up): the first input that output 0 reaches
@@ -60,11 +68,16 @@ def _phase_matrix(up: int, down: int, group: int) -> tuple[np.ndarray, int, int]
     lo = [-((half - r * down) // up) - first for r in range(n_out)]
     hi = [(half + r * down) // up - first for r in range(n_out)]
     blocks = -(-(max(hi) + 1) // n_in)
-    w = np.zeros((n_out, blocks * n_in), dtype=np.float64)
-    for r in range(n_out):
-        i = np.arange(lo[r], hi[r] + 1)
-        w[r, i] = h[r * down - (i + first) * up + half]
-    return w.reshape(n_out, blocks, n_in).transpose(1, 0, 2).copy(), first, blocks
+    bands = []
+    for r0 in range(0, n_out, _BAND):
+        rows = range(r0, min(r0 + _BAND, n_out))
+        c0, c1 = min(lo[r] for r in rows), max(hi[r] for r in rows) + 1
+        m = np.zeros((c1 - c0, len(rows)), dtype=np.float64)
+        for j, r in enumerate(rows):
+            i = np.arange(lo[r], hi[r] + 1)
+            m[i - c0, j] = h[r * down - (i + first) * up + half]
+        bands.append((r0, c0, m))
+    return bands, first, blocks
 
 
 class Resampler:
@@ -80,7 +93,7 @@ class Resampler:
         self.up, self.down, self.frames = up // g, down // g, int(frames)
         self.out_frames = output_frames(self.frames, self.up, self.down)
         group = -(-_MIN_BLOCK // self.down)  # small `down`: several periods per block
-        self._w, self._first, self._blocks = _phase_matrix(self.up, self.down, group)
+        self._bands, self._first, self._blocks = _phase_matrix(self.up, self.down, group)
         self._u, self._d = self.up * group, self.down * group  # outputs, inputs per block
         self._n_blocks = -(-self.out_frames // self._u)
         self._step = max(1, _CHUNK // (self._d * self._blocks))  # blocks per chunk
@@ -108,11 +121,13 @@ class Resampler:
         seg = np.zeros((channels, b - a), dtype=np.float64)
         if part is not None:
             seg[:, lo - a:hi - a] = part.T
-        seg = seg.reshape(channels, -1, self._d)
-        n = seg.shape[1] - self._blocks + 1  # blocks in this chunk
-        acc = seg[:, 0:n] @ self._w[0].T  # [channels, blocks, outputs per block]
-        for j in range(1, self._blocks):
-            acc += seg[:, j:j + n] @ self._w[j].T
+        n = (b - a) // self._d - self._blocks + 1  # blocks in this chunk
+        acc = np.empty((channels, n, self._u))  # [channels, blocks, outputs per block]
+        step_c, step_t = seg.strides
+        for r, c, m in self._bands:  # block m's window, in place: rows self._d frames apart
+            window = as_strided(seg[:, c:], shape=(channels, n, m.shape[0]),
+                                strides=(step_c, self._d * step_t, step_t), writeable=False)
+            acc[:, :, r:r + m.shape[1]] = window @ m
         n0, n1 = self.chunk_outputs(k)
         return acc.reshape(channels, -1)[:, :n1 - n0].T.astype(np.float32)
 

@@ -147,6 +147,18 @@ def test_decoder_sizes_quick():
     assert "| 128 | 6 |" in out and "x real time" in out
 
 
+def test_resample_benchmark_quick():
+    """benchmarks/resample.py: every pair timed and checked against the target; a target no
+    machine meets fails the run (exit 1) and names the pairs."""
+    out = _run("benchmarks/resample.py", "--quick", "--target", "1")
+    assert out.count("PASS") == 8 and "48000->44100" in out
+    res = subprocess.run([sys.executable, "benchmarks/resample.py", "--quick", "--target",
+                          "1e12"], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         check=False)
+    assert res.returncode == 1 and res.stdout.count("FAIL") == 8
+    assert "below 1e+12x real time: 48000->44100" in res.stdout
+
+
 def test_device_throughput_quick(tmp_path):
     """benchmarks/device_throughput.py on the CPU: every bundled codec plus a --weights file
     in the table and the JSON; a CUDA request without CUDA is one error line, exit 2."""
