@@ -120,17 +120,34 @@ def weights_path(name: str, size: str = "small") -> Path:
     return default_file(WEIGHTS_DIR, name, size)
 
 
+def file_digest(path: Path) -> str:
+    """The first 16 hex digits of the SHA-256 of a file's bytes: which file this is, without
+    loading it (milliseconds, where :func:`file_hash` decodes the tensors)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def measured(name: str, size: str = "small") -> dict | None:
     """The figures measured on a preset's current default weights, as
     ``experiments/record_metrics.py`` wrote them into its sidecar from the model card
-    (``data``, ``psnr_db``, the rate, ``weights_hash``, ``date``, ``command``...); None when
-    none were recorded for it. Reads JSON only."""
+    (``data``, ``psnr_db``, the rate, ``weights_hash``, ``file_sha256``, ``date``,
+    ``command``...); None when none were recorded for it, or when the weights file is not the
+    one they were measured on (its bytes' digest differs from ``file_sha256``: a sidecar
+    copied beside other weights). Reads JSON and hashes the file's bytes; loads no tensors."""
+    path = weights_path(name, size)
     try:
-        body = json.loads(config_sidecar(weights_path(name, size)).read_text())
+        body = json.loads(config_sidecar(path).read_text())
+        entry = body.get("measured") if isinstance(body, dict) else None
+        if not isinstance(entry, dict) or entry.get("file_sha256") != file_digest(path):
+            return None
     except (OSError, ValueError):
         return None
-    entry = body.get("measured") if isinstance(body, dict) else None
-    return entry if isinstance(entry, dict) else None
+    return entry
 
 
 def weights_meta(path: Path, weights_hash: Callable[[], str], metadata: dict | None = None

@@ -1335,6 +1335,13 @@ def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch
     from pywalloc.codec import Codec
 
     assert Codec.from_file(path).weight_hash == h
+    assert m["file_sha256"] == zoo.file_digest(path)
+    # other weights copied over the file, the sidecar left: its figures are not shown
+    good = path.read_bytes()
+    path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert zoo.measured("rgb-16x") is None
+    path.write_bytes(good)
+    assert zoo.measured("rgb-16x")["psnr_db"] == 29.7054
     # a sidecar write that changed the weights hash is put back as it was, and said
     before = side.read_text()
 
