@@ -83,3 +83,27 @@ def test_readme_examples_run(tmp_path):
         res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                              check=False, timeout=900)
         assert res.returncode == 0, f"README block at line {line} failed:\n{res.stderr[-3000:]}"
+
+
+def test_codec_table_matches_the_model_card():
+    """README's "Which codec do I want?" table states each bundled default's rate and PSNR as
+    the model card last measured them (docs/models_figures.json), rounded as printed there:
+    bpp to 0.01, kbit/s to 1, dB to 0.1. A ship that forgets the README fails here."""
+    import json
+
+    card = json.loads((ROOT / "docs" / "models_figures.json").read_text())
+    rows = {r["codec"]: r for r in card["images"] + card["audio"]}
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Which codec do I want?"):text.index("## Where the codecs stand")]
+    seen = set()
+    for line in table.splitlines():
+        m = re.match(r"\| [^|]+ \| `([\w-]+)`[^|]* \| ([\d.]+) (bpp|kbit/s) \| ([\d.]+) dB", line)
+        if not m:
+            continue
+        codec, rate, unit, psnr = m.group(1), float(m.group(2)), m.group(3), float(m.group(4))
+        row = rows[codec]
+        want = round(row["bpp"], 2) if unit == "bpp" else round(row["kbps"])
+        assert rate == want, f"README says {codec} at {rate} {unit}; the model card {want}"
+        assert psnr == round(row["psnr"], 1), f"README says {codec} {psnr} dB; the card {row['psnr']:.2f}"
+        seen.add(codec)
+    assert seen == set(rows), f"codecs missing from the README table: {set(rows) - seen}"
