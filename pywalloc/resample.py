@@ -34,7 +34,8 @@ __all__ = ["Resampler", "StreamResampler", "design_filter", "output_frames", "re
 KAISER_BETA = 5.0
 _MIN_BLOCK = 32  # input frames per block at least
 _CHUNK = 1 << 20  # input frames per chunk: bounds the float64 work space (a few MB per channel)
-_BAND = 32  # outputs per band of the block matrix (fastest of 8-64 for 48 <-> 44.1 kHz)
+_BAND = 32  # outputs per band of the block matrix (of 8, 16, 32 and 64, the best overall
+#               on the five rate pairs timed; within 12 % of the best on each)
 
 
 def output_frames(frames: int, up: int, down: int) -> int:
