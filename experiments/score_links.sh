@@ -10,7 +10,7 @@
 # Each entry NAME (a run's folder name, or SOUP) gets, in OUT (default /tmp):
 #   ship-NAME/   its int8 file (experiments/int8_weights.py), as bundle_weights.py --int8 ships it
 #   score-NAME.json / .txt   compare_weights.py --no-bundled --heldout HELDOUT
-#   score-NAME.done          the time it finished
+#   score-NAME.done          the time it finished and the exit status (0: scored)
 # then OUT/verdict.md (and verdict.json) when DEFAULT and CANDIDATE (stems/test, held-out dB)
 # are given. HELDOUT: the high-passed held-out music (experiments/heldout_variants.py).
 set -u
@@ -31,7 +31,8 @@ score() {  # name, float32 weights
             "$OUT/ship-$name/$PRESET-int8.safetensors.xz" --no-bundled --threads 1 \
             --heldout "$HELDOUT" --json "$OUT/score-$name.json"
     } > "$OUT/score-$name.txt" 2>&1
-    date -u > "$OUT/score-$name.done"
+    local rc=$?
+    echo "$(date -u) exit $rc" > "$OUT/score-$name.done"
 }
 names=()
 set -- $RUNS
@@ -56,5 +57,7 @@ if [ -n "${DEFAULT:-}" ] && [ -n "${CANDIDATE:-}" ]; then
     # shellcheck disable=SC2086
     python experiments/judge_entries.py --default $DEFAULT --candidate $CANDIDATE \
         "${files[@]}" --json "$OUT/verdict.json" > "$OUT/verdict.md"
+    status=$?
     cat "$OUT/verdict.md"
+    exit $status
 fi
