@@ -6,9 +6,10 @@
 Reads ``docs/models_figures.json`` (written by ``benchmarks/model_card.py``). For each codec row
 whose weights hash is the bundled default's, that default's sidecar
 (``pywalloc/weights/<preset>-small.json``) gets a ``measured`` entry: the data, PSNR, rate, the
-second metric, the CPU decode time, the weights hash, the digest of the weights file's bytes
+second metric, the CPU decode time, the weights hash, the SHA-256 of the weights file's bytes
 (``walloc models`` shows the figures only while the file still has it), and the date, command
-and CPU of the model card run that measured the row (``--codecs`` runs keep older rows with their own).
+and CPU of the model card run that measured the row (``--codecs`` runs keep older rows with
+their own).
 A row measured on other weights is skipped with a line: figures of other weights are never
 recorded. Replacing a default (``experiments/bundle_weights.py``) writes a new sidecar, without
 figures, until this runs again. The weights hash of each file is checked unchanged.
@@ -60,7 +61,7 @@ def record(figures: dict, default_of: Callable[[str], Path] = zoo.weights_path) 
             side = zoo.config_sidecar(path)
             body = json.loads(side.read_text())
             fields = {k: v for k, v in body.items() if k not in ("config", "info")}
-            fields["measured"] = dict(entry(row, kind, figures), file_sha256=zoo.file_digest(path))
+            fields["measured"] = dict(entry(row, kind, figures), file_sha256=zoo.file_sha256(path))
             zoo.write_sidecar(path, body["config"], body.get("info"), **fields)
             if Codec.from_file(path).weight_hash != before:  # read afresh, not from a cache
                 old = {k: v for k, v in body.items() if k not in ("config", "info")}

@@ -120,8 +120,8 @@ def weights_path(name: str, size: str = "small") -> Path:
     return default_file(WEIGHTS_DIR, name, size)
 
 
-def file_digest(path: Path) -> str:
-    """The first 16 hex digits of the SHA-256 of a file's bytes: which file this is, without
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a file's bytes, read in blocks: which file this is, without
     loading it (milliseconds, where :func:`file_hash` decodes the tensors)."""
     import hashlib
 
@@ -129,7 +129,7 @@ def file_digest(path: Path) -> str:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()[:16]
+    return digest.hexdigest()
 
 
 def measured(name: str, size: str = "small") -> dict | None:
@@ -137,13 +137,13 @@ def measured(name: str, size: str = "small") -> dict | None:
     ``experiments/record_metrics.py`` wrote them into its sidecar from the model card
     (``data``, ``psnr_db``, the rate, ``weights_hash``, ``file_sha256``, ``date``,
     ``command``...); None when none were recorded for it, or when the weights file is not the
-    one they were measured on (its bytes' digest differs from ``file_sha256``: a sidecar
+    one they were measured on (its bytes' SHA-256 differs from ``file_sha256``: a sidecar
     copied beside other weights). Reads JSON and hashes the file's bytes; loads no tensors."""
     path = weights_path(name, size)
     try:
         body = json.loads(config_sidecar(path).read_text())
         entry = body.get("measured") if isinstance(body, dict) else None
-        if not isinstance(entry, dict) or entry.get("file_sha256") != file_digest(path):
+        if not isinstance(entry, dict) or entry.get("file_sha256") != file_sha256(path):
             return None
     except (OSError, ValueError):
         return None

@@ -1335,7 +1335,7 @@ def test_record_metrics_writes_figures_of_the_default_only(tmp_path, monkeypatch
     from pywalloc.codec import Codec
 
     assert Codec.from_file(path).weight_hash == h
-    assert m["file_sha256"] == zoo.file_digest(path)
+    assert m["file_sha256"] == zoo.file_sha256(path)
     # other weights copied over the file, the sidecar left: its figures are not shown
     good = path.read_bytes()
     path.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from ..codec import AUDIO_PEAK, Codec, peak_gain
 from ..errors import WallocError
 from ..media import atomic_write, iter_inputs
 from ..modality import AUDIO, IMAGE, luma
+from ..zoo import file_sha256
 
 __all__ = [
     "AUDIO_PEAK",
@@ -140,14 +140,6 @@ class _Plan:
         return dict(self.__dict__)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, obj: dict) -> None:
     atomic_write(path, json.dumps(obj, indent=1), "manifest")
 
@@ -161,7 +153,7 @@ def _entry_ok(out: Path, entry_path: Path, plan: dict, files: list[str]) -> dict
                 or entry.get("skipped")):
             return None
         shard = out / entry["file"]
-        if shard.stat().st_size != entry["bytes"] or _sha256(shard) != entry["sha256"]:
+        if shard.stat().st_size != entry["bytes"] or file_sha256(shard) != entry["sha256"]:
             return None
         return entry
     except (OSError, ValueError, KeyError, TypeError):
@@ -305,7 +297,7 @@ def _write_shard(out: Path, k: int, parts: list, labels: list[int], rel: list[st
                                             dtype=torch.float32)
         atomic_write(shard, save_file(tensors, metadata={"format": MANIFEST_FORMAT}), "shard")
         entry = {"file": shard.name, "count": len(idx), "shape": list(z.shape[1:]),
-                 "bytes": shard.stat().st_size, "sha256": _sha256(shard)}
+                 "bytes": shard.stat().st_size, "sha256": file_sha256(shard)}
     else:
         shard.unlink(missing_ok=True)  # an older run's shard of these inputs
     entry.update(plan=plan, files=[rel[i] for i in idx], inputs=rel[slice(*bounds)],
