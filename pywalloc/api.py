@@ -167,6 +167,7 @@ _STREAM_FORMATS = frozenset({"WAV", "WAVEX", "FLAC", "W64", "RF64", "AIFF", "CAF
 _STREAM_SUBTYPES = frozenset({"PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT",
                               "DOUBLE"})
 _READ_BLOCK = 2**20  # frames per block of the streamed first pass
+_SPOOL_MARGIN = 1 << 20  # bytes kept free beyond a spool's samples (its header, the file system)
 
 
 def _streamable_audio(path: str | os.PathLike) -> str | None:
@@ -188,17 +189,38 @@ def _streamable_audio(path: str | os.PathLike) -> str | None:
     return "seek" if lossless else "spool"
 
 
-def _spool(path: str | os.PathLike, folder: str) -> str:
+def _spool(path: str | os.PathLike, folder: str, announced: int | None = None) -> str:
     """Decode an audio file once, block by block and in order, into a float32 W64 file in
-    ``folder``: the samples a whole read gives, now seekable."""
+    ``folder``: the samples a whole read gives, now seekable.
+
+    The caller checked the room for the ``announced`` frames (the header's count). A file that
+    decodes to more is followed only while ``folder`` has room for the next block and while it
+    stays within :data:`media.MAX_FRAMES`, so a lying header cannot fill the disk."""
+    import shutil
+
     import soundfile as sf
+
+    from .media import MAX_FRAMES
 
     name, out = os.fspath(path), os.path.join(folder, "spool.w64")
     try:
         with sf.SoundFile(name) as fh, sf.SoundFile(out, "w", fh.samplerate, fh.channels,
                                                     "FLOAT", format="W64") as dst:
+            limit = fh.frames if announced is None else announced
+            written = 0
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
+                if written + block.shape[0] > MAX_FRAMES:
+                    raise UnsupportedInputError(
+                        f"cannot read audio '{name}': it decodes to more than {MAX_FRAMES} "
+                        "frames, the limit")
+                if (written + block.shape[0] > limit
+                        and shutil.disk_usage(folder).free < block.nbytes + _SPOOL_MARGIN):
+                    raise MediaError(
+                        f"cannot encode audio '{name}': it decodes to more than the {limit} "
+                        f"frames its header announces, and {folder} has no room for more "
+                        "(set TMPDIR to a folder with room)")
                 dst.write(block)
+                written += block.shape[0]
     except (sf.SoundFileError, OSError, RuntimeError) as exc:
         raise MediaError(f"cannot decode audio '{name}' into a temporary file in {folder} "
                          f"(is it full? TMPDIR chooses the folder): {exc}") from None
@@ -220,7 +242,7 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
     info = audio_info(path)
     subtype = info.subtype  # the source's, as the whole path records it
     where = tempfile.gettempdir()
-    need = info.frames * info.channels * 4 + (1 << 20)  # float32 samples, a header's room
+    need = info.frames * info.channels * 4 + _SPOOL_MARGIN  # float32 samples, a header's room
     free = shutil.disk_usage(where).free
     if free < need:
         def size(n: int) -> str:
@@ -230,7 +252,7 @@ def _encode_audio_stream(path: str | os.PathLike, codec, effort, device,
                          f"memory decodes it into a temporary file of {size(need)}, and "
                          f"{where} has {size(free)} free (set TMPDIR to a folder with room)")
     with tempfile.TemporaryDirectory(prefix="pywalloc-") as folder:
-        return _encode_audio_seek(_spool(path, folder), codec, effort, device, max_frames,
+        return _encode_audio_seek(_spool(path, folder, info.frames), codec, effort, device, max_frames,
                                   entropy_id, shown=os.fspath(path), subtype=subtype)
 
 

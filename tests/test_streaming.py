@@ -234,9 +234,9 @@ def test_lossy_audio_is_spooled_with_the_whole_paths_bits(fmt, subtype, rate, ch
     assert api._streamable_audio(src) == "spool"
     spooled, real = [], api._spool
 
-    def spool(path, folder):
+    def spool(path, folder, announced=None):
         spooled.append(folder)
-        return real(path, folder)
+        return real(path, folder, announced)
 
     monkeypatch.setattr(api, "_spool", spool)
     streamed = api.encode_file(src, "stereo-20x")
@@ -271,6 +271,50 @@ def test_spooling_checks_the_temporary_folders_room_first(tmp_path, tiny_chunks,
     assert list(scratch.iterdir()) == []
     room["free"] = 51_000 * 2 * 4 + (1 << 20)
     assert api.encode_file(src, "stereo-20x").header.sample_rate == 44100
+    assert list(scratch.iterdir()) == []
+
+
+def test_spooling_a_file_longer_than_its_header_says_stops_before_the_disk_fills(
+        tmp_path, tiny_chunks, monkeypatch) -> None:
+    """The room check trusts the header's frame count; a file that decodes to more is followed
+    only while the temporary folder has room for the next block, and never past the frame
+    limit: a readable error, and the temporary file removed."""
+    import shutil
+    import tempfile
+
+    src = tmp_path / "in.ogg"
+    try:
+        _flac(src, 51_000, 2, "VORBIS", "OGG", 44100)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        pytest.skip(f"this libsndfile cannot write OGG/VORBIS: {exc}")
+    tiny_chunks(False)
+    whole = api.encode_file(src, "stereo-20x")
+    tiny_chunks(True)
+    real_info = media.audio_info
+    monkeypatch.setattr(media, "audio_info", lambda p: dataclasses.replace(
+        real_info(p), frames=10_000))  # the header announces a fifth of the samples
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    real_usage = shutil.disk_usage
+    room = {"free": 10_000 * 2 * 4 + (1 << 20)}  # just what the header's count needs
+
+    def usage(p):  # the room left shrinks as the spool grows
+        spent = sum(f.stat().st_size for f in scratch.rglob("*") if f.is_file())
+        return real_usage(p)._replace(free=room["free"] - spent)
+
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+    with pytest.raises(MediaError, match=r"in\.ogg.*more than the 10000 frames its header "
+                                         r"announces.*no room.*TMPDIR"):
+        api.encode_file(src, "stereo-20x")
+    assert list(scratch.iterdir()) == []
+    room["free"] = 51_000 * 2 * 4 + (1 << 20) + 3000 * 2 * 4  # room for all, block by block
+    assert api.encode_file(src, "stereo-20x").blob == whole.blob
+    assert list(scratch.iterdir()) == []
+    monkeypatch.setattr(media, "MAX_FRAMES", 20_000)
+    room["free"] = 1 << 40
+    with pytest.raises(UnsupportedInputError, match=r"in\.ogg.*more than 20000 frames"):
+        api.encode_file(src, "stereo-20x")
     assert list(scratch.iterdir()) == []
 
 
