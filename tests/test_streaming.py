@@ -140,6 +140,16 @@ def _flac(path: Path, frames: int, channels: int, subtype: str = "PCM_16",
             fh.write(data[start:start + 10000].astype(np.float32))
 
 
+def _ogg_or_skip(path: Path) -> Path:
+    """A 51,000-frame stereo Ogg Vorbis file at 44.1 kHz, or a skip where libsndfile cannot
+    write one."""
+    try:
+        _flac(path, 51_000, 2, "VORBIS", "OGG", 44100)
+    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+        pytest.skip(f"this libsndfile cannot write OGG/VORBIS: {exc}")
+    return path
+
+
 @pytest.fixture
 def tiny_chunks(monkeypatch):
     """Stream from 1 frame up, in chunks of 40 latents (10240 frames); resample in chunks of
@@ -252,11 +262,7 @@ def test_spooling_checks_the_temporary_folders_room_first(tmp_path, tiny_chunks,
     import shutil
     import tempfile
 
-    src = tmp_path / "in.ogg"
-    try:
-        _flac(src, 51_000, 2, "VORBIS", "OGG", 44100)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        pytest.skip(f"this libsndfile cannot write OGG/VORBIS: {exc}")
+    src = _ogg_or_skip(tmp_path / "in.ogg")
     tiny_chunks(True)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -282,11 +288,7 @@ def test_spooling_a_file_longer_than_its_header_says_stops_before_the_disk_fills
     import shutil
     import tempfile
 
-    src = tmp_path / "in.ogg"
-    try:
-        _flac(src, 51_000, 2, "VORBIS", "OGG", 44100)
-    except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        pytest.skip(f"this libsndfile cannot write OGG/VORBIS: {exc}")
+    src = _ogg_or_skip(tmp_path / "in.ogg")
     tiny_chunks(False)
     whole = api.encode_file(src, "stereo-20x")
     tiny_chunks(True)
