@@ -77,6 +77,17 @@ def _targets(pairs: list[tuple[Path, Path]], out: str | None, suffix_for, many: 
     return [(pairs[0][0], o)]
 
 
+def _refuse_output_as_input(args: argparse.Namespace, command: str) -> None:
+    """``walloc encode in.png out.wlc``, as ``cp`` or EnCodec's command take it, names the
+    output where an input goes: say so, with the command that works, before anything runs."""
+    if args.output is not None or len(args.inputs) != 2:
+        return
+    first, second = (Path(i) for i in args.inputs)
+    if first.exists() and not second.exists():
+        raise CliError(f"'{second}': file not found; to write the output there, name it with "
+                       f"-o: walloc {command} {first} -o {second}")
+
+
 def _check_targets(jobs: list[tuple[Path, Path]]) -> None:
     """Before anything is written: refuse two inputs that map to one output (one result would
     silently replace the other) and an output that is its own input (even with --force)."""
@@ -90,6 +101,8 @@ def _check_targets(jobs: list[tuple[Path, Path]]) -> None:
         same = key == Path(os.path.abspath(src))
         if not same and dst.exists() and src.exists():
             same = os.path.samefile(src, dst)
+        if same and not src.exists():  # a missing input, not an output in the way
+            raise CliError(f"'{src}': file not found")
         if same:
             raise CliError(f"'{dst}' is the input itself; choose another output")
 
@@ -211,6 +224,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
                                                             refine=args.refine,
                                                             progress=not args.quiet,
                                                             **_budget(args)).blob)
+    _refuse_output_as_input(args, "encode")
     pairs = _expand(args.inputs)
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
@@ -246,6 +260,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
             return out.read_bytes()
 
         return _stdio_job(args, convert)
+    _refuse_output_as_input(args, "decode")
     pairs = _expand(args.inputs, wlc=True)
 
     def suffix_for(src: Path) -> str:

@@ -130,6 +130,25 @@ def test_errors_are_one_line(media, tmp_path):
     assert list(tmp_path.glob(".*part")) == []
 
 
+def test_output_named_like_an_input_gets_the_command_that_works(media, tmp_path):
+    """``walloc encode in.png out.wlc`` (as cp takes it) is one line that gives the -o form,
+    and nothing is written; a missing input is "not found", not "the input itself"."""
+    out = tmp_path / "out.wlc"
+    res = walloc("encode", media / "a.png", out)
+    _one_line_error(res)
+    assert f"'{out}': file not found" in res.stderr
+    assert f"walloc encode {media / 'a.png'} -o {out}" in res.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert walloc("encode", media / "a.png", "-o", out).returncode == 0
+    res = walloc("decode", out, tmp_path / "back.png")
+    _one_line_error(res)
+    assert f"walloc decode {out} -o {tmp_path / 'back.png'}" in res.stderr
+    assert not (tmp_path / "back.png").exists()
+    res = walloc("encode", tmp_path / "nowhere" / "x.wlc")
+    _one_line_error(res)
+    assert "file not found" in res.stderr and "input itself" not in res.stderr
+
+
 def test_models_and_version():
     res = walloc("models")
     assert res.returncode == 0 and "rgb-16x" in res.stdout and "bundled" in res.stdout
