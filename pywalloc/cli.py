@@ -83,7 +83,9 @@ def _refuse_output_as_input(args: argparse.Namespace, command: str) -> None:
     if args.output is not None or len(args.inputs) != 2:
         return
     first, second = (Path(i) for i in args.inputs)
-    if first.exists() and not second.exists():
+    # an output's name: a .wlc for encode, a picture or sound (any other suffix) for decode
+    named_as_output = (second.suffix.lower() == WLC_SUFFIX) == (command == "encode")
+    if first.exists() and not second.exists() and named_as_output:
         raise CliError(f"'{second}': file not found; to write the output there, name it with "
                        f"-o: walloc {command} {first} -o {second}")
 

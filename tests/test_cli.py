@@ -144,6 +144,11 @@ def test_output_named_like_an_input_gets_the_command_that_works(media, tmp_path)
     _one_line_error(res)
     assert f"walloc decode {out} -o {tmp_path / 'back.png'}" in res.stderr
     assert not (tmp_path / "back.png").exists()
+    # A missing second input that is not named like an output is a batch's missing file.
+    (tmp_path / "a.png").write_bytes((media / "a.png").read_bytes())
+    res = walloc("encode", tmp_path / "a.png", tmp_path / "typo.png", "-q")
+    _one_line_error(res)
+    assert "typo.png" in res.stderr and " -o " not in res.stderr
     res = walloc("encode", tmp_path / "nowhere" / "x.wlc")
     _one_line_error(res)
     assert "file not found" in res.stderr and "input itself" not in res.stderr
