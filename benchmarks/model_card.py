@@ -194,7 +194,12 @@ STAGES = ("", "-finetune", "-flat", "-flat2", "-hp", "-hp2", "-hp3", "-hp4", "-h
           "-ste", "-ste2", "-ste3", "-ste4", "-ste-b2i", "-ste-c3i", "-ste-c7i", "-ste-c10i",
           "-ste-c11i", "-ste-c12i", "-ste-c13i", "-ste-c14i", "-ste-c15i", "-ste-b1", "-ste-c1",
           "-ste-c2", "-ste-c3", "-ste-c4", "-ste-c5", "-ste-c6", "-ste-c7", "-ste-c8", "-ste-c9",
-          "-ste-c10", "-ste-c11", "-ste-c12", "-ste-c13")
+          "-ste-c10", "-ste-c11", "-ste-c12", "-ste-c13",
+          # stereo-20x's chain from the fifteenth session's ship to the twenty-fourth's (logs
+          # keep the names they had as candidates; both links of each averaged pair count)
+          "-ste-c14-kept", "-ste-c16b-kept", "-ste-c17-kept", "-ste-c18-kept", "-ste-c19m-tried",
+          "-ste-c20m-kept", "-ste-c21m-kept", "-ste-c22l-kept", "-ste-c23l-soup", "-ste-c23m-soup",
+          "-ste-c24l-soup", "-ste-c24m-soup", "-ste-c25l-soup", "-ste-c25m-soup")
 
 
 def lost_stages(logs: Path) -> dict[str, dict]:
