@@ -189,7 +189,7 @@ def _streamable_audio(path: str | os.PathLike) -> str | None:
     return "seek" if lossless else "spool"
 
 
-def _spool(path: str | os.PathLike, folder: str, announced: int | None = None) -> str:
+def _spool(path: str | os.PathLike, folder: str, announced: int) -> str:
     """Decode an audio file once, block by block and in order, into a float32 W64 file in
     ``folder``: the samples a whole read gives, now seekable.
 
@@ -206,17 +206,16 @@ def _spool(path: str | os.PathLike, folder: str, announced: int | None = None) -
     try:
         with sf.SoundFile(name) as fh, sf.SoundFile(out, "w", fh.samplerate, fh.channels,
                                                     "FLOAT", format="W64") as dst:
-            limit = fh.frames if announced is None else announced
             written = 0
             for block in fh.blocks(blocksize=_READ_BLOCK, dtype="float32", always_2d=True):
                 if written + block.shape[0] > MAX_FRAMES:
                     raise UnsupportedInputError(
                         f"cannot read audio '{name}': it decodes to more than {MAX_FRAMES} "
                         "frames, the limit")
-                if (written + block.shape[0] > limit
+                if (written + block.shape[0] > announced
                         and shutil.disk_usage(folder).free < block.nbytes + _SPOOL_MARGIN):
                     raise MediaError(
-                        f"cannot encode audio '{name}': it decodes to more than the {limit} "
+                        f"cannot encode audio '{name}': it decodes to more than the {announced} "
                         f"frames its header announces, and {folder} has no room for more "
                         "(set TMPDIR to a folder with room)")
                 dst.write(block)

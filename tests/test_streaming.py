@@ -244,7 +244,7 @@ def test_lossy_audio_is_spooled_with_the_whole_paths_bits(fmt, subtype, rate, ch
     assert api._streamable_audio(src) == "spool"
     spooled, real = [], api._spool
 
-    def spool(path, folder, announced=None):
+    def spool(path, folder, announced):
         spooled.append(folder)
         return real(path, folder, announced)
 
