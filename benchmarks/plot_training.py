@@ -12,6 +12,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def stage_groups(stages) -> list[list[str]]:
+    """``stages`` in order, with the links of one averaged pair (a weight soup: names that
+    differ only in the letter before ``-soup``, such as ``-ste-c23l-soup`` and
+    ``-ste-c23m-soup``) in one group: they trained side by side from one start, so their
+    curves share that start on the step axis instead of following each other."""
+    groups: list[list[str]] = []
+    for stage in stages:
+        key = stage[:-len("x-soup")] if stage.endswith("-soup") else None
+        last = groups[-1][-1] if groups else ""
+        if key is not None and last.endswith("-soup") and last[:-len("x-soup")] == key:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    return groups
+
+
 def main() -> None:
     import matplotlib
 
@@ -27,33 +43,42 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, names in zip(axes, (("rgb-16x", "rgb-4x"), ("stereo-20x", "stereo-5x"))):
         for name in names:
-            steps, psnr, offset = [], [], 0
-            for stem in (f"{name}{stage}" for stage in STAGES):
-                part = f"{stem}.csv"
-                f = Path(args.logs) / part
-                if not f.is_file():
-                    if stem in lost:  # its steps happened, its curve is lost: a shaded gap
-                        ax.axvspan(offset, offset + lost[stem]["steps"], color="gray", alpha=0.15)
-                        offset += int(lost[stem]["steps"])
-                    continue
-                rows = list(csv.DictReader(f.open()))
-                steps += [offset + int(r["step"]) for r in rows]
-                psnr += [float(r["train_psnr"]) for r in rows]
-                if part != f"{name}.csv" and rows:  # a later stage starts here
-                    ax.axvline(offset, color="gray", lw=0.5, ls="--")
-                offset = steps[-1] if steps else 0
-            # a running mean over 10 log points: the raw per-100-step PSNR is noisy
-            smooth = [sum(psnr[max(0, i - 9): i + 1]) / len(psnr[max(0, i - 9): i + 1])
-                      for i in range(len(psnr))]
-            ax.plot(steps, smooth, label=name)
+            colour, offset = None, 0
+            for group in stage_groups(STAGES):
+                start, end = offset, offset
+                for stage in group:  # the links of a group ran side by side from one start
+                    stem = f"{name}{stage}"
+                    f = Path(args.logs) / f"{stem}.csv"
+                    if not f.is_file():
+                        if stem in lost:  # its steps happened, its curve is lost: a shaded gap
+                            n = int(lost[stem]["steps"])
+                            ax.axvspan(start, start + n, color="gray", alpha=0.15)
+                            end = max(end, start + n)
+                        continue
+                    rows = list(csv.DictReader(f.open()))
+                    if not rows:
+                        continue
+                    steps = [start + int(r["step"]) for r in rows]
+                    psnr = [float(r["train_psnr"]) for r in rows]
+                    if stage:  # a later stage starts here
+                        ax.axvline(start, color="gray", lw=0.5, ls="--")
+                    # a running mean over 10 log points: the raw per-100-step PSNR is noisy
+                    smooth = [sum(psnr[max(0, i - 9): i + 1]) / len(psnr[max(0, i - 9): i + 1])
+                              for i in range(len(psnr))]
+                    line, = ax.plot(steps, smooth, color=colour,
+                                    label=None if colour else name)
+                    colour = line.get_color()
+                    end = max(end, steps[-1])
+                offset = end
         ax.set_xlabel("step")
         ax.set_ylabel("training PSNR, dB (running mean)")
         ax.grid(alpha=0.3)
         ax.legend()
     # Stages differ in data, crops, batch and bottleneck (docs/models.md): each dashed line starts
     # one, and its PSNR level does not line up with the stage before.
+    # The two links of an averaged pair share their start (stage_groups).
     axes[0].set_title("images (dashed: a fine-tuning stage starts; shaded: log lost)")
-    axes[1].set_title("audio (dashed: a fine-tuning stage starts; shaded: log lost)")
+    axes[1].set_title("audio (dashed: a stage starts; averaged pairs side by side)")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")

@@ -108,6 +108,15 @@ def test_plot_training(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 10_000
 
 
+def test_plot_training_puts_the_links_of_an_averaged_pair_side_by_side():
+    """The two links of a weight soup trained at once from one start: one group, one offset."""
+    groups = _bench("plot_training").stage_groups(
+        ("", "-ste-c13", "-ste-c23l-soup", "-ste-c23m-soup", "-ste-c24l-soup", "-ste-c24m-soup",
+         "-ste-c25l-kept"))
+    assert groups == [[""], ["-ste-c13"], ["-ste-c23l-soup", "-ste-c23m-soup"],
+                      ["-ste-c24l-soup", "-ste-c24m-soup"], ["-ste-c25l-kept"]]
+
+
 def test_pipelines_quick(tmp_path):
     out = _run("benchmarks/pipelines.py", "--quick", "--json", tmp_path / "p.json")
     for row in ("(a) JPEG decode + resize to 56x56", "(b) .wlc -> latents",
