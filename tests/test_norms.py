@@ -1,4 +1,5 @@
-"""Position-local decoder norms: LocalGroupNorm, ChannelAffine (frozen GroupNorm), hashes."""
+"""Position-local decoder norms: LocalGroupNorm, ChannelAffine (frozen GroupNorm), hashes;
+the size-independent 1x1 layer (pointwise)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pywalloc.synthesis import (
     LocalGroupNorm,
     freeze_group_norms,
     group_norm_statistics,
+    pointwise,
 )
 
 
@@ -60,3 +62,30 @@ def test_weight_hash_names_the_norm_except_for_group_norm():
     twin = Codec("stereo-20x", norm="local")
     twin.load_state_dict(group.state_dict())
     assert twin.weight_hash == local.weight_hash
+
+
+def _pointwise_in_one_pass(conv, x):
+    """The reference: one pass over the whole output per input channel, in channel order."""
+    w = conv.weight.flatten(1)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    out = x[:, :1] * w[:, 0].view(shape) + conv.bias.view(shape)
+    for i in range(1, w.shape[1]):
+        out += x[:, i : i + 1] * w[:, i].view(shape)
+    return out
+
+
+def test_pointwise_in_chunks_gives_the_one_pass_sum_to_the_bit(monkeypatch):
+    """pointwise() takes positions in cache-sized chunks; the chunk edges (a small chunk here,
+    so that audio and images cross several, the last one short) change no bit."""
+    from pywalloc import synthesis
+
+    monkeypatch.setattr(synthesis, "_POINTWISE_CHUNK", 7 * 300)  # 300 positions for 7 outputs
+    torch.manual_seed(0)
+    for conv, shape in ((nn.Conv1d(12, 7, 1), (2, 12, 1000)), (nn.Conv2d(12, 7, 1), (1, 12, 37, 41)),
+                        (nn.Conv1d(12, 7, 1), (1, 12, 256)), (nn.Conv1d(12, 7, 1), (1, 12, 0))):
+        x = torch.randn(shape) * 1e3
+        with torch.no_grad():
+            got, want = pointwise(conv, x), _pointwise_in_one_pass(conv, x)
+        assert got.shape == want.shape and torch.equal(got, want)
+        if x.numel():
+            assert torch.allclose(got, conv(x), rtol=1e-4, atol=1e-2)
