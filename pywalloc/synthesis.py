@@ -52,9 +52,10 @@ def pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     adds), exact in the same sense as :func:`channel_sum`; oneDNN and BLAS pick a blocking by
     size. Used at inference for the narrow latent-side layers, where it is also cheap.
 
-    The positions are taken in chunks, so that the sum being built stays in the cache (3-5x
-    faster on long audio than one pass over the whole output per input channel); every
+    The positions are taken in chunks, so that the sum being built stays in the cache; every
     position gets the same operations in the same order, so the result is the same to the bit.
+    That pays where one call holds many positions (a batch: 5-25 % in docs/speed.md); the
+    codec's default tiles mostly fit the cache already.
     """
     w = conv.weight.flatten(1)
     b, c = x.shape[:2]
