@@ -90,6 +90,22 @@ def _refuse_output_as_input(args: argparse.Namespace, command: str) -> None:
                        f"-o: walloc {command} {first} -o {second}")
 
 
+def _refuse_media_name(out: str | None) -> None:
+    """``walloc encode photo.png -o photo.jpg`` would write a ``.wlc`` bitstream under a
+    picture's name, which every viewer then fails to open: most likely encode was meant to be
+    decode, or the suffix a slip. Names that are no picture or sound (``.wlc``, ``.bin``, no
+    suffix) pass."""
+    from .modality import of_suffix
+
+    if out in (None, STDIO) or out.endswith(os.sep) or Path(out).is_dir():
+        return
+    if of_suffix(out) is not None:
+        o = Path(out)
+        raise CliError(f"-o '{o}': walloc encode writes a .wlc bitstream, not a "
+                       f"'{o.suffix}' file; name it '{o.with_suffix(WLC_SUFFIX)}' (walloc "
+                       f"decode writes pictures and sounds)")
+
+
 def _check_targets(jobs: list[tuple[Path, Path]]) -> None:
     """Before anything is written: refuse two inputs that map to one output (one result would
     silently replace the other) and an output that is its own input (even with --force)."""
@@ -218,6 +234,7 @@ def _codec_arg(args: argparse.Namespace):
 def cmd_encode(args: argparse.Namespace) -> int:
     from .api import encode_file
 
+    _refuse_media_name(args.output)
     codec = _codec_arg(args)
     if _stdio_only(args):
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,

@@ -154,6 +154,26 @@ def test_output_named_like_an_input_gets_the_command_that_works(media, tmp_path)
     assert "file not found" in res.stderr and "input itself" not in res.stderr
 
 
+def test_encode_to_a_picture_or_sound_name_is_refused(media, tmp_path):
+    """``walloc encode a.png -o a.jpg`` would write a .wlc under a JPEG's name: one line that
+    names the .wlc it should be, nothing written; other names (.bin, a folder) still work."""
+    for src, name in (("a.png", "a.jpg"), ("s.wav", "s.flac"), ("a.png", "A.PNG")):
+        out = tmp_path / name
+        res = walloc("encode", media / src, "-o", out)
+        _one_line_error(res)
+        assert f"name it '{out.with_suffix('.wlc')}'" in res.stderr and "decode" in res.stderr
+        assert not out.exists()
+    res = subprocess.run([sys.executable, "-m", "pywalloc.cli", "encode", "-", "-o",
+                          tmp_path / "in.webp"], input=(media / "a.png").read_bytes(),
+                         capture_output=True, check=False, timeout=300)
+    assert res.returncode != 0 and b".wlc bitstream" in res.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert walloc("encode", media / "a.png", "-o", tmp_path / "a.bin", "-q").returncode == 0
+    (tmp_path / "shots.png").mkdir()  # an existing folder is a folder, whatever its name
+    assert walloc("encode", media / "a.png", "-o", tmp_path / "shots.png", "-q").returncode == 0
+    assert (tmp_path / "shots.png" / "a.wlc").is_file()
+
+
 def test_models_and_version():
     res = walloc("models")
     assert res.returncode == 0 and "rgb-16x" in res.stdout and "bundled" in res.stdout
