@@ -55,13 +55,15 @@ def pointwise(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
     The positions are taken in chunks, so that the sum being built stays in the cache; every
     position gets the same operations in the same order, so the result is the same to the bit.
     That pays where one call holds many positions (a batch: 5-25 % in docs/speed.md); the
-    codec's default tiles mostly fit the cache already.
+    codec's default tiles mostly fit the cache already. On other devices: one pass.
     """
     w = conv.weight.flatten(1)
     b, c = x.shape[:2]
     flat = x.reshape(b, c, -1)
     n = flat.shape[-1]
-    step = max(256, _POINTWISE_CHUNK // max(1, b * w.shape[0]))
+    # On a GPU each chunk would cost kernel launches, and there is no such cache to fit.
+    step = (max(256, _POINTWISE_CHUNK // max(1, b * w.shape[0])) if x.device.type == "cpu"
+            else max(n, 1))
     columns = [w[:, i].view(1, -1, 1) for i in range(w.shape[1])]
     bias = conv.bias.view(1, -1, 1)
     out = None

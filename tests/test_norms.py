@@ -89,3 +89,8 @@ def test_pointwise_in_chunks_gives_the_one_pass_sum_to_the_bit(monkeypatch):
         assert got.shape == want.shape and torch.equal(got, want)
         if x.numel():
             assert torch.allclose(got, conv(x), rtol=1e-4, atol=1e-2)
+    # Off the CPU (here the shape-only "meta" device) it is one pass: no chunk launches.
+    conv, x = nn.Conv1d(12, 7, 1).to("meta"), torch.empty(2, 12, 1000, device="meta")
+    calls = []
+    monkeypatch.setattr(torch.Tensor, "new_empty", lambda *a, **k: calls.append(a))
+    assert pointwise(conv, x).shape == (2, 7, 1000) and calls == []
