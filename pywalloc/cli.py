@@ -234,9 +234,9 @@ def _codec_arg(args: argparse.Namespace):
 def cmd_encode(args: argparse.Namespace) -> int:
     from .api import encode_file
 
-    _refuse_media_name(args.output)
     codec = _codec_arg(args)
     if _stdio_only(args):
+        _refuse_media_name(args.output)
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
                                                             device=args.device,
                                                             as_rgb=args.as_rgb,
@@ -248,6 +248,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
     _check_targets(jobs)
+    _refuse_media_name(args.output)
 
     one = len(jobs) == 1  # one file: bars over its tiles (and refinement); a batch: over files
 
