@@ -653,3 +653,23 @@ def test_loaded_codecs_say_where_their_weights_came_from(tmp_path):
     (tmp_path / "mine.json").write_text(json.dumps(body))
     for codec in (Codec.from_file(f), pywalloc.load(f)):
         assert codec.meta["info"] == body["info"] and codec.meta["measured"] is None
+
+
+def test_listing_the_bundled_weights_unpacks_each_delta_file_once(monkeypatch):
+    """Older weights are delta planes against newer ones, in chains: stored_tensors() is
+    cached, so listing every file unpacks each delta file once, not once per older file."""
+    saved = [dict(c) for c in (zoo._FILES, zoo._HASHES, zoo._STORED)]  # restored below
+    calls = []
+    unpack = zoo.delta_unpack
+    monkeypatch.setattr(zoo, "delta_unpack", lambda *a, **k: calls.append(1) or unpack(*a, **k))
+    try:
+        for cache in (zoo._FILES, zoo._HASHES, zoo._STORED):
+            cache.clear()
+        rows = zoo.bundled_weights()
+    finally:
+        for cache, old in zip((zoo._FILES, zoo._HASHES, zoo._STORED), saved):
+            cache.clear()
+            cache.update(old)
+    deltas = sorted(zoo.WEIGHTS_DIR.rglob(f"*{zoo.DELTA_SUFFIX}"))
+    assert deltas and all(r["error"] is None for r in rows)
+    assert 0 < len(calls) <= len(deltas)
