@@ -296,6 +296,21 @@ def iter_inputs(root: str | os.PathLike, modality: Modality | str | None = None
                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+def no_inputs(root: str | os.PathLike, modality: Modality | str) -> str:
+    """The message for a data folder with no input files of ``modality``, the same wherever
+    a command lists its inputs (evaluation, training, data-set encoding); where the folder
+    holds the other modality's files, it names a codec that takes them."""
+    want = _modality.get(modality)
+    text = f"no {want} files under '{os.fspath(root)}'"
+    for other in _modality.ALL:
+        if other is not want and Path(root).exists():
+            found = len(iter_inputs(root, other))
+            if found:
+                text += (f"; it holds {found} {other} file{'s' if found > 1 else ''}: use "
+                         f"an {other} codec such as {other.default_preset}")
+    return text
+
+
 def _suffix_format(path: str | os.PathLike, table: dict, what: str) -> object:
     suffix = Path(path).suffix.lower()
     if suffix not in table:

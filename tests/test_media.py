@@ -338,3 +338,34 @@ def test_detect_modality(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(UnsupportedInputError, match="image or audio"):
         detect_modality(tmp_path / "notes.txt")
+
+
+def test_a_folder_without_inputs_of_a_modality_names_a_codec_for_what_it_holds(tmp_path):
+    """Evaluation, training and data-set encoding give one message for a data folder without
+    inputs of their modality, and a folder of the other modality's files gets a codec that
+    takes them."""
+    import subprocess
+    import sys
+
+    from pywalloc.evaluation.harness import EvaluationError, find_items
+    from pywalloc.learning.encode import LearningError, list_inputs
+    from pywalloc.training.data import list_files
+
+    assert media.no_inputs(tmp_path, "image") == f"no image files under '{tmp_path}'"
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "b.jpg")
+    want = (f"no audio files under '{tmp_path}'; it holds 2 image files: use an image codec "
+            "such as rgb-16x")
+    assert media.no_inputs(tmp_path, "audio") == want
+    with pytest.raises(EvaluationError) as e1:
+        find_items(tmp_path, "audio")
+    with pytest.raises(FileNotFoundError) as e2:
+        list_files(tmp_path, "audio")
+    with pytest.raises(LearningError) as e3:
+        list_inputs(tmp_path, "audio")
+    assert str(e1.value) == str(e2.value) == str(e3.value) == want
+    res = subprocess.run([sys.executable, "-m", "pywalloc.cli", "eval", "--codec", "stereo-20x",
+                          "--data", tmp_path, "-o", tmp_path / "out", "-q"],
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert res.returncode != 0 and res.stderr.strip().endswith(want)
+    assert not (tmp_path / "out").exists()

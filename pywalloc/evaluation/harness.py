@@ -18,7 +18,7 @@ import torch
 
 from .. import modality as _modality
 from ..errors import MediaError
-from ..media import iter_inputs
+from ..media import iter_inputs, no_inputs
 from ..modality import AUDIO, IMAGE, Modality, luma
 from . import EvaluationError
 from . import baselines as B
@@ -81,7 +81,7 @@ def find_items(data: Path, modality: Modality | str,
                 items.append((str(p.relative_to(data)), [p]))
         items.sort()
     if not items:
-        raise EvaluationError(f"no {modality} files found under {data}")
+        raise EvaluationError(no_inputs(data, modality))
     return items[:limit] if limit else items
 
 

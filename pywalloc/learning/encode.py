@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..codec import AUDIO_PEAK, Codec, peak_gain
 from ..errors import WallocError
-from ..media import atomic_write, iter_inputs
+from ..media import atomic_write, iter_inputs, no_inputs
 from ..modality import AUDIO, IMAGE, luma
 from ..zoo import file_sha256
 
@@ -62,7 +62,7 @@ def list_inputs(root: str | Path, modality: str) -> tuple[list[Path], list[int],
         raise LearningError(f"data folder '{root}' does not exist")
     files = iter_inputs(root, modality)
     if not files:
-        raise LearningError(f"no {modality} files under '{root}'")
+        raise LearningError(no_inputs(root, modality))
     rel = [f.relative_to(root).parts for f in files]
     top = [r for r in rel if len(r) == 1]
     if len(top) == len(rel):

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import MediaError
-from ..media import audio_info, iter_inputs, read_audio, read_image
+from ..media import audio_info, iter_inputs, no_inputs, read_audio, read_image
 from ..modality import AUDIO, IMAGE, Modality, luma
 
 
@@ -21,7 +21,7 @@ def list_files(root: str | Path, modality: Modality | str) -> list[Path]:
         raise FileNotFoundError(f"data folder '{root}' does not exist")
     files = iter_inputs(root, modality)
     if not files:
-        raise FileNotFoundError(f"no {modality} files under '{root}'")
+        raise FileNotFoundError(no_inputs(root, modality))
     return files
 
 
