@@ -90,19 +90,16 @@ def _refuse_output_as_input(args: argparse.Namespace, command: str) -> None:
                        f"-o: walloc {command} {first} -o {second}")
 
 
-def _refuse_media_name(out: str | None) -> None:
+def _refuse_media_name(dst: Path) -> None:
     """``walloc encode photo.png -o photo.jpg`` would write a ``.wlc`` bitstream under a
     picture's name, which every viewer then fails to open: most likely encode was meant to be
     decode, or the suffix a slip. Names that are no picture or sound (``.wlc``, ``.bin``, no
     suffix) pass."""
     from .modality import of_suffix
 
-    if out in (None, STDIO) or out.endswith(os.sep) or Path(out).is_dir():
-        return
-    if of_suffix(out) is not None:
-        o = Path(out)
-        raise CliError(f"-o '{o}': walloc encode writes a .wlc bitstream, not a "
-                       f"'{o.suffix}' file; name it '{o.with_suffix(WLC_SUFFIX)}' (walloc "
+    if of_suffix(dst) is not None:
+        raise CliError(f"-o '{dst}': walloc encode writes a .wlc bitstream, not a "
+                       f"'{dst.suffix}' file; name it '{dst.with_suffix(WLC_SUFFIX)}' (walloc "
                        f"decode writes pictures and sounds)")
 
 
@@ -236,7 +233,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     codec = _codec_arg(args)
     if _stdio_only(args):
-        _refuse_media_name(args.output)
+        if args.output not in (None, STDIO):
+            _refuse_media_name(Path(args.output))
         return _stdio_job(args, lambda src, tmp: encode_file(src, codec, args.effort,
                                                             device=args.device,
                                                             as_rgb=args.as_rgb,
@@ -248,7 +246,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
     jobs = _targets(pairs, args.output, lambda s: WLC_SUFFIX, len(pairs) > 1 or
                     any(Path(i).is_dir() for i in args.inputs))
     _check_targets(jobs)
-    _refuse_media_name(args.output)
+    for _, dst in jobs:  # only a file named by -o can be other than .wlc
+        _refuse_media_name(dst)
 
     one = len(jobs) == 1  # one file: bars over its tiles (and refinement); a batch: over files
 

@@ -302,12 +302,13 @@ def no_inputs(root: str | os.PathLike, modality: Modality | str) -> str:
     holds the other modality's files, it names a codec that takes them."""
     want = _modality.get(modality)
     text = f"no {want} files under '{os.fspath(root)}'"
+    if not Path(root).is_dir():  # iter_inputs takes a file as itself, of any modality
+        return text
     for other in _modality.ALL:
-        if other is not want and Path(root).exists():
-            found = len(iter_inputs(root, other))
-            if found:
-                text += (f"; it holds {found} {other} file{'s' if found > 1 else ''}: use "
-                         f"an {other} codec such as {other.default_preset}")
+        found = len(iter_inputs(root, other)) if other is not want else 0
+        if found:
+            text += (f"; it holds {found} {other} file{'s' if found > 1 else ''}: use "
+                     f"an {other} codec such as {other.default_preset}")
     return text
 
 
