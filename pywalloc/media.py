@@ -305,7 +305,9 @@ def no_inputs(root: str | os.PathLike, modality: Modality | str) -> str:
     if not Path(root).is_dir():  # iter_inputs takes a file as itself, of any modality
         return text
     for other in _modality.ALL:
-        found = len(iter_inputs(root, other)) if other is not want else 0
+        if other is want:
+            continue
+        found = len(iter_inputs(root, other))
         if found:
             text += (f"; it holds {found} {other} file{'s' if found > 1 else ''}: use "
                      f"an {other} codec such as {other.default_preset}")
