@@ -3,14 +3,16 @@ step size (``lr``), for any codec, on files that are not the evaluation sets (so
 are not tuned on Kodak or stems/test).
 
     python experiments/refine_sweep.py CODEC FILE... [--run STEPS:LR ...] [--threads 1]
-        [--seconds 12] [--quick]
+        [--seconds 12] [--keep 0.15] [--quick]
 
 Each ``--run STEPS:LR`` is one row (default: ``10:0.3 30:0.3 60:0.3 20:0.6 20:1.0``), after a
 row for the plain encoder. Every row goes through the real byte path: ``pywalloc.encode(...,
 refine=STEPS, refine_lr=LR).blob``, then ``decompress``. Audio files are cut to their first ``--seconds`` and converted to the
 codec's stereo 44.1 kHz first; images are used whole. PSNR: of the squared error pooled over
 all files (peak 1 for audio, 255 for 8-bit pixels; ``walloc eval`` averages per-item PSNRs
-instead); rate: kbps for audio, bpp for images. ``--quick``: one short item, 2 steps (a smoke test).
+instead); rate: kbps for audio, bpp for images. ``--keep``: the weight of the pull towards the plain
+encoder's codes for every row (default ``pywalloc.refine.KEEP``). ``--quick``: one short item,
+2 steps (a smoke test).
 """
 
 from __future__ import annotations
@@ -79,8 +81,11 @@ def main(argv=None) -> int:
     ap.add_argument("--run", nargs="+", default=["10:0.3", "30:0.3", "60:0.3", "20:0.6", "20:1.0"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=12.0)
+    ap.add_argument("--keep", type=float, default=refine_module.KEEP)
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
+    # pywalloc.encode takes no pull weight: set the default that its refine() call uses.
+    refine_module.refine.__kwdefaults__["keep"] = args.keep
     torch.set_num_threads(args.threads)
     codec = pywalloc.load(args.codec)
     runs = []
@@ -102,7 +107,7 @@ def main(argv=None) -> int:
     default_lr = refine_module.LEARNING_RATE.get(name, refine_module.DEFAULT_LEARNING_RATE)
     unit = "bpp" if items[0][1] is None else "kbps"
     print(f"{args.codec} ({codec.weight_hash}), {len(items)} items "
-          f"({', '.join(p.name for p in files)}), threads {args.threads}\n")
+          f"({', '.join(p.name for p in files)}), threads {args.threads}, keep {args.keep:g}\n")
     print(f"| steps | lr | {unit} | PSNR (dB) | s per item |\n|---:|---:|---:|---:|---:|")
     for steps, lr in [(0, default_lr), *runs]:
         rate, psnr, sec = measure(codec, items, steps, lr)

@@ -1407,3 +1407,17 @@ def test_judge_entries_applies_the_chain_rules(tmp_path, capsys):
     assert json.loads((tmp_path / "v.json").read_text())["ship"] == "soup-x"
     assert j.main([str(bare), "--default", "1", "2", "--candidate", "1", "2"]) == 2
     assert "no held-out figure" in capsys.readouterr().err
+
+
+def test_refine_sweep_keep_sets_the_pull_of_every_row():
+    """--keep reaches refine(): with an overwhelming pull no refined code beats the plain
+    encoder's, so the refined rows give back the plain row's rate and PSNR (at the usual pull
+    both quick rows of this clip differ from it); the header says which pull was used."""
+    res = subprocess.run([sys.executable, str(ROOT / "experiments" / "refine_sweep.py"),
+                          "stereo-20x", str(ROOT / "pywalloc" / "samples" / "chimes.flac"),
+                          "--quick", "--keep", "1000"],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "keep 1000" in res.stdout.splitlines()[0]
+    rows = [line.split("|") for line in res.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(rows) == 3 and len({(r[3], r[4]) for r in rows}) == 1, rows
