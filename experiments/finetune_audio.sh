@@ -10,7 +10,7 @@
 # experiments/prepare_audio.py gathers (stems/train mixtures, music-train, singularity resampled
 # to 44.1 kHz and, since 2026-12-01, high-passed at 20 Hz; three singularity tracks held out;
 # never stems/test).
-# Runs so far (docs/models.md): stereo-20x MIN=45 on the unfiltered tracks (shipped ce320f83);
+# Runs so far (docs/training-history.md): stereo-20x MIN=45 on the unfiltered tracks (shipped ce320f83);
 # stereo-5x MIN=82 BF16=1 on the unfiltered tracks (lost; the likely cause: the DC and
 # infrasound of seven singularity tracks); both again with PARALLEL=1 MIN=120 on the
 # high-passed tracks, float32 (stereo-20x won, stereo-5x traded); stereo-20x continued from

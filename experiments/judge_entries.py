@@ -1,11 +1,11 @@
-"""Apply the stereo-20x chain's rules (docs/models.md, every session since the fifteenth) to the
+"""Apply the stereo-20x chain's rules (docs/training-history.md, every session since the fifteenth) to the
 scores that ``experiments/compare_weights.py --json`` wrote, so that the verdict is read from
 the files and not by eye:
 
     python experiments/judge_entries.py --default 33.684 34.308 --candidate 34.001 34.401 \\
         /tmp/score-ste-c24l.json /tmp/score-ste-c24m.json /tmp/score-soup-c24.json
 
-Each figure pair is stems/test then held-out music PSNR (dB). Rules, as models.md states them:
+Each figure pair is stems/test then held-out music PSNR (dB). Rules, as training-history.md states them:
 
 - ship bar: at least ``--bar`` dB (0.100) over the default on both sets;
 - candidate: at least ``--lead`` dB (0.010) over the candidate on the held-out music and at most

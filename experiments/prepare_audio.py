@@ -10,7 +10,7 @@ fifth singularity track, resampled: real music no codec trains on, for the Opus 
 The training copies of the singularity tracks go through the 20 Hz high-pass of
 heldout_variants.py: seven of the twelve carry 12-95 % of their energy below 20 Hz (DC offsets
 up to 0.39 and slow drifts), which an MSE loss would otherwise spend the decoder on
-(docs/models.md). The held-out copies stay as they are; heldout_variants.py filters those.
+(docs/training-history.md). The held-out copies stay as they are; heldout_variants.py filters those.
 ``--no-highpass`` writes the training copies unfiltered, as before 2026-12-01. Existing
 resampled copies are kept when OUT/prepare.json says they were written with the same choice;
 otherwise (a folder from before 2026-12-01 has no such file) the singularity training copies

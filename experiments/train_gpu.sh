@@ -17,7 +17,7 @@
 # run begins at the small decoder's quality instead of the PCA start; audio codecs, whose
 # small width (192) does not divide medium's (256), start from PCA as before.
 # STE=1 adds --ste: encoder and decoder trained on the rounded latents, the rounding's gradient
-# passed straight through (docs/models.md, "Through the rounding"); meant for fine-tuning
+# passed straight through (docs/training-history.md, "Through the rounding"); meant for fine-tuning
 # (INIT=1), where on the CPU it gave stereo-20x +0.04 dB over decoder-only training.
 # PLAN: what to train, one entry per preset, PRESET:SIZE[:LR[:ALR]] (decoder and analysis peak
 # learning rates; default LR 1e-3, or 4e-4 from INIT/WIDEN weights, ALR the trainer's 1e-4),
