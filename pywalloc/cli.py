@@ -604,16 +604,17 @@ def build_parser() -> argparse.ArgumentParser:
 _LIGHT_COMMANDS = {"info", "models"}
 
 
-def _route_warnings(quiet: bool) -> None:
-    """Warnings (RGBA input, animations, 16-bit samples...) become one ``walloc: warning:``
-    line on stderr, without Python's source line; ``--quiet`` hides them."""
+def _route_warnings(quiet: bool, prefix: str = "walloc") -> None:
+    """Warnings (RGBA input, animations, 16-bit samples...) become one ``walloc SUBCOMMAND:
+    warning:`` line on stderr (the prefix of the subcommand's error lines), without Python's
+    source line; ``--quiet`` hides them."""
     if quiet:
         warnings.simplefilter("ignore")
         return
 
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         text = str(message).strip().splitlines()
-        print(f"walloc: warning: {text[0] if text else category.__name__}", file=sys.stderr)
+        print(f"{prefix}: warning: {text[0] if text else category.__name__}", file=sys.stderr)
 
     warnings.showwarning = show
 
@@ -690,7 +691,7 @@ def _oom_detail(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line (errors are formatted by :func:`run_command`)."""
     args = build_parser().parse_args(argv)
-    _route_warnings(bool(getattr(args, "quiet", False)))
+    _route_warnings(bool(getattr(args, "quiet", False)), _error_prefix(args))
     if args.command not in _LIGHT_COMMANDS:  # these never import torch: keep them fast
         from .wavelets import tune_allocator
 
