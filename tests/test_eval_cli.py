@@ -399,3 +399,17 @@ def test_end_to_end_real_audio_codec(tmp_path):
     walloc = [r for r in res["items"] if r["kind"] == "walloc"]
     assert len(walloc) == 2 and all(r["kbps"] > 0 and r["cr"] > 1 for r in walloc)
     assert all(np.isfinite(r["si_sdr"]) and np.isfinite(r["ssdr"]) for r in walloc)
+
+
+def test_rd_view_cuts_long_sweeps_to_the_codecs_region():
+    """Audio sweeps reach 500 kbit/s; the plot's x axis ends at 2.5x the largest WaLLoC rate
+    and its y axis spans what is visible there, so the codecs' points are not in a corner."""
+    opus = ([20.0, 60.0, 120.0, 500.0], [32.0, 40.0, 45.0, 59.0])
+    walloc = [(28.5, 34.0), (95.0, 47.6)]
+    (x0, x1), (y0, y1) = R.rd_view([opus], walloc)
+    assert (x0, x1) == (0.0, 2.5 * 95.0)
+    assert y0 < 32.0 and 47.6 < y1 < 59.0  # the 500 kbit/s point is out of view
+    # Image sweeps that end near the codecs' rates need no cut; nor does a plot without codecs.
+    webp = ([0.2, 1.0, 3.0], [28.0, 35.0, 41.0])
+    assert R.rd_view([webp], [(0.56, 29.7), (2.35, 37.4)]) is None
+    assert R.rd_view([opus], []) is None

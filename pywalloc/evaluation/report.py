@@ -132,6 +132,27 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
+_RD_SPAN = 2.5  # the x axis ends at this multiple of the largest WaLLoC rate
+
+
+def rd_view(curves: list[tuple[list[float], list[float]]], points: list[tuple[float, float]]
+            ) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The axes' limits of an RD plot: x from 0 to ``_RD_SPAN`` times the largest WaLLoC rate
+    (``points``), where the baselines' sweeps (``curves``) go on much further (lossy audio
+    codecs reach 500 kbit/s and would squeeze the codecs' region into a corner), y over what
+    is then visible, with a margin. None where nothing needs cutting."""
+    if not points:
+        return None
+    hi = _RD_SPAN * max(x for x, _ in points)
+    widest = max((x for xs, _ in curves for x in xs), default=0.0)
+    if widest <= hi:
+        return None
+    ys = [y for _, y in points] + [y for xs, cy in curves for x, y in zip(xs, cy) if x <= hi]
+    lo_y, hi_y = min(ys), max(ys)
+    pad = 0.06 * (hi_y - lo_y) or 1.0
+    return (0.0, hi), (lo_y - pad, hi_y + pad)
+
+
 def plot_rd(results: dict, out_dir: Path) -> list[tuple[Path, bytes]]:
     """RD plots: PSNR and MS-SSIM (dB) vs bpp for images, PSNR and SI-SDR vs kbps for audio.
     One line per baseline; WaLLoC codecs as labelled points joined by one line."""
@@ -161,6 +182,13 @@ def plot_rd(results: dict, out_dir: Path) -> list[tuple[Path, bytes]]:
             for r in walloc:
                 ax.annotate(r["codec"], (r[rate], r[key]), textcoords="offset points",
                             xytext=(5, -10), fontsize=8)
+        view = rd_view([([p[rate] for p in pts if _finite(p.get(key))],
+                         [p[key] for p in pts if _finite(p.get(key))])
+                        for pts in results["rd"].values()],
+                       [(r[rate], r[key]) for r in walloc if _finite(r.get(key))])
+        if view:  # the sweeps go on to the right, out of this view
+            ax.set_xlim(*view[0])
+            ax.set_ylim(*view[1])
         ax.set_xlabel("bits per pixel" if image else "kbit/s")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
