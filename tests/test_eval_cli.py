@@ -409,6 +409,8 @@ def test_rd_view_cuts_long_sweeps_to_the_codecs_region():
     (x0, x1), (y0, y1) = R.rd_view([opus], walloc)
     assert (x0, x1) == (0.0, 2.5 * 95.0)
     assert y0 < 32.0 and 47.6 < y1 < 59.0  # the 500 kbit/s point is out of view
+    # ...but the curve's height where it leaves the view (x = 237.5: 45 + 14 * 117.5 / 380)
+    assert y1 > 45.0 + 14.0 * 117.5 / 380.0
     # Image sweeps that end near the codecs' rates need no cut; nor does a plot without codecs.
     webp = ([0.2, 1.0, 3.0], [28.0, 35.0, 41.0])
     assert R.rd_view([webp], [(0.56, 29.7), (2.35, 37.4)]) is None

@@ -148,6 +148,11 @@ def rd_view(curves: list[tuple[list[float], list[float]]], points: list[tuple[fl
     if widest <= hi:
         return None
     ys = [y for _, y in points] + [y for xs, cy in curves for x, y in zip(xs, cy) if x <= hi]
+    for xs, cy in curves:  # where a curve leaves the view, its height at the edge
+        pairs = sorted(zip(xs, cy))
+        for (xa, ya), (xb, yb) in zip(pairs, pairs[1:]):
+            if xa <= hi < xb:
+                ys.append(ya + (yb - ya) * (hi - xa) / (xb - xa))
     lo_y, hi_y = min(ys), max(ys)
     pad = 0.06 * (hi_y - lo_y) or 1.0
     return (0.0, hi), (lo_y - pad, hi_y + pad)
@@ -155,7 +160,8 @@ def rd_view(curves: list[tuple[list[float], list[float]]], points: list[tuple[fl
 
 def plot_rd(results: dict, out_dir: Path) -> list[tuple[Path, bytes]]:
     """RD plots: PSNR and MS-SSIM (dB) vs bpp for images, PSNR and SI-SDR vs kbps for audio.
-    One line per baseline; WaLLoC codecs as labelled points joined by one line."""
+    One line per baseline; WaLLoC codecs as labelled points joined by one line; the view ends
+    where :func:`rd_view` says."""
     try:
         import matplotlib
 
