@@ -5,6 +5,7 @@ WaLLoC paper's Table 1 (images) / Table 2 (audio), and rate-distortion plots (PN
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -150,7 +151,7 @@ def rd_view(curves: list[tuple[list[float], list[float]]], points: list[tuple[fl
     ys = [y for _, y in points] + [y for xs, cy in curves for x, y in zip(xs, cy) if x <= hi]
     for xs, cy in curves:  # where a curve leaves the view, its height at the edge
         pairs = sorted(zip(xs, cy))
-        for (xa, ya), (xb, yb) in zip(pairs, pairs[1:]):
+        for (xa, ya), (xb, yb) in itertools.pairwise(pairs):
             if xa <= hi < xb:
                 ys.append(ya + (yb - ya) * (hi - xa) / (xb - xa))
     lo_y, hi_y = min(ys), max(ys)
