@@ -179,20 +179,19 @@ def plot_rd(results: dict, out_dir: Path) -> list[tuple[Path, bytes]]:
     written = []
     for key, ylabel, fname in panels:
         fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+        curves = []
         for codec, pts in results["rd"].items():
             xs = [p[rate] for p in pts if _finite(p.get(key))]
             ys = [p[key] for p in pts if _finite(p.get(key))]
             ax.plot(xs, ys, marker=".", label=_NAMES.get(codec, codec))
+            curves.append((xs, ys))
         if walloc:
             ax.plot([r[rate] for r in walloc], [r[key] for r in walloc], "k-", marker="*",
                     markersize=11, label="WaLLoC")
             for r in walloc:
                 ax.annotate(r["codec"], (r[rate], r[key]), textcoords="offset points",
                             xytext=(5, -10), fontsize=8)
-        view = rd_view([([p[rate] for p in pts if _finite(p.get(key))],
-                         [p[key] for p in pts if _finite(p.get(key))])
-                        for pts in results["rd"].values()],
-                       [(r[rate], r[key]) for r in walloc if _finite(r.get(key))])
+        view = rd_view(curves, [(r[rate], r[key]) for r in walloc if _finite(r.get(key))])
         if view:  # the sweeps go on to the right, out of this view
             ax.set_xlim(*view[0])
             ax.set_ylim(*view[1])
